@@ -1,0 +1,121 @@
+//! Version vectors and their client-facing encoding (`X-Riak-Vclock`).
+
+use crate::{Actor, Dot};
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A causal context: for each actor, the highest counter seen. Contexts are
+/// downward closed: seeing `(a, n)` implies having seen `(a, 1..n)`, because
+/// an actor makes its dots in order and applies each locally before the next.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct VersionVector(BTreeMap<Actor, u64>);
+
+/// Bytes of a client context that could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CausalError {
+    /// Not base64, not our format, or a version we do not know.
+    #[error("bad causal context (X-Riak-Vclock): {0}; send back the value returned by a fetch, unchanged")]
+    BadContext(String),
+}
+
+const CONTEXT_VERSION: u8 = 1;
+/// Contexts larger than this are refused before decoding.
+const CONTEXT_BYTES_MAX: usize = 64 * 1024;
+
+impl VersionVector {
+    /// The empty context: a blind write.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Highest counter seen from `actor` (0 if none).
+    pub fn get(&self, actor: &Actor) -> u64 {
+        self.0.get(actor).copied().unwrap_or(0)
+    }
+
+    /// Whether this context has seen `dot`.
+    pub fn contains(&self, dot: &Dot) -> bool {
+        self.get(&dot.actor) >= dot.counter
+    }
+
+    /// Record `dot` as seen.
+    pub fn add(&mut self, dot: &Dot) {
+        let c = self.0.entry(dot.actor).or_insert(0);
+        *c = (*c).max(dot.counter);
+    }
+
+    /// Pointwise maximum.
+    pub fn join(&mut self, other: &VersionVector) {
+        for (a, c) in &other.0 {
+            let mine = self.0.entry(*a).or_insert(0);
+            *mine = (*mine).max(*c);
+        }
+    }
+
+    /// Whether every dot `other` has seen, this one has seen too.
+    pub fn descends(&self, other: &VersionVector) -> bool {
+        other.0.iter().all(|(a, c)| self.get(a) >= *c)
+    }
+
+    /// Number of actors.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether no dot was seen.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Encode a context for clients: base64 of a version byte and postcard.
+pub fn encode_context(vv: &VersionVector) -> String {
+    let mut bytes = vec![CONTEXT_VERSION];
+    // Serialising a BTreeMap of plain integers cannot fail.
+    bytes.extend(postcard::to_stdvec(vv).unwrap_or_default());
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// Decode a context a client sent back.
+///
+/// # Errors
+///
+/// [`CausalError::BadContext`] when the text is not a context we made.
+pub fn decode_context(text: &str) -> Result<VersionVector, CausalError> {
+    let text = text.trim();
+    if text.len() > CONTEXT_BYTES_MAX * 2 {
+        return Err(CausalError::BadContext(format!("{} bytes is too long", text.len())));
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .map_err(|e| CausalError::BadContext(format!("not base64 ({e})")))?;
+    match bytes.split_first() {
+        Some((&CONTEXT_VERSION, rest)) => {
+            let (vv, tail): (VersionVector, &[u8]) = postcard::take_from_bytes(rest)
+                .map_err(|e| CausalError::BadContext(format!("undecodable ({e})")))?;
+            if !tail.is_empty() {
+                return Err(CausalError::BadContext("trailing bytes".into()));
+            }
+            Ok(vv)
+        }
+        Some((v, _)) => Err(CausalError::BadContext(format!("unknown version {v}"))),
+        None => Err(CausalError::BadContext("empty".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roundtrip_and_garbage() {
+        let mut vv = VersionVector::new();
+        vv.add(&Dot { actor: Actor { node: 7, epoch: 2 }, counter: 9 });
+        assert_eq!(decode_context(&encode_context(&vv)), Ok(vv));
+        assert!(decode_context("!!!").is_err());
+        assert!(decode_context("").is_err());
+        assert!(decode_context("AgAA").is_err());
+        assert!(decode_context("Af////////////8=").is_err());
+    }
+}

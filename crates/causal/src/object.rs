@@ -1,0 +1,179 @@
+//! Objects: siblings with dots, and the update and merge rules.
+
+use crate::VersionVector;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+/// Who made a dot: a node during one epoch (one run of its process).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Actor {
+    /// The node's id.
+    pub node: u64,
+    /// Grows at every start of the node, persisted before it serves.
+    pub epoch: u32,
+}
+
+/// The identity of one write: the `counter`-th write coordinated by `actor`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Dot {
+    /// Who coordinated the write.
+    pub actor: Actor,
+    /// 1-based sequence number within the actor.
+    pub counter: u64,
+}
+
+impl Dot {
+    /// The sibling's version tag as clients see it (`ETag`, `?vtag=`).
+    pub fn vtag(&self) -> String {
+        format!("{:x}.{:x}.{:x}", self.actor.node, self.actor.epoch, self.counter)
+    }
+}
+
+/// What a client stored besides the value bytes.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Meta {
+    /// `Content-Type` as the client sent it.
+    pub content_type: String,
+    /// `X-Riak-Meta-*` pairs, names lower-cased, in the order sent.
+    pub user_meta: Vec<(String, String)>,
+    /// `X-Riak-Index-*` pairs, stored and returned.
+    pub indexes: Vec<(String, String)>,
+    /// Milliseconds since the Unix epoch, from the coordinator's hybrid
+    /// logical clock; orders last-write-wins decisions.
+    pub last_modified_ms: u64,
+    /// A tombstone: the write was a delete.
+    pub deleted: bool,
+}
+
+/// One concurrent version of a key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sibling {
+    /// The write that made it.
+    pub dot: Dot,
+    /// The value bytes.
+    pub value: Bytes,
+    /// Content type, user metadata, timestamp, deleted flag.
+    pub meta: Meta,
+}
+
+/// Everything one replica knows about one key.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Object {
+    context: VersionVector,
+    /// Sorted by dot, no two with the same dot.
+    siblings: Vec<Sibling>,
+}
+
+impl Object {
+    /// An object that has seen nothing (a key never written).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Every write this object has seen; clients get it as their context.
+    pub fn context(&self) -> &VersionVector {
+        &self.context
+    }
+
+    /// All siblings, tombstones included, ordered by dot.
+    pub fn siblings(&self) -> &[Sibling] {
+        &self.siblings
+    }
+
+    /// Siblings that are not tombstones.
+    pub fn live_siblings(&self) -> impl Iterator<Item = &Sibling> {
+        self.siblings.iter().filter(|s| !s.meta.deleted)
+    }
+
+    /// Whether a read should answer "not found": nothing live.
+    pub fn is_absent(&self) -> bool {
+        self.live_siblings().next().is_none()
+    }
+
+    /// Apply a client write coordinated by `actor`: drop the siblings that
+    /// `ctx` covers (what the client saw), add the new value with a fresh dot,
+    /// and return that dot.
+    ///
+    /// # Panics
+    ///
+    /// If `actor` has made `u64::MAX` dots.
+    pub fn update(&mut self, ctx: &VersionVector, actor: Actor, value: Bytes, meta: Meta) -> Dot {
+        let counter = self.context.get(&actor).max(ctx.get(&actor));
+        let dot = Dot {
+            actor,
+            counter: counter.checked_add(1).expect("dot counter overflow"),
+        };
+        self.siblings.retain(|s| !ctx.contains(&s.dot));
+        self.context.join(ctx);
+        self.context.add(&dot);
+        let at = self.siblings.partition_point(|s| s.dot < dot);
+        self.siblings.insert(at, Sibling { dot, value, meta });
+        dot
+    }
+
+    /// Merge another replica's version of the same key into this one.
+    pub fn merge(&mut self, other: &Object) {
+        // Why: a sibling on one side that the other side has seen (its dot is
+        // in the other's context) but no longer holds was replaced by a
+        // later write there; otherwise it is concurrent and must survive.
+        let mut merged = Vec::with_capacity(self.siblings.len().max(other.siblings.len()));
+        let (mut a, mut b) = (self.siblings.iter().peekable(), other.siblings.iter().peekable());
+        loop {
+            match (a.peek(), b.peek()) {
+                (Some(x), Some(y)) if x.dot == y.dot => {
+                    merged.push((*x).clone());
+                    a.next();
+                    b.next();
+                }
+                (Some(x), Some(y)) if x.dot < y.dot => {
+                    if !other.context.contains(&x.dot) {
+                        merged.push((*x).clone());
+                    }
+                    a.next();
+                }
+                (Some(_), Some(y)) => {
+                    if !self.context.contains(&y.dot) {
+                        merged.push((*y).clone());
+                    }
+                    b.next();
+                }
+                (Some(x), None) => {
+                    if !other.context.contains(&x.dot) {
+                        merged.push((*x).clone());
+                    }
+                    a.next();
+                }
+                (None, Some(y)) => {
+                    if !self.context.contains(&y.dot) {
+                        merged.push((*y).clone());
+                    }
+                    b.next();
+                }
+                (None, None) => break,
+            }
+        }
+        self.siblings = merged;
+        self.context.join(&other.context);
+    }
+
+    /// Keep only the newest sibling by timestamp (ties broken by dot), for
+    /// buckets with `last_write_wins` or without `allow_mult`. This can drop
+    /// concurrent writes: that is what those settings ask for.
+    pub fn keep_newest(&mut self) {
+        if let Some(newest) = self
+            .siblings
+            .iter()
+            .max_by_key(|s| (s.meta.last_modified_ms, s.dot))
+            .cloned()
+        {
+            self.siblings = vec![newest];
+        }
+    }
+
+    /// Whether `other` has nothing this object lacks.
+    pub fn covers(&self, other: &Object) -> bool {
+        let mut merged = self.clone();
+        merged.merge(other);
+        &merged == self
+    }
+}

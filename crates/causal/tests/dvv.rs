@@ -1,0 +1,134 @@
+//! Property tests for dotted version vector sets.
+
+use bytes::Bytes;
+use proptest::prelude::*;
+use ringstore_causal::{Actor, Meta, Object, VersionVector};
+
+fn actor(i: usize) -> Actor {
+    Actor { node: i as u64 + 1, epoch: 1 }
+}
+
+fn write(obj: &mut Object, ctx: &VersionVector, who: usize, v: u32) {
+    obj.update(ctx, actor(who), Bytes::from(v.to_le_bytes().to_vec()), Meta::default());
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    /// Replica `r` coordinates a write whose context is what replica `seen`
+    /// held (a client that read there), or nothing.
+    Write { r: usize, seen: Option<usize> },
+    /// Replica `to` merges replica `from`'s object.
+    Sync { from: usize, to: usize },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (0usize..3, prop::option::of(0usize..3)).prop_map(|(r, seen)| Op::Write { r, seen }),
+        (0usize..3, 0usize..3).prop_map(|(from, to)| Op::Sync { from, to }),
+    ]
+}
+
+/// Replay a history on three replicas and return their objects.
+fn run(ops: &[Op]) -> Vec<Object> {
+    let mut reps = vec![Object::new(); 3];
+    for (i, op) in ops.iter().enumerate() {
+        match *op {
+            Op::Write { r, seen } => {
+                let ctx = seen.map(|s| reps[s].context().clone()).unwrap_or_default();
+                write(&mut reps[r], &ctx, r, i as u32);
+            }
+            Op::Sync { from, to } => {
+                let src = reps[from].clone();
+                reps[to].merge(&src);
+            }
+        }
+    }
+    reps
+}
+
+fn merged(a: &Object, b: &Object) -> Object {
+    let mut m = a.clone();
+    m.merge(b);
+    m
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn merge_is_a_semilattice(ops in prop::collection::vec(op(), 0..40)) {
+        let r = run(&ops);
+        prop_assert_eq!(merged(&r[0], &r[1]), merged(&r[1], &r[0]));
+        prop_assert_eq!(merged(&merged(&r[0], &r[1]), &r[2]), merged(&r[0], &merged(&r[1], &r[2])));
+        prop_assert_eq!(merged(&r[0], &r[0]), r[0].clone());
+    }
+
+    #[test]
+    fn write_replaces_exactly_what_its_context_covers(ops in prop::collection::vec(op(), 0..40), seen in 0usize..3) {
+        let mut r = run(&ops);
+        let ctx = r[seen].context().clone();
+        let before = r[0].clone();
+        write(&mut r[0], &ctx, 0, 9999);
+        let after = &r[0];
+        for s in before.siblings() {
+            let kept = after.siblings().iter().any(|x| x.dot == s.dot);
+            prop_assert_eq!(kept, !ctx.contains(&s.dot));
+        }
+        prop_assert_eq!(after.siblings().len(), before.siblings().iter().filter(|s| !ctx.contains(&s.dot)).count() + 1);
+    }
+
+    #[test]
+    fn acknowledged_writes_survive_until_replaced(ops in prop::collection::vec(op(), 0..40)) {
+        // Merging every replica loses no write that no later write saw.
+        let r = run(&ops);
+        let all = merged(&merged(&r[0], &r[1]), &r[2]);
+        for rep in &r {
+            for s in rep.siblings() {
+                let superseded = r.iter().any(|o| o.context().contains(&s.dot) && !o.siblings().iter().any(|x| x.dot == s.dot));
+                let present = all.siblings().iter().any(|x| x.dot == s.dot);
+                prop_assert_eq!(present, !superseded);
+            }
+        }
+    }
+
+    #[test]
+    fn no_sibling_explosion(order in prop::collection::vec(0usize..4, 1..60)) {
+        // Four clients interleave read-modify-write on one key through one
+        // coordinator, each sending the context of its previous write's
+        // result (the Riak "sibling explosion" workload). Siblings stay at
+        // most one per client.
+        let mut obj = Object::new();
+        let mut ctx = vec![VersionVector::new(); 4];
+        for (i, c) in order.iter().enumerate() {
+            write(&mut obj, &ctx[*c], 0, i as u32);
+            ctx[*c] = obj.context().clone();
+            prop_assert!(obj.siblings().len() <= 4, "{} siblings", obj.siblings().len());
+        }
+    }
+}
+
+#[test]
+fn concurrent_blind_writes_become_siblings() {
+    let (mut a, mut b) = (Object::new(), Object::new());
+    write(&mut a, &VersionVector::new(), 0, 1);
+    write(&mut b, &VersionVector::new(), 1, 2);
+    a.merge(&b);
+    assert_eq!(a.siblings().len(), 2);
+    let ctx = a.context().clone();
+    write(&mut a, &ctx, 0, 3);
+    assert_eq!(a.siblings().len(), 1);
+    // The resolved value wins on every replica it reaches.
+    b.merge(&a);
+    assert_eq!(a, b);
+}
+
+#[test]
+fn keep_newest_picks_latest_timestamp() {
+    let mut a = Object::new();
+    let m = |t| Meta { last_modified_ms: t, ..Meta::default() };
+    a.update(&VersionVector::new(), actor(0), Bytes::from_static(b"old"), m(5));
+    a.update(&VersionVector::new(), actor(1), Bytes::from_static(b"new"), m(9));
+    a.keep_newest();
+    assert_eq!(a.siblings().len(), 1);
+    assert_eq!(&a.siblings()[0].value[..], b"new");
+}
