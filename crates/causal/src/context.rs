@@ -85,7 +85,10 @@ pub fn encode_context(vv: &VersionVector) -> String {
 pub fn decode_context(text: &str) -> Result<VersionVector, CausalError> {
     let text = text.trim();
     if text.len() > CONTEXT_BYTES_MAX * 2 {
-        return Err(CausalError::BadContext(format!("{} bytes is too long", text.len())));
+        return Err(CausalError::BadContext(format!(
+            "{} bytes is too long",
+            text.len()
+        )));
     }
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(text)
@@ -111,7 +114,10 @@ mod tests {
     #[test]
     fn roundtrip_and_garbage() {
         let mut vv = VersionVector::new();
-        vv.add(&Dot { actor: Actor { node: 7, epoch: 2 }, counter: 9 });
+        vv.add(&Dot {
+            actor: Actor { node: 7, epoch: 2 },
+            counter: 9,
+        });
         assert_eq!(decode_context(&encode_context(&vv)), Ok(vv));
         assert!(decode_context("!!!").is_err());
         assert!(decode_context("").is_err());

@@ -25,7 +25,10 @@ pub struct Dot {
 impl Dot {
     /// The sibling's version tag as clients see it (`ETag`, `?vtag=`).
     pub fn vtag(&self) -> String {
-        format!("{:x}.{:x}.{:x}", self.actor.node, self.actor.epoch, self.counter)
+        format!(
+            "{:x}.{:x}.{:x}",
+            self.actor.node, self.actor.epoch, self.counter
+        )
     }
 }
 
@@ -117,7 +120,10 @@ impl Object {
         // in the other's context) but no longer holds was replaced by a
         // later write there; otherwise it is concurrent and must survive.
         let mut merged = Vec::with_capacity(self.siblings.len().max(other.siblings.len()));
-        let (mut a, mut b) = (self.siblings.iter().peekable(), other.siblings.iter().peekable());
+        let (mut a, mut b) = (
+            self.siblings.iter().peekable(),
+            other.siblings.iter().peekable(),
+        );
         loop {
             match (a.peek(), b.peek()) {
                 (Some(x), Some(y)) if x.dot == y.dot => {

@@ -5,11 +5,19 @@ use proptest::prelude::*;
 use ringstore_causal::{Actor, Meta, Object, VersionVector};
 
 fn actor(i: usize) -> Actor {
-    Actor { node: i as u64 + 1, epoch: 1 }
+    Actor {
+        node: i as u64 + 1,
+        epoch: 1,
+    }
 }
 
 fn write(obj: &mut Object, ctx: &VersionVector, who: usize, v: u32) {
-    obj.update(ctx, actor(who), Bytes::from(v.to_le_bytes().to_vec()), Meta::default());
+    obj.update(
+        ctx,
+        actor(who),
+        Bytes::from(v.to_le_bytes().to_vec()),
+        Meta::default(),
+    );
 }
 
 #[derive(Clone, Debug)]
@@ -125,9 +133,22 @@ fn concurrent_blind_writes_become_siblings() {
 #[test]
 fn keep_newest_picks_latest_timestamp() {
     let mut a = Object::new();
-    let m = |t| Meta { last_modified_ms: t, ..Meta::default() };
-    a.update(&VersionVector::new(), actor(0), Bytes::from_static(b"old"), m(5));
-    a.update(&VersionVector::new(), actor(1), Bytes::from_static(b"new"), m(9));
+    let m = |t| Meta {
+        last_modified_ms: t,
+        ..Meta::default()
+    };
+    a.update(
+        &VersionVector::new(),
+        actor(0),
+        Bytes::from_static(b"old"),
+        m(5),
+    );
+    a.update(
+        &VersionVector::new(),
+        actor(1),
+        Bytes::from_static(b"new"),
+        m(9),
+    );
     a.keep_newest();
     assert_eq!(a.siblings().len(), 1);
     assert_eq!(&a.siblings()[0].value[..], b"new");

@@ -33,7 +33,11 @@ pub(crate) fn assign(bits: u8, prev: &[Vec<NodeId>], members: &[Member]) -> Vec<
         return owners;
     }
     let quota = quotas(q, &holders);
-    let zone_count = holders.iter().map(|m| &m.zone).collect::<BTreeSet<_>>().len();
+    let zone_count = holders
+        .iter()
+        .map(|m| &m.zone)
+        .collect::<BTreeSet<_>>()
+        .len();
     for r in 0..ranks {
         let layer = Layer {
             r,
@@ -95,11 +99,9 @@ impl Layer<'_> {
             return false;
         }
         !self.spread_zones
-            || !owners.iter().any(|o| {
-                self.holders
-                    .iter()
-                    .any(|h| h.id == *o && h.zone == m.zone)
-            })
+            || !owners
+                .iter()
+                .any(|o| self.holders.iter().any(|h| h.id == *o && h.zone == m.zone))
     }
 
     /// The member index chosen for rank `r` of every partition.

@@ -98,7 +98,9 @@ impl Layout {
 
     /// All owners of `p` in preference order (up to [`RANKS_MAX`]).
     pub fn owners(&self, p: PartitionId) -> &[NodeId] {
-        self.owners.get(usize::from(p.0)).map_or(&[], |v| v.as_slice())
+        self.owners
+            .get(usize::from(p.0))
+            .map_or(&[], |v| v.as_slice())
     }
 
     /// How many partitions list `id` among their first `n` owners.
@@ -114,7 +116,11 @@ impl Layout {
     /// # Errors
     ///
     /// [`RingError::NoMembers`] when the layout has no owners.
-    pub fn preference_list(&self, p: PartitionId, n_val: usize) -> Result<PreferenceList, RingError> {
+    pub fn preference_list(
+        &self,
+        p: PartitionId,
+        n_val: usize,
+    ) -> Result<PreferenceList, RingError> {
         let owners = self.owners(p);
         if owners.is_empty() {
             return Err(RingError::NoMembers);
@@ -129,7 +135,12 @@ impl Layout {
             .iter()
             .filter(|m| m.capacity > 0 && !owners.contains(&m.id))
             .collect();
-        others.sort_by_key(|m| (xxh3_64(&[p.0.to_le_bytes(), [0, 0]].concat()) ^ m.id.0, m.id));
+        others.sort_by_key(|m| {
+            (
+                xxh3_64(&[p.0.to_le_bytes(), [0, 0]].concat()) ^ m.id.0,
+                m.id,
+            )
+        });
         rest.extend(others.into_iter().map(|m| m.id));
         Ok(PreferenceList {
             primaries,

@@ -30,7 +30,11 @@ fn moved(a: &Layout, b: &Layout, n_val: usize) -> usize {
         .map(|p| {
             let p = PartitionId(p as u16);
             let before: BTreeSet<_> = a.owners(p).iter().take(n_val).collect();
-            b.owners(p).iter().take(n_val).filter(|o| !before.contains(o)).count()
+            b.owners(p)
+                .iter()
+                .take(n_val)
+                .filter(|o| !before.contains(o))
+                .count()
         })
         .sum()
 }

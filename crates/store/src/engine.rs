@@ -1,0 +1,163 @@
+//! The engine trait and the fjall engine.
+
+use crate::StoreError;
+use std::path::Path;
+
+/// Separate key spaces, one per concern, so scans never cross them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Space {
+    /// Replicas: `ObjectKey` → encoded `Object`.
+    Objects,
+    /// (type, bucket) pairs this node has stored objects in.
+    Buckets,
+    /// Node metadata: id, epoch, cluster state.
+    Meta,
+}
+
+impl Space {
+    const ALL: [Space; 3] = [Space::Objects, Space::Buckets, Space::Meta];
+
+    fn name(self) -> &'static str {
+        match self {
+            Space::Objects => "objects",
+            Space::Buckets => "buckets",
+            Space::Meta => "meta",
+        }
+    }
+}
+
+/// One write in a batch: `None` removes the key.
+pub type BatchItem = (Space, Vec<u8>, Option<Vec<u8>>);
+
+/// A key-value engine. Writes are atomic per batch and visible at once, but
+/// durable only after [`Engine::sync`].
+pub trait Engine: Send + Sync + 'static {
+    /// Read one key.
+    ///
+    /// # Errors
+    ///
+    /// I/O failures.
+    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Apply a batch atomically, without fsync.
+    ///
+    /// # Errors
+    ///
+    /// I/O failures; nothing of the batch is applied then.
+    fn write(&self, batch: Vec<BatchItem>) -> Result<(), StoreError>;
+    /// Make every write applied so far durable.
+    ///
+    /// # Errors
+    ///
+    /// I/O failures.
+    fn sync(&self) -> Result<(), StoreError>;
+    /// Whether `sync` blocks the calling thread on disk I/O (run it on a
+    /// blocking thread) or returns at once (run it inline; the simulation
+    /// has no threads to spare).
+    fn sync_blocks(&self) -> bool;
+    /// Every key with `prefix`, in key order, with its value.
+    ///
+    /// # Errors
+    ///
+    /// I/O failures.
+    fn scan_prefix(
+        &self,
+        space: Space,
+        prefix: &[u8],
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError>;
+}
+
+/// The fjall engine: one database per node, one keyspace per [`Space`].
+pub struct FjallEngine {
+    db: fjall::Database,
+    spaces: Vec<fjall::Keyspace>,
+}
+
+fn engine_err(doing: &'static str) -> impl Fn(fjall::Error) -> StoreError {
+    move |e| StoreError::Engine {
+        doing,
+        detail: e.to_string(),
+    }
+}
+
+impl FjallEngine {
+    /// Open or create the database in `dir`.
+    ///
+    /// # Errors
+    ///
+    /// The directory cannot be created, is locked by another process, or is
+    /// not a fjall database.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Engine {
+            doing: "creating the data directory",
+            detail: format!("{}: {e}", dir.display()),
+        })?;
+        let db = fjall::Database::builder(dir)
+            .open()
+            .map_err(engine_err("opening the database"))?;
+        let mut spaces = Vec::new();
+        for space in Space::ALL {
+            let opts = move || {
+                let o = fjall::KeyspaceCreateOptions::default();
+                if space == Space::Objects {
+                    o.with_kv_separation(Some(fjall::KvSeparationOptions::default()))
+                } else {
+                    o
+                }
+            };
+            spaces.push(
+                db.keyspace(space.name(), opts)
+                    .map_err(engine_err("opening a keyspace"))?,
+            );
+        }
+        Ok(FjallEngine { db, spaces })
+    }
+
+    fn space(&self, space: Space) -> &fjall::Keyspace {
+        &self.spaces[space as usize]
+    }
+}
+
+impl Engine for FjallEngine {
+    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .space(space)
+            .get(key)
+            .map_err(engine_err("reading"))?
+            .map(|v| v.to_vec()))
+    }
+
+    fn write(&self, batch: Vec<BatchItem>) -> Result<(), StoreError> {
+        let mut b = self.db.batch();
+        for (space, key, value) in batch {
+            match value {
+                Some(v) => b.insert(self.space(space), key, v),
+                None => b.remove(self.space(space), key),
+            }
+        }
+        b.commit().map_err(engine_err("writing a batch"))
+    }
+
+    fn sync(&self) -> Result<(), StoreError> {
+        self.db
+            .persist(fjall::PersistMode::SyncAll)
+            .map_err(engine_err("fsyncing the journal"))
+    }
+
+    fn sync_blocks(&self) -> bool {
+        true
+    }
+
+    fn scan_prefix(
+        &self,
+        space: Space,
+        prefix: &[u8],
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        self.space(space)
+            .prefix(prefix)
+            .map(|g| {
+                let (k, v) = g.into_inner().map_err(engine_err("scanning"))?;
+                Ok((k.to_vec(), v.to_vec()))
+            })
+            .collect()
+    }
+}

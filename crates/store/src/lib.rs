@@ -1,0 +1,203 @@
+//! # Node-local storage
+//!
+//! Each node keeps its replicas, the set of buckets it has seen and its own
+//! metadata (node id, epoch, cluster state) here. Two engines sit behind the
+//! [`Engine`] trait:
+//!
+//! - [`FjallEngine`]: the production engine, an LSM tree with key-value
+//!   separation for large values. fjall only fsyncs when asked, so
+//!   durability is explicit: see [`Store::put_object`].
+//! - [`MemoryEngine`]: for tests and simulation. It keeps a synced and an
+//!   unsynced layer, and [`MemoryEngine::crash`] drops the unsynced one, so
+//!   a simulated crash loses exactly what a real one could.
+//!
+//! ## Group commit
+//!
+//! A durable write applies its batch, then waits for the next fsync. One
+//! task runs fsyncs back to back and answers every writer that was waiting
+//! when each fsync started, so N concurrent durable writes cost about one
+//! fsync, not N (see [`SyncGroup`]).
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod engine;
+mod format;
+mod group;
+mod keys;
+mod memory;
+
+pub use engine::{Engine, FjallEngine, Space};
+pub use format::{decode_object, encode_object, OBJECT_VERSION_MARKER};
+pub use group::SyncGroup;
+pub use keys::{ObjectKey, BUCKET_BYTES_MAX, KEY_BYTES_MAX, TYPE_BYTES_MAX};
+pub use memory::MemoryEngine;
+
+use causal::Object;
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+
+/// Storage failures. Every one names what was being done.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// The engine reported an I/O or corruption error.
+    #[error("storage engine failed while {doing}: {detail}; check the data directory's disk and permissions")]
+    Engine {
+        /// What the store was doing.
+        doing: &'static str,
+        /// The engine's message.
+        detail: String,
+    },
+    /// Bytes on disk that do not decode: corruption or a newer format.
+    #[error("stored {what} does not decode ({detail}); the data directory may be from a newer ringstore or corrupt")]
+    Corrupt {
+        /// What was being decoded.
+        what: &'static str,
+        /// The decoder's message.
+        detail: String,
+    },
+    /// The fsync task is gone (the node is shutting down).
+    #[error("the fsync task stopped; the node is shutting down")]
+    SyncStopped,
+}
+
+/// Typed access to one node's data over an [`Engine`].
+#[derive(Clone)]
+pub struct Store {
+    engine: Arc<dyn Engine>,
+    sync: SyncGroup,
+    /// Buckets already recorded, so each write does not rewrite the index.
+    /// Bounded by: the number of buckets on this node.
+    buckets_seen: Arc<Mutex<BTreeSet<(Vec<u8>, Vec<u8>)>>>,
+}
+
+impl Store {
+    /// Wrap an engine and start its fsync task on the current tokio runtime.
+    pub fn new(engine: Arc<dyn Engine>) -> Self {
+        let sync = SyncGroup::start(engine.clone());
+        Store {
+            engine,
+            sync,
+            buckets_seen: Arc::default(),
+        }
+    }
+
+    /// The engine underneath.
+    pub fn engine(&self) -> &Arc<dyn Engine> {
+        &self.engine
+    }
+
+    /// This node's replica of a key, if it has one.
+    ///
+    /// # Errors
+    ///
+    /// Engine failures and undecodable bytes.
+    pub fn get_object(&self, key: &ObjectKey) -> Result<Option<Object>, StoreError> {
+        match self.engine.get(Space::Objects, &key.encode())? {
+            Some(bytes) => decode_object(&bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Store this node's replica of a key. With `durable`, returns only after
+    /// an fsync that covers the write (shared with concurrent writers).
+    ///
+    /// # Errors
+    ///
+    /// Engine failures; when `durable`, also fsync failures.
+    ///
+    /// # Cancel safety
+    ///
+    /// If cancelled after the batch is applied the write may still become
+    /// durable with a later fsync; it is never torn.
+    pub async fn put_object(
+        &self,
+        key: &ObjectKey,
+        obj: &Object,
+        durable: bool,
+    ) -> Result<(), StoreError> {
+        let mut batch = vec![(Space::Objects, key.encode(), Some(encode_object(obj)))];
+        let bucket_id = (key.bucket_type.to_vec(), key.bucket.to_vec());
+        let new_bucket = !self
+            .buckets_seen
+            .lock()
+            .map(|s| s.contains(&bucket_id))
+            .unwrap_or(false);
+        if new_bucket {
+            batch.push((
+                Space::Buckets,
+                keys::bucket_index_key(&key.bucket_type, &key.bucket),
+                Some(Vec::new()),
+            ));
+        }
+        self.engine.write(batch)?;
+        if new_bucket {
+            if let Ok(mut seen) = self.buckets_seen.lock() {
+                seen.insert(bucket_id);
+            }
+        }
+        if durable {
+            self.sync.sync().await?;
+        }
+        Ok(())
+    }
+
+    /// Keys this node holds for a bucket in one partition, with their objects.
+    ///
+    /// # Errors
+    ///
+    /// Engine failures and undecodable bytes.
+    pub fn scan_bucket(
+        &self,
+        partition: u16,
+        bucket_type: &[u8],
+        bucket: &[u8],
+    ) -> Result<Vec<(Vec<u8>, Object)>, StoreError> {
+        let prefix = ObjectKey::bucket_prefix(partition, bucket_type, bucket);
+        self.engine
+            .scan_prefix(Space::Objects, &prefix)?
+            .into_iter()
+            .map(|(k, v)| Ok((k[prefix.len()..].to_vec(), decode_object(&v)?)))
+            .collect()
+    }
+
+    /// Every (type, bucket) this node has stored an object in.
+    ///
+    /// # Errors
+    ///
+    /// Engine failures and undecodable index entries.
+    pub fn buckets(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        self.engine
+            .scan_prefix(Space::Buckets, &[])?
+            .into_iter()
+            .map(|(k, _)| keys::decode_bucket_index_key(&k))
+            .collect()
+    }
+
+    /// A node metadata record.
+    ///
+    /// # Errors
+    ///
+    /// Engine failures.
+    pub fn get_meta(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.engine.get(Space::Meta, name.as_bytes())
+    }
+
+    /// Write a node metadata record; with `durable`, fsynced before return.
+    ///
+    /// # Errors
+    ///
+    /// Engine and fsync failures.
+    pub async fn put_meta(
+        &self,
+        name: &str,
+        value: Vec<u8>,
+        durable: bool,
+    ) -> Result<(), StoreError> {
+        self.engine
+            .write(vec![(Space::Meta, name.as_bytes().to_vec(), Some(value))])?;
+        if durable {
+            self.sync.sync().await?;
+        }
+        Ok(())
+    }
+}
