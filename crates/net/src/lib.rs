@@ -1,0 +1,32 @@
+//! # Inter-node transport
+//!
+//! Nodes call each other with typed requests over byte streams. This crate
+//! owns everything between "a node wants to ask a peer something" and the
+//! bytes on a socket, and nothing about what the messages mean: request and
+//! response types are parameters, defined by the `node` crate.
+//!
+//! ## Organization
+//!
+//! - [`network`]: the seam. [`Network`] connects and binds byte streams;
+//!   [`TcpNetwork`] uses real sockets (with `TCP_NODELAY`), [`MemoryNetwork`]
+//!   uses in-process pipes so several nodes can run in one test, and a
+//!   simulation can bring its own.
+//! - [`handshake`]: both ends prove they know the cluster secret before any
+//!   request is read.
+//! - [`rpc`]: [`RpcClient`] keeps one multiplexed connection per peer, tags
+//!   each call with a request id and gives it a deadline; [`serve`] answers
+//!   calls, each in its own task, on every accepted connection.
+//!
+//! ## Limits
+//!
+//! Frames above [`RpcConfig::frame_bytes_max`] are refused before decoding;
+//! at most [`RpcConfig::inflight_max`] calls wait on one connection.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod handshake;
+pub mod network;
+mod rpc;
+
+pub use network::{BoxStream, Faults, Listener, MemoryNetwork, Network, TcpNetwork};
+pub use rpc::{serve, Handler, RpcClient, RpcConfig, RpcError};

@@ -1,0 +1,191 @@
+//! The network seam: how a node opens and accepts byte streams.
+
+use futures::future::BoxFuture;
+use std::collections::{HashMap, HashSet};
+use std::io;
+use std::sync::{Arc, Mutex};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc;
+
+/// A bidirectional byte stream.
+pub trait Stream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Stream for T {}
+
+/// A boxed stream, whatever carries it.
+pub type BoxStream = Box<dyn Stream>;
+
+/// Accepts inbound streams.
+pub trait Listener: Send + 'static {
+    /// Wait for the next inbound stream and the peer's address.
+    fn accept(&mut self) -> BoxFuture<'_, io::Result<(BoxStream, String)>>;
+    /// The address peers should dial.
+    fn local_addr(&self) -> String;
+}
+
+/// Opens outbound streams and binds listeners.
+pub trait Network: Send + Sync + 'static {
+    /// Connect to `addr` (`host:port`).
+    fn connect(&self, addr: &str) -> BoxFuture<'static, io::Result<BoxStream>>;
+    /// Listen on `addr` (`host:port`; port 0 picks a free one).
+    fn bind(&self, addr: &str) -> BoxFuture<'static, io::Result<Box<dyn Listener>>>;
+}
+
+/// Real TCP. Every socket gets `TCP_NODELAY`: small RPCs must not wait for
+/// Nagle's algorithm to meet a delayed ACK.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TcpNetwork;
+
+struct TcpListener(tokio::net::TcpListener);
+
+impl Listener for TcpListener {
+    fn accept(&mut self) -> BoxFuture<'_, io::Result<(BoxStream, String)>> {
+        Box::pin(async move {
+            let (s, peer) = self.0.accept().await?;
+            s.set_nodelay(true)?;
+            Ok((Box::new(s) as BoxStream, peer.to_string()))
+        })
+    }
+
+    fn local_addr(&self) -> String {
+        self.0
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default()
+    }
+}
+
+impl Network for TcpNetwork {
+    fn connect(&self, addr: &str) -> BoxFuture<'static, io::Result<BoxStream>> {
+        let addr = addr.to_string();
+        Box::pin(async move {
+            let s = tokio::net::TcpStream::connect(&addr).await?;
+            s.set_nodelay(true)?;
+            Ok(Box::new(s) as BoxStream)
+        })
+    }
+
+    fn bind(&self, addr: &str) -> BoxFuture<'static, io::Result<Box<dyn Listener>>> {
+        let addr = addr.to_string();
+        Box::pin(async move {
+            let l = tokio::net::TcpListener::bind(&addr).await?;
+            Ok(Box::new(TcpListener(l)) as Box<dyn Listener>)
+        })
+    }
+}
+
+/// Bytes each in-memory pipe buffers before a writer waits.
+const PIPE_BYTES_MAX: usize = 256 * 1024;
+/// Inbound streams waiting for `accept` on one in-memory listener.
+const BACKLOG_MAX: usize = 128;
+
+type Inbox = mpsc::Sender<(BoxStream, String)>;
+
+/// Traffic rules for in-process tests: addresses that cannot reach each
+/// other. Shared by every handle of one [`MemoryNetwork`].
+#[derive(Default)]
+pub struct Faults {
+    cut: HashSet<(String, String)>,
+}
+
+impl Faults {
+    /// Block new connections between `a` and `b`, both ways.
+    pub fn cut(&mut self, a: &str, b: &str) {
+        self.cut.insert((a.to_string(), b.to_string()));
+        self.cut.insert((b.to_string(), a.to_string()));
+    }
+
+    /// Remove every rule.
+    pub fn heal(&mut self) {
+        self.cut.clear();
+    }
+}
+
+/// An in-process network: listeners are registered by address and connects
+/// are pipes. Clone it to give several nodes the same network; each clone
+/// made with [`MemoryNetwork::at`] dials from its own address.
+#[derive(Clone, Default)]
+pub struct MemoryNetwork {
+    listeners: Arc<Mutex<HashMap<String, Inbox>>>,
+    /// Shared fault rules.
+    pub faults: Arc<Mutex<Faults>>,
+    local: String,
+}
+
+impl MemoryNetwork {
+    /// A new, empty network.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A handle on the same network whose connects come from `addr`.
+    pub fn at(&self, addr: &str) -> Self {
+        MemoryNetwork {
+            local: addr.to_string(),
+            ..self.clone()
+        }
+    }
+}
+
+struct MemoryListener {
+    rx: mpsc::Receiver<(BoxStream, String)>,
+    addr: String,
+}
+
+impl Listener for MemoryListener {
+    fn accept(&mut self) -> BoxFuture<'_, io::Result<(BoxStream, String)>> {
+        Box::pin(async move {
+            self.rx
+                .recv()
+                .await
+                .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "network dropped"))
+        })
+    }
+
+    fn local_addr(&self) -> String {
+        self.addr.clone()
+    }
+}
+
+impl Network for MemoryNetwork {
+    fn connect(&self, addr: &str) -> BoxFuture<'static, io::Result<BoxStream>> {
+        let cut = self
+            .faults
+            .lock()
+            .map(|f| f.cut.contains(&(self.local.clone(), addr.to_string())))
+            .unwrap_or(false);
+        let inbox = self
+            .listeners
+            .lock()
+            .ok()
+            .and_then(|l| l.get(addr).cloned());
+        let local = self.local.clone();
+        Box::pin(async move {
+            let refused = || io::Error::new(io::ErrorKind::ConnectionRefused, "no listener");
+            if cut {
+                return Err(refused());
+            }
+            let inbox = inbox.ok_or_else(refused)?;
+            let (a, b) = tokio::io::duplex(PIPE_BYTES_MAX);
+            inbox
+                .send((Box::new(b), local))
+                .await
+                .map_err(|_| refused())?;
+            Ok(Box::new(a) as BoxStream)
+        })
+    }
+
+    fn bind(&self, addr: &str) -> BoxFuture<'static, io::Result<Box<dyn Listener>>> {
+        let (tx, rx) = mpsc::channel(BACKLOG_MAX);
+        let result = match self.listeners.lock() {
+            Ok(mut l) if !l.contains_key(addr) || l[addr].is_closed() => {
+                l.insert(addr.to_string(), tx);
+                Ok(Box::new(MemoryListener {
+                    rx,
+                    addr: addr.to_string(),
+                }) as Box<dyn Listener>)
+            }
+            _ => Err(io::Error::new(io::ErrorKind::AddrInUse, addr.to_string())),
+        };
+        Box::pin(async move { result })
+    }
+}

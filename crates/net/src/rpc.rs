@@ -1,0 +1,351 @@
+//! Multiplexed calls with deadlines over handshaken connections.
+
+use crate::handshake::{self, Wire};
+use crate::network::{BoxStream, Listener, Network};
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::{SinkExt, StreamExt};
+use rand::{RngCore, SeedableRng};
+use serde::{de::DeserializeOwned, Serialize};
+use std::collections::HashMap;
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio_util::codec::{Framed, LengthDelimitedCodec};
+
+/// Transport settings shared by the client and the server of one node.
+#[derive(Clone, Debug)]
+pub struct RpcConfig {
+    /// This node's id, sent in the handshake.
+    pub node: u64,
+    /// The cluster secret both ends must know.
+    pub secret: Vec<u8>,
+    /// Largest frame sent or accepted; larger frames close the connection.
+    pub frame_bytes_max: usize,
+    /// Calls in flight per connection; further calls wait (back pressure).
+    pub inflight_max: usize,
+    /// Seed for handshake nonces (from the node's seeded RNG).
+    pub rng_seed: u64,
+}
+
+/// Why a call failed. Every variant names the peer.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RpcError {
+    /// No connection could be opened.
+    #[error("cannot connect to {addr}: {detail}")]
+    Connect {
+        /// Peer address.
+        addr: String,
+        /// OS message.
+        detail: String,
+    },
+    /// The handshake failed (wrong secret, other protocol version).
+    #[error("handshake failed: {0}")]
+    Handshake(String),
+    /// No answer before the deadline.
+    #[error("{addr} did not answer within {after_ms} ms")]
+    Timeout {
+        /// Peer address.
+        addr: String,
+        /// The deadline.
+        after_ms: u64,
+    },
+    /// The connection broke before the answer came.
+    #[error("connection to {addr} closed before it answered")]
+    Closed {
+        /// Peer address.
+        addr: String,
+    },
+    /// The message is larger than `frame_bytes_max`.
+    #[error("message of {bytes} bytes exceeds the {max}-byte frame limit")]
+    TooLarge {
+        /// Encoded size.
+        bytes: usize,
+        /// The limit.
+        max: usize,
+    },
+}
+
+/// Answers one request from the peer with the given node id.
+pub type Handler<Req, Resp> = Arc<dyn Fn(u64, Req) -> BoxFuture<'static, Resp> + Send + Sync>;
+
+fn codec(cfg: &RpcConfig) -> LengthDelimitedCodec {
+    LengthDelimitedCodec::builder()
+        .max_frame_length(cfg.frame_bytes_max)
+        .new_codec()
+}
+
+fn nonce(rng: &Mutex<rand::rngs::SmallRng>) -> [u8; 32] {
+    let mut n = [0u8; 32];
+    if let Ok(mut r) = rng.lock() {
+        r.fill_bytes(&mut n);
+    }
+    n
+}
+
+/// Accept connections on `listener` forever, answering calls with `handler`.
+/// Each call runs in its own task; a connection with `inflight_max`
+/// unanswered calls stops reading until one finishes.
+pub async fn serve<Req, Resp>(
+    mut listener: Box<dyn Listener>,
+    cfg: RpcConfig,
+    handler: Handler<Req, Resp>,
+) where
+    Req: DeserializeOwned + Send + 'static,
+    Resp: Serialize + Send + 'static,
+{
+    let key = handshake::secret_key(&cfg.secret);
+    let rng = Arc::new(Mutex::new(rand::rngs::SmallRng::seed_from_u64(
+        cfg.rng_seed ^ 0x5e5e,
+    )));
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let (cfg, handler, n) = (cfg.clone(), handler.clone(), nonce(&rng));
+        tokio::spawn(async move {
+            if let Err(e) = serve_connection(stream, &cfg, key, n, handler).await {
+                tracing::debug!(%peer, error = %e, "inbound connection ended");
+            }
+        });
+    }
+}
+
+async fn serve_connection<Req, Resp>(
+    stream: BoxStream,
+    cfg: &RpcConfig,
+    key: [u8; 32],
+    nonce: [u8; 32],
+    handler: Handler<Req, Resp>,
+) -> Result<(), RpcError>
+where
+    Req: DeserializeOwned + Send + 'static,
+    Resp: Serialize + Send + 'static,
+{
+    let mut wire: Wire = Framed::new(stream, codec(cfg));
+    let peer = tokio::time::timeout(
+        Duration::from_secs(5),
+        handshake::accept(&mut wire, &key, cfg.node, nonce),
+    )
+    .await
+    .map_err(|_| RpcError::Handshake("dialer did not finish the handshake in 5 s".into()))??;
+    let (mut sink, mut stream) = wire.split();
+    // Bounded by: inflight_max replies, one per running handler.
+    let (reply_tx, mut reply_rx) = mpsc::channel::<Bytes>(cfg.inflight_max);
+    let writer = tokio::spawn(async move {
+        while let Some(frame) = reply_rx.recv().await {
+            if sink.send(frame).await.is_err() {
+                break;
+            }
+        }
+    });
+    let permits = Arc::new(Semaphore::new(cfg.inflight_max));
+    while let Some(frame) = stream.next().await {
+        let frame = frame.map_err(|e| RpcError::Handshake(format!("reading a frame: {e}")))?;
+        let (id, req): (u64, Req) = match postcard::from_bytes(&frame) {
+            Ok(m) => m,
+            Err(e) => {
+                // Never trust the peer's bytes: drop the connection, keep the node.
+                tracing::warn!(peer, error = %e, "malformed request frame; closing connection");
+                break;
+            }
+        };
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            break;
+        };
+        let (handler, reply_tx, max) = (handler.clone(), reply_tx.clone(), cfg.frame_bytes_max);
+        tokio::spawn(async move {
+            let resp = handler(peer, req).await;
+            match postcard::to_stdvec(&(id, resp)) {
+                Ok(bytes) if bytes.len() <= max => {
+                    let _ = reply_tx.send(bytes.into()).await;
+                }
+                Ok(bytes) => {
+                    tracing::error!(len = bytes.len(), "reply exceeds frame limit; dropped")
+                }
+                Err(e) => tracing::error!(error = %e, "reply did not encode"),
+            }
+            drop(permit);
+        });
+    }
+    drop(reply_tx);
+    let _ = writer.await;
+    Ok(())
+}
+
+type Pending<Resp> = Arc<Mutex<HashMap<u64, oneshot::Sender<Resp>>>>;
+
+struct Conn<Resp> {
+    tx: mpsc::Sender<Bytes>,
+    pending: Pending<Resp>,
+    alive: Arc<AtomicBool>,
+}
+
+type Slot<Resp> = Arc<tokio::sync::Mutex<Option<Arc<Conn<Resp>>>>>;
+
+/// Calls peers. One connection per peer address, shared by all calls.
+pub struct RpcClient<Req, Resp> {
+    network: Arc<dyn Network>,
+    cfg: RpcConfig,
+    key: [u8; 32],
+    rng: Mutex<rand::rngs::SmallRng>,
+    peers: Mutex<HashMap<String, Slot<Resp>>>,
+    next_id: AtomicU64,
+    _req: PhantomData<fn(Req)>,
+}
+
+/// Removes a call's pending entry when the call ends, however it ends.
+struct PendingGuard<Resp> {
+    pending: Pending<Resp>,
+    id: u64,
+}
+
+impl<Resp> Drop for PendingGuard<Resp> {
+    fn drop(&mut self) {
+        if let Ok(mut p) = self.pending.lock() {
+            p.remove(&self.id);
+        }
+    }
+}
+
+impl<Req, Resp> RpcClient<Req, Resp>
+where
+    Req: Serialize + Send + 'static,
+    Resp: DeserializeOwned + Send + 'static,
+{
+    /// A client dialing through `network`.
+    pub fn new(network: Arc<dyn Network>, cfg: RpcConfig) -> Self {
+        RpcClient {
+            network,
+            key: handshake::secret_key(&cfg.secret),
+            rng: Mutex::new(rand::rngs::SmallRng::seed_from_u64(cfg.rng_seed)),
+            cfg,
+            peers: Mutex::default(),
+            next_id: AtomicU64::new(1),
+            _req: PhantomData,
+        }
+    }
+
+    /// Send `req` to `addr` and wait for the answer, at most `timeout` in
+    /// all (connecting included).
+    ///
+    /// # Errors
+    ///
+    /// Connection, handshake, size and deadline failures.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future forgets the call; the peer may still act on it.
+    pub async fn call(&self, addr: &str, req: Req, timeout: Duration) -> Result<Resp, RpcError> {
+        let after_ms = timeout.as_millis() as u64;
+        tokio::time::timeout(timeout, self.call_inner(addr, req))
+            .await
+            .map_err(|_| RpcError::Timeout {
+                addr: addr.to_string(),
+                after_ms,
+            })?
+    }
+
+    async fn call_inner(&self, addr: &str, req: Req) -> Result<Resp, RpcError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let bytes =
+            postcard::to_stdvec(&(id, req)).map_err(|e| RpcError::Handshake(e.to_string()))?;
+        if bytes.len() > self.cfg.frame_bytes_max {
+            return Err(RpcError::TooLarge {
+                bytes: bytes.len(),
+                max: self.cfg.frame_bytes_max,
+            });
+        }
+        let conn = self.connection(addr).await?;
+        let (tx, rx) = oneshot::channel();
+        if let Ok(mut p) = conn.pending.lock() {
+            p.insert(id, tx);
+        }
+        let _guard = PendingGuard {
+            pending: conn.pending.clone(),
+            id,
+        };
+        let closed = || RpcError::Closed {
+            addr: addr.to_string(),
+        };
+        conn.tx.send(bytes.into()).await.map_err(|_| closed())?;
+        rx.await.map_err(|_| closed())
+    }
+
+    /// Forget the connection to `addr` so the next call dials again.
+    pub fn disconnect(&self, addr: &str) {
+        if let Ok(mut peers) = self.peers.lock() {
+            peers.remove(addr);
+        }
+    }
+
+    async fn connection(&self, addr: &str) -> Result<Arc<Conn<Resp>>, RpcError> {
+        let slot = {
+            let mut peers = self
+                .peers
+                .lock()
+                .map_err(|_| RpcError::Closed { addr: addr.into() })?;
+            peers.entry(addr.to_string()).or_default().clone()
+        };
+        let mut slot = slot.lock().await;
+        if let Some(c) = slot.as_ref().filter(|c| c.alive.load(Ordering::Acquire)) {
+            return Ok(c.clone());
+        }
+        let stream = self
+            .network
+            .connect(addr)
+            .await
+            .map_err(|e| RpcError::Connect {
+                addr: addr.to_string(),
+                detail: e.to_string(),
+            })?;
+        let mut wire: Wire = Framed::new(stream, codec(&self.cfg));
+        handshake::dial(&mut wire, &self.key, self.cfg.node, nonce(&self.rng)).await?;
+        let conn = Arc::new(self.spawn_connection(wire));
+        *slot = Some(conn.clone());
+        Ok(conn)
+    }
+
+    fn spawn_connection(&self, wire: Wire) -> Conn<Resp> {
+        let (mut sink, mut stream) = wire.split();
+        // Bounded by: inflight_max frames waiting to be written.
+        let (tx, mut rx) = mpsc::channel::<Bytes>(self.cfg.inflight_max);
+        let pending: Pending<Resp> = Arc::default();
+        let alive = Arc::new(AtomicBool::new(true));
+        let alive_w = alive.clone();
+        tokio::spawn(async move {
+            while let Some(frame) = rx.recv().await {
+                if sink.send(frame).await.is_err() {
+                    break;
+                }
+            }
+            alive_w.store(false, Ordering::Release);
+        });
+        let (pending_r, alive_r) = (pending.clone(), alive.clone());
+        tokio::spawn(async move {
+            while let Some(Ok(frame)) = stream.next().await {
+                let Ok((id, resp)) = postcard::from_bytes::<(u64, Resp)>(&frame) else {
+                    tracing::warn!("malformed reply frame; closing connection");
+                    break;
+                };
+                let waiter = pending_r.lock().ok().and_then(|mut p| p.remove(&id));
+                if let Some(w) = waiter {
+                    let _ = w.send(resp);
+                }
+            }
+            alive_r.store(false, Ordering::Release);
+            // Dropping the senders fails every call still waiting here.
+            if let Ok(mut p) = pending_r.lock() {
+                p.clear();
+            }
+        });
+        Conn { tx, pending, alive }
+    }
+}

@@ -1,0 +1,113 @@
+//! Calls over both networks: answers, wrong secrets, deadlines, garbage.
+
+use futures::FutureExt;
+use ringstore_net::{
+    serve, Handler, MemoryNetwork, Network, RpcClient, RpcConfig, RpcError, TcpNetwork,
+};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+
+fn cfg(node: u64, secret: &str) -> RpcConfig {
+    RpcConfig {
+        node,
+        secret: secret.as_bytes().to_vec(),
+        frame_bytes_max: 1 << 20,
+        inflight_max: 64,
+        rng_seed: node,
+    }
+}
+
+fn echo() -> Handler<u32, u32> {
+    Arc::new(|_peer, n: u32| {
+        async move {
+            if n == 999 {
+                tokio::time::sleep(Duration::from_secs(10)).await;
+            }
+            n * 2
+        }
+        .boxed()
+    })
+}
+
+async fn start(net: Arc<dyn Network>, addr: &str, secret: &str) -> String {
+    let listener = net.bind(addr).await.unwrap();
+    let local = listener.local_addr();
+    tokio::spawn(serve(listener, cfg(1, secret), echo()));
+    local
+}
+
+#[tokio::test]
+async fn calls_over_tcp_and_memory() {
+    for net in [
+        Arc::new(TcpNetwork) as Arc<dyn Network>,
+        Arc::new(MemoryNetwork::new()),
+    ] {
+        let addr = start(net.clone(), "127.0.0.1:0", "s").await;
+        let client = Arc::new(RpcClient::<u32, u32>::new(net, cfg(2, "s")));
+        let calls: Vec<_> = (0..100u32)
+            .map(|i| {
+                let (c, a) = (client.clone(), addr.clone());
+                tokio::spawn(async move { c.call(&a, i, Duration::from_secs(2)).await.unwrap() })
+            })
+            .collect();
+        for (i, h) in calls.into_iter().enumerate() {
+            assert_eq!(h.await.unwrap(), i as u32 * 2);
+        }
+    }
+}
+
+#[tokio::test]
+async fn wrong_secret_is_refused() {
+    let net: Arc<dyn Network> = Arc::new(TcpNetwork);
+    let addr = start(net.clone(), "127.0.0.1:0", "right").await;
+    let client = RpcClient::<u32, u32>::new(net, cfg(2, "wrong"));
+    let err = client
+        .call(&addr, 1, Duration::from_secs(2))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RpcError::Handshake(_)), "{err}");
+    assert!(err.to_string().contains("cluster secret"), "{err}");
+}
+
+#[tokio::test]
+async fn slow_peer_hits_the_deadline_and_others_still_answer() {
+    let net: Arc<dyn Network> = Arc::new(TcpNetwork);
+    let addr = start(net.clone(), "127.0.0.1:0", "s").await;
+    let client = RpcClient::<u32, u32>::new(net, cfg(2, "s"));
+    let err = client
+        .call(&addr, 999, Duration::from_millis(200))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RpcError::Timeout { .. }), "{err}");
+    assert_eq!(
+        client.call(&addr, 4, Duration::from_secs(2)).await.unwrap(),
+        8
+    );
+}
+
+#[tokio::test]
+async fn garbage_does_not_kill_the_server() {
+    let net: Arc<dyn Network> = Arc::new(TcpNetwork);
+    let addr = start(net.clone(), "127.0.0.1:0", "s").await;
+    let mut raw = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    raw.write_all(&[0, 0, 0, 5, 1, 2, 3, 4, 5, 0xff, 0xff, 0xff, 0xff])
+        .await
+        .unwrap();
+    drop(raw);
+    let client = RpcClient::<u32, u32>::new(net, cfg(2, "s"));
+    assert_eq!(
+        client.call(&addr, 3, Duration::from_secs(2)).await.unwrap(),
+        6
+    );
+}
+
+#[tokio::test]
+async fn unreachable_peer_fails_fast() {
+    let client = RpcClient::<u32, u32>::new(Arc::new(TcpNetwork), cfg(2, "s"));
+    let err = client
+        .call("127.0.0.1:1", 3, Duration::from_secs(2))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RpcError::Connect { .. }), "{err}");
+}
