@@ -3,8 +3,10 @@
 use futures::future::BoxFuture;
 use std::collections::{HashMap, HashSet};
 use std::io;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use tokio::io::{AsyncRead, AsyncWrite};
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::mpsc;
 
 /// A bidirectional byte stream.
@@ -88,7 +90,12 @@ pub struct Faults {
 }
 
 impl Faults {
-    /// Block new connections between `a` and `b`, both ways.
+    /// Whether traffic from `a` to `b` is blocked.
+    pub fn is_cut(&self, a: &str, b: &str) -> bool {
+        self.cut.contains(&(a.to_string(), b.to_string()))
+    }
+
+    /// Block traffic between `a` and `b`, both ways, on new and open streams.
     pub fn cut(&mut self, a: &str, b: &str) {
         self.cut.insert((a.to_string(), b.to_string()));
         self.cut.insert((b.to_string(), a.to_string()));
@@ -159,6 +166,7 @@ impl Network for MemoryNetwork {
             .ok()
             .and_then(|l| l.get(addr).cloned());
         let local = self.local.clone();
+        let (faults, remote) = (self.faults.clone(), addr.to_string());
         Box::pin(async move {
             let refused = || io::Error::new(io::ErrorKind::ConnectionRefused, "no listener");
             if cut {
@@ -166,11 +174,23 @@ impl Network for MemoryNetwork {
             }
             let inbox = inbox.ok_or_else(refused)?;
             let (a, b) = tokio::io::duplex(PIPE_BYTES_MAX);
+            let near = FaultStream {
+                inner: a,
+                faults: faults.clone(),
+                local: local.clone(),
+                remote: remote.clone(),
+            };
+            let far = FaultStream {
+                inner: b,
+                faults,
+                local: remote,
+                remote: local.clone(),
+            };
             inbox
-                .send((Box::new(b), local))
+                .send((Box::new(far), local))
                 .await
                 .map_err(|_| refused())?;
-            Ok(Box::new(a) as BoxStream)
+            Ok(Box::new(near) as BoxStream)
         })
     }
 
@@ -187,5 +207,62 @@ impl Network for MemoryNetwork {
             _ => Err(io::Error::new(io::ErrorKind::AddrInUse, addr.to_string())),
         };
         Box::pin(async move { result })
+    }
+}
+
+/// A stream that fails once its two ends are cut apart, so a fault also
+/// breaks connections that were open before it.
+struct FaultStream<S> {
+    inner: S,
+    faults: Arc<Mutex<Faults>>,
+    local: String,
+    remote: String,
+}
+
+impl<S> FaultStream<S> {
+    fn check(&self) -> io::Result<()> {
+        let cut = self
+            .faults
+            .lock()
+            .map(|f| f.is_cut(&self.local, &self.remote))
+            .unwrap_or(false);
+        if cut {
+            Err(io::Error::new(
+                io::ErrorKind::ConnectionReset,
+                "cut by fault injection",
+            ))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for FaultStream<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        self.check()?;
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for FaultStream<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.check()?;
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }

@@ -173,6 +173,15 @@ impl Store {
             .collect()
     }
 
+    /// Wait for an fsync covering every write applied so far (group commit).
+    ///
+    /// # Errors
+    ///
+    /// The fsync failed or the node is shutting down.
+    pub async fn sync(&self) -> Result<(), StoreError> {
+        self.sync.sync().await
+    }
+
     /// A node metadata record.
     ///
     /// # Errors

@@ -1,0 +1,126 @@
+//! Node configuration: every setting with its default, readable from TOML.
+//!
+//! `docs/CONFIG.md` documents each key; keep the two in step.
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Settings of one node. Unknown keys in a config file are an error, so a
+/// typo is caught at start rather than silently ignored.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Where the node keeps its data.
+    pub data_dir: PathBuf,
+    /// Client HTTP listener (key-value and admin API); also what peers are
+    /// told to use.
+    pub http: String,
+    /// S3 listener.
+    pub s3: String,
+    /// Inter-node RPC listener.
+    pub rpc: String,
+    /// Data center or rack name.
+    pub zone: String,
+    /// Relative share of partitions this node holds (0 holds none).
+    pub capacity: u32,
+    /// RPC addresses of members to join at start (any member will do).
+    pub join: Vec<String>,
+    /// Shared secret every node of the cluster must know.
+    pub cluster_secret: String,
+    /// `2^partition_bits` partitions; fixed when the cluster is created.
+    pub partition_bits: u8,
+    /// Deadline of a client request, all remote calls included.
+    pub request_timeout_ms: u64,
+    /// How often the node exchanges cluster state with a random peer.
+    pub gossip_interval_ms: u64,
+    /// Largest value the key-value API accepts.
+    pub value_bytes_max: usize,
+    /// Largest inter-node message.
+    pub rpc_frame_bytes_max: usize,
+    /// Calls in flight per peer connection before callers wait.
+    pub rpc_inflight_max: usize,
+    /// Accept `POST /admin/debug/faults` (tests only).
+    pub enable_fault_injection: bool,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            data_dir: PathBuf::from("./ringstore-data"),
+            http: "127.0.0.1:8098".into(),
+            s3: "127.0.0.1:9000".into(),
+            rpc: "127.0.0.1:7000".into(),
+            zone: "default".into(),
+            capacity: 1,
+            join: Vec::new(),
+            cluster_secret: "ringstore-insecure-default-secret".into(),
+            partition_bits: ring::PARTITION_BITS_DEFAULT,
+            request_timeout_ms: 2000,
+            gossip_interval_ms: 1000,
+            value_bytes_max: 50 * 1024 * 1024,
+            rpc_frame_bytes_max: 64 * 1024 * 1024,
+            rpc_inflight_max: 1024,
+            enable_fault_injection: false,
+        }
+    }
+}
+
+/// A setting out of range.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("invalid setting {key}: {problem}")]
+pub struct ConfigError {
+    /// The config key.
+    pub key: &'static str,
+    /// What is wrong and what would be right.
+    pub problem: String,
+}
+
+impl NodeConfig {
+    /// Check every range the rest of the node relies on.
+    ///
+    /// # Errors
+    ///
+    /// The first setting out of range.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key, problem: String| Err(ConfigError { key, problem });
+        if !(1..=ring::PARTITION_BITS_MAX).contains(&self.partition_bits) {
+            return bad(
+                "partition_bits",
+                format!("{} is outside 1..=16", self.partition_bits),
+            );
+        }
+        if self.request_timeout_ms == 0 || self.gossip_interval_ms == 0 {
+            return bad(
+                "request_timeout_ms/gossip_interval_ms",
+                "must be above 0".into(),
+            );
+        }
+        if self.value_bytes_max + 1024 * 1024 > self.rpc_frame_bytes_max {
+            return bad(
+                "rpc_frame_bytes_max",
+                format!(
+                    "{} must exceed value_bytes_max ({}) by at least 1 MiB so any accepted value can be replicated",
+                    self.rpc_frame_bytes_max, self.value_bytes_max
+                ),
+            );
+        }
+        if self.rpc_inflight_max == 0 {
+            return bad("rpc_inflight_max", "must be above 0".into());
+        }
+        if self.cluster_secret.is_empty() {
+            return bad("cluster_secret", "must not be empty".into());
+        }
+        Ok(())
+    }
+
+    /// The client request deadline.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+
+    /// The gossip period.
+    pub fn gossip_interval(&self) -> Duration {
+        Duration::from_millis(self.gossip_interval_ms)
+    }
+}

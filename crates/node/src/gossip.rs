@@ -1,0 +1,77 @@
+//! # Gossip of cluster state
+//!
+//! Every `gossip_interval` the node sends its whole [`cluster::ClusterState`]
+//! to one random peer, which merges it and answers with its own (push-pull).
+//! A node that learns something from a gossip message pushes to every peer
+//! at once, so a join or a bucket property spreads in one round trip
+//! instead of `log n` intervals. The push stops on its own: a peer that
+//! learns nothing pushes nothing.
+//!
+//! The state is small (membership events, addresses, bucket properties),
+//! so sending it whole keeps the protocol trivially convergent.
+
+use crate::proto::{Request, Response};
+use crate::Node;
+use rand::seq::IndexedRandom;
+use ring::NodeId;
+
+pub(crate) async fn run(node: Node) {
+    let mut tick = tokio::time::interval(node.config().gossip_interval());
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let peers = peers(&node);
+        let peer = node
+            .inner
+            .rng
+            .lock()
+            .ok()
+            .and_then(|mut r| peers.choose(&mut *r).copied());
+        if let Some(peer) = peer {
+            exchange(&node, peer).await;
+        }
+        retry_join(&node).await;
+    }
+}
+
+/// Every other node that is a member and whose address we know.
+fn peers(node: &Node) -> Vec<NodeId> {
+    node.layout()
+        .members()
+        .iter()
+        .map(|m| m.id)
+        .filter(|id| *id != node.id())
+        .collect()
+}
+
+async fn exchange(node: &Node, peer: NodeId) {
+    let req = Request::Gossip(node.cluster_state());
+    let timeout = node.config().request_timeout();
+    if let Ok(Response::Gossip(theirs)) = node.call(peer, req, timeout).await {
+        if let Err(e) = node.merge_state(&theirs).await {
+            tracing::warn!(error = %e, "could not store gossiped cluster state");
+        }
+    }
+}
+
+/// Send our state to every peer now.
+pub(crate) async fn push_to_all(node: &Node) {
+    let calls = peers(node).into_iter().map(|p| exchange(node, p));
+    futures::future::join_all(calls).await;
+}
+
+/// While the node knows no other member, keep trying its join seeds.
+async fn retry_join(node: &Node) {
+    if !peers(node).is_empty() {
+        return;
+    }
+    for seed in node.config().join.clone() {
+        match node.join(&seed).await {
+            Ok(()) => {
+                tracing::info!(%seed, "joined the cluster");
+                return;
+            }
+            Err(e) => tracing::warn!(error = %e, "join failed; retrying"),
+        }
+    }
+}

@@ -1,0 +1,50 @@
+//! # A ringstore node
+//!
+//! A node is a library: [`Node::start`] takes a [`NodeConfig`] and an
+//! [`Env`] (clock, seed, network, storage engine) and returns a handle that
+//! the HTTP layer, the CLI and tests call. The binary only parses flags,
+//! builds a production `Env` and calls it; tests build an `Env` over a
+//! [`net::MemoryNetwork`] and a [`store::MemoryEngine`] and run several nodes
+//! in one process.
+//!
+//! ## Organization
+//!
+//! - [`quorum`]: pure quorum arithmetic ([`quorum::QuorumTracker`]).
+//! - `put`: the write path. The receiving node forwards a write to the
+//!   first reachable primary of the key; that primary makes the dot,
+//!   stores, and replicates the merged object to the other primaries,
+//!   answering after `w` acks (`dw` fsynced, `pw` primaries).
+//! - `get`: the read path. The receiving node asks every primary, answers
+//!   after `r` replies, merges by causality, and repairs stale replicas in
+//!   the background.
+//! - `service`: answers other nodes' calls (replicate, read, list, gossip).
+//! - `gossip`: spreads [`cluster::ClusterState`] by push-pull exchange.
+//!
+//! ## What is not here yet
+//!
+//! Failure detection, sloppy quorum with hinted handoff, anti-entropy and
+//! ownership handoff build on this crate in later steps; until they land a
+//! write to an unreachable primary is simply not acknowledged by it.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod config;
+mod env;
+pub mod error;
+mod get;
+mod gossip;
+mod list;
+mod node;
+mod proto;
+mod put;
+pub mod quorum;
+mod request;
+mod service;
+mod status;
+
+pub use config::{ConfigError, NodeConfig};
+pub use env::{Clock, Env, SystemClock};
+pub use error::{NodeError, QuorumError};
+pub use node::Node;
+pub use request::{BKey, PutCommand, RequestOptions};
+pub use status::{ClusterStatus, LayoutStatus, NodeStatus, OwnerStatus, PartitionStatus};

@@ -1,0 +1,347 @@
+//! The node handle: start-up, shared state, and small accessors.
+
+use crate::gossip;
+use crate::proto::{Request, Response};
+use crate::{Env, NodeConfig, NodeError};
+use causal::Actor;
+use cluster::{Change, ClusterState, Hlc, NodeAddrs, Timestamp};
+use net::{RpcClient, RpcConfig};
+use rand::{Rng, SeedableRng};
+use ring::{Layout, NodeId};
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex, RwLock};
+use store::Store;
+use tokio::task::JoinHandle;
+
+/// Lock stripes serialising read-modify-write of one key on its
+/// coordinator (see `causal`'s note on dots).
+const KEY_LOCK_STRIPES: usize = 4096;
+
+const META_NODE_ID: &str = "node_id";
+const META_EPOCH: &str = "epoch";
+const META_CLUSTER: &str = "cluster_state";
+
+/// Cluster state with the layout it folds to, recomputed on change.
+pub(crate) struct ClusterView {
+    pub(crate) state: ClusterState,
+    pub(crate) layout: Arc<Layout>,
+}
+
+/// Counters the admin API and metrics report.
+#[derive(Default)]
+pub(crate) struct Stats {
+    pub(crate) read_repairs: std::sync::atomic::AtomicU64,
+}
+
+pub(crate) struct Inner {
+    pub(crate) id: NodeId,
+    pub(crate) actor: Actor,
+    pub(crate) cfg: NodeConfig,
+    pub(crate) env: Env,
+    pub(crate) store: Store,
+    pub(crate) rpc: RpcClient<Request, Response>,
+    pub(crate) view: RwLock<ClusterView>,
+    pub(crate) hlc: Mutex<Hlc>,
+    pub(crate) rng: Mutex<rand::rngs::SmallRng>,
+    pub(crate) key_locks: Vec<tokio::sync::Mutex<()>>,
+    /// When each peer last answered a call (tokio time). Bounded by: members.
+    pub(crate) last_seen: Mutex<HashMap<NodeId, tokio::time::Instant>>,
+    pub(crate) tasks: Mutex<Vec<JoinHandle<()>>>,
+    pub(crate) stats: Stats,
+}
+
+/// A running node. Cheap to clone; every clone is the same node.
+#[derive(Clone)]
+pub struct Node {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl Node {
+    /// Start a node: load or create its identity, bump its epoch, listen for
+    /// peers, start gossip, and join `cfg.join` if given.
+    ///
+    /// # Errors
+    ///
+    /// Invalid config, storage failures, or an RPC address that cannot be
+    /// bound. Failing to reach join seeds is not an error: the node keeps
+    /// retrying in the background.
+    pub async fn start(mut cfg: NodeConfig, env: Env) -> Result<Node, NodeError> {
+        cfg.validate()
+            .map_err(|e| NodeError::BadRequest(e.to_string()))?;
+        let store = Store::new(env.engine.clone());
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(env.seed);
+        let id = match store.get_meta(META_NODE_ID)? {
+            Some(b) if b.len() == 8 => NodeId(u64::from_be_bytes(b.try_into().unwrap_or_default())),
+            _ => NodeId(rng.random::<u64>() | 1),
+        };
+        let epoch = match store.get_meta(META_EPOCH)? {
+            Some(b) if b.len() == 4 => u32::from_be_bytes(b.try_into().unwrap_or_default()) + 1,
+            _ => 1,
+        };
+        // Why durable before serving: an epoch reused after a crash would let
+        // this node hand out a dot it already used for another value.
+        store
+            .put_meta(META_NODE_ID, id.0.to_be_bytes().to_vec(), false)
+            .await?;
+        store
+            .put_meta(META_EPOCH, epoch.to_be_bytes().to_vec(), true)
+            .await?;
+
+        let listener = env.network.bind(&cfg.rpc).await.map_err(|e| {
+            NodeError::Unavailable(format!("cannot listen for peers on {}: {e}", cfg.rpc))
+        })?;
+        cfg.rpc = listener.local_addr();
+
+        let rpc_cfg = RpcConfig {
+            node: id.0,
+            secret: cfg.cluster_secret.as_bytes().to_vec(),
+            frame_bytes_max: cfg.rpc_frame_bytes_max,
+            inflight_max: cfg.rpc_inflight_max,
+            rng_seed: rng.random(),
+        };
+        let state: ClusterState = match store.get_meta(META_CLUSTER)? {
+            Some(b) => postcard::from_bytes(&b).map_err(|e| {
+                NodeError::Storage(format!("stored cluster state does not decode: {e}"))
+            })?,
+            None => ClusterState::new(),
+        };
+        let layout = Arc::new(state.layout(cfg.partition_bits));
+        let inner = Arc::new(Inner {
+            id,
+            actor: Actor { node: id.0, epoch },
+            rpc: RpcClient::new(env.network.clone(), rpc_cfg.clone()),
+            view: RwLock::new(ClusterView { state, layout }),
+            hlc: Mutex::new(Hlc::new(id.0)),
+            rng: Mutex::new(rng),
+            key_locks: (0..KEY_LOCK_STRIPES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
+            last_seen: Mutex::default(),
+            tasks: Mutex::default(),
+            stats: Stats::default(),
+            store,
+            cfg,
+            env,
+        });
+        let node = Node { inner };
+        node.announce_self().await?;
+        let handler = crate::service::handler(node.clone());
+        node.spawn(net::serve(listener, rpc_cfg, handler));
+        node.spawn(gossip::run(node.clone()));
+        tracing::info!(node = %id, epoch, rpc = %node.inner.cfg.rpc, "node started");
+        Ok(node)
+    }
+
+    /// Record this node's membership and addresses if the state lacks them.
+    async fn announce_self(&self) -> Result<(), NodeError> {
+        let cfg = &self.inner.cfg;
+        let addrs = NodeAddrs {
+            http: cfg.http.clone(),
+            s3: cfg.s3.clone(),
+            rpc: cfg.rpc.clone(),
+        };
+        let at = self.now();
+        let changed = self.update_state(|s| {
+            let layout = s.layout(cfg.partition_bits);
+            let me = layout.member(self.inner.id);
+            let mut changed = false;
+            match me {
+                None => {
+                    s.record(
+                        at,
+                        Change::Join {
+                            node: self.inner.id,
+                            zone: cfg.zone.clone(),
+                            capacity: cfg.capacity,
+                        },
+                    );
+                    changed = true;
+                }
+                Some(m) if m.zone != cfg.zone || m.capacity != cfg.capacity => {
+                    s.record(
+                        at,
+                        Change::Update {
+                            node: self.inner.id,
+                            zone: cfg.zone.clone(),
+                            capacity: cfg.capacity,
+                        },
+                    );
+                    changed = true;
+                }
+                Some(_) => {}
+            }
+            if s.addrs(self.inner.id) != Some(&addrs) {
+                s.set_addrs(at, self.inner.id, addrs.clone());
+                changed = true;
+            }
+            changed
+        });
+        if changed {
+            self.persist_state().await?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn spawn(&self, fut: impl std::future::Future<Output = ()> + Send + 'static) {
+        let handle = tokio::spawn(fut);
+        if let Ok(mut t) = self.inner.tasks.lock() {
+            t.push(handle);
+        }
+    }
+
+    /// Stop every background task and listener of this node. Requests in
+    /// flight may fail; acknowledged writes are already durable as promised.
+    pub fn shutdown(&self) {
+        if let Ok(mut tasks) = self.inner.tasks.lock() {
+            for t in tasks.drain(..) {
+                t.abort();
+            }
+        }
+    }
+
+    /// A fresh hybrid-logical-clock timestamp.
+    pub(crate) fn now(&self) -> Timestamp {
+        let wall = self.inner.env.clock.wall_ms();
+        self.inner
+            .hlc
+            .lock()
+            .map(|mut h| h.now(wall))
+            .unwrap_or_default()
+    }
+
+    /// Apply `f` to the cluster state; recompute the layout if it reports a
+    /// change. Returns what `f` returned.
+    pub(crate) fn update_state(&self, f: impl FnOnce(&mut ClusterState) -> bool) -> bool {
+        let Ok(mut view) = self.inner.view.write() else {
+            return false;
+        };
+        let changed = f(&mut view.state);
+        if changed {
+            view.layout = Arc::new(view.state.layout(self.inner.cfg.partition_bits));
+            debug_assert_eq!(view.layout.check(), Ok(()));
+        }
+        changed
+    }
+
+    pub(crate) async fn persist_state(&self) -> Result<(), NodeError> {
+        let bytes = postcard::to_stdvec(&self.cluster_state())
+            .map_err(|e| NodeError::Storage(format!("encoding cluster state: {e}")))?;
+        self.inner.store.put_meta(META_CLUSTER, bytes, true).await?;
+        Ok(())
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.inner.id
+    }
+
+    /// The configuration the node runs with (with bound addresses filled in).
+    pub fn config(&self) -> &NodeConfig {
+        &self.inner.cfg
+    }
+
+    /// A copy of the cluster state.
+    pub fn cluster_state(&self) -> ClusterState {
+        self.inner
+            .view
+            .read()
+            .map(|v| v.state.clone())
+            .unwrap_or_default()
+    }
+
+    /// The current layout.
+    pub fn layout(&self) -> Arc<Layout> {
+        self.inner
+            .view
+            .read()
+            .map(|v| v.layout.clone())
+            .unwrap_or_else(|_| Arc::new(Layout::empty(self.inner.cfg.partition_bits)))
+    }
+
+    pub(crate) fn rpc_addr(&self, node: NodeId) -> Option<String> {
+        let v = self.inner.view.read().ok()?;
+        v.state.addrs(node).map(|a| a.rpc.clone())
+    }
+
+    pub(crate) fn zone_of(&self, node: NodeId) -> String {
+        self.layout()
+            .member(node)
+            .map(|m| m.zone.clone())
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn mark_seen(&self, node: NodeId) {
+        if let Ok(mut s) = self.inner.last_seen.lock() {
+            s.insert(node, tokio::time::Instant::now());
+        }
+    }
+
+    pub(crate) fn key_lock(&self, key: &crate::BKey) -> &tokio::sync::Mutex<()> {
+        let mut h = std::hash::DefaultHasher::new();
+        key.hash(&mut h);
+        &self.inner.key_locks[(h.finish() as usize) % KEY_LOCK_STRIPES]
+    }
+
+    /// Call a peer with the request deadline.
+    pub(crate) async fn call(
+        &self,
+        node: NodeId,
+        req: Request,
+        timeout: std::time::Duration,
+    ) -> Result<Response, String> {
+        let addr = self
+            .rpc_addr(node)
+            .ok_or_else(|| "address unknown (not gossiped yet)".to_string())?;
+        match self.inner.rpc.call(&addr, req, timeout).await {
+            Ok(Response::Error(e)) => {
+                self.mark_seen(node);
+                Err(e.to_string())
+            }
+            Ok(r) => {
+                self.mark_seen(node);
+                Ok(r)
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Join the cluster that `seed` (an RPC address) belongs to.
+    ///
+    /// # Errors
+    ///
+    /// [`NodeError::Unavailable`] when the seed cannot be reached.
+    pub async fn join(&self, seed: &str) -> Result<(), NodeError> {
+        let state = self.cluster_state();
+        let reply = self
+            .inner
+            .rpc
+            .call(
+                seed,
+                Request::Gossip(state),
+                self.inner.cfg.request_timeout(),
+            )
+            .await
+            .map_err(|e| NodeError::Unavailable(format!("cannot join through {seed}: {e}")))?;
+        match reply {
+            Response::Gossip(theirs) => {
+                self.merge_state(&theirs).await?;
+                gossip::push_to_all(self).await;
+                Ok(())
+            }
+            other => Err(NodeError::Unavailable(format!(
+                "seed {seed} answered {other:?} to a join"
+            ))),
+        }
+    }
+
+    /// Merge a peer's cluster state; persist and observe its clock if it
+    /// taught us anything.
+    pub(crate) async fn merge_state(&self, theirs: &ClusterState) -> Result<bool, NodeError> {
+        let changed = self.update_state(|s| s.merge(theirs));
+        if changed {
+            self.persist_state().await?;
+        }
+        Ok(changed)
+    }
+}

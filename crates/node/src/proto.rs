@@ -1,0 +1,71 @@
+//! Inter-node messages.
+//!
+//! One enum each way, serialised with postcard. postcard encodes the
+//! variant index, so new variants go at the end and old ones are never
+//! reordered or changed: a node must understand its older peers during a
+//! rolling upgrade (the handshake's protocol version covers larger breaks).
+
+use crate::error::NodeError;
+use crate::request::{BKey, PutCommand};
+use bytes::Bytes;
+use causal::Object;
+use cluster::ClusterState;
+use serde::{Deserialize, Serialize};
+
+/// A call from one node to another.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Request {
+    /// Exchange cluster state (push-pull gossip).
+    Gossip(ClusterState),
+    /// Coordinate a client write: the receiver is a primary of the key.
+    CoordinatePut(PutCommand),
+    /// Merge this version into your replica.
+    Replicate {
+        /// The key.
+        key: BKey,
+        /// The sender's merged object.
+        object: Object,
+        /// Fsync before answering.
+        durable: bool,
+        /// Keep only the newest sibling (last_write_wins or !allow_mult).
+        collapse: bool,
+    },
+    /// Send your replica of this key.
+    Read(BKey),
+    /// Keys you hold in a bucket within these partitions (live objects only).
+    ListKeys {
+        /// Bucket type.
+        bucket_type: Bytes,
+        /// Bucket.
+        bucket: Bytes,
+        /// Partitions to scan.
+        partitions: Vec<u16>,
+    },
+    /// Buckets you hold objects in, within a bucket type.
+    ListBuckets {
+        /// Bucket type.
+        bucket_type: Bytes,
+    },
+}
+
+/// The answer to a [`Request`].
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Response {
+    /// The receiver's state after merging the sender's.
+    Gossip(ClusterState),
+    /// The object after a coordinated write.
+    Put(Object),
+    /// The replica merged the object; `durable` if it was fsynced.
+    Replicated {
+        /// Whether it fsynced.
+        durable: bool,
+    },
+    /// The receiver's replica, if any.
+    Read(Option<Object>),
+    /// Keys.
+    Keys(Vec<Bytes>),
+    /// Bucket names.
+    Buckets(Vec<Bytes>),
+    /// The request failed at the receiver.
+    Error(NodeError),
+}

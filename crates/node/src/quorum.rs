@@ -1,0 +1,272 @@
+//! # Quorum bookkeeping
+//!
+//! Pure: which replies a request needs, and whether the replies so far meet
+//! it, cannot meet it any more, or must wait. The async fan-out in `put.rs`
+//! and `get.rs` only feeds [`QuorumTracker::record`] and stops when it says
+//! so, which keeps the arithmetic here, where property tests reach it.
+
+use crate::error::{NodeError, QuorumError};
+use cluster::{BucketProps, QuorumValue};
+use ring::NodeId;
+use std::collections::BTreeMap;
+
+/// One replica a request was sent to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    /// The node.
+    pub node: NodeId,
+    /// Its zone.
+    pub zone: String,
+    /// Whether it is a primary owner (not a fallback).
+    pub primary: bool,
+}
+
+/// What a request needs before it can answer the client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Requirement {
+    /// Replies that count (acks for writes, answers for reads).
+    pub total: usize,
+    /// Of them, fsynced.
+    pub durable: usize,
+    /// Of them, from primaries.
+    pub primary: usize,
+    /// Per zone, replies needed (local_quorum, each_quorum).
+    pub per_zone: BTreeMap<String, usize>,
+    /// For messages: the requirement as the client asked it.
+    pub described: String,
+}
+
+/// The state of a quorum request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Progress {
+    /// More replies may still meet the requirement.
+    Pending,
+    /// Met: answer the client.
+    Met,
+    /// Cannot be met even if every pending reply succeeds.
+    Impossible,
+}
+
+/// Counts replies against a [`Requirement`].
+#[derive(Debug)]
+pub struct QuorumTracker {
+    req: Requirement,
+    targets: Vec<Target>,
+    /// Per target: None while pending, Some(Ok(durable)) or Some(Err(why)).
+    replies: Vec<Option<Result<bool, String>>>,
+}
+
+impl QuorumTracker {
+    /// Track `req` over replies from `targets`.
+    pub fn new(req: Requirement, targets: Vec<Target>) -> Self {
+        let replies = vec![None; targets.len()];
+        QuorumTracker {
+            req,
+            targets,
+            replies,
+        }
+    }
+
+    /// Record a success (`durable` if fsynced) or failure from `node`. A
+    /// second reply from the same node is ignored.
+    pub fn record(&mut self, node: NodeId, reply: Result<bool, String>) -> Progress {
+        if let Some(i) = self.targets.iter().position(|t| t.node == node) {
+            if self.replies[i].is_none() {
+                self.replies[i] = Some(reply);
+            }
+        }
+        self.progress()
+    }
+
+    /// Whether the requirement is met, impossible, or pending.
+    pub fn progress(&self) -> Progress {
+        if self.met(false) {
+            Progress::Met
+        } else if self.met(true) {
+            Progress::Pending
+        } else {
+            Progress::Impossible
+        }
+    }
+
+    /// Whether the requirement holds counting the replies so far, and, with
+    /// `optimistic`, every pending reply as a durable success.
+    fn met(&self, optimistic: bool) -> bool {
+        let mut total = 0;
+        let mut durable = 0;
+        let mut primary = 0;
+        let mut zones: BTreeMap<&str, usize> = BTreeMap::new();
+        for (t, r) in self.targets.iter().zip(&self.replies) {
+            let (ok, dur) = match r {
+                Some(Ok(d)) => (true, *d),
+                None if optimistic => (true, true),
+                _ => (false, false),
+            };
+            if ok {
+                total += 1;
+                durable += usize::from(dur);
+                primary += usize::from(t.primary);
+                *zones.entry(&t.zone).or_default() += 1;
+            }
+        }
+        total >= self.req.total
+            && durable >= self.req.durable
+            && primary >= self.req.primary
+            && self
+                .req
+                .per_zone
+                .iter()
+                .all(|(z, need)| zones.get(z.as_str()).copied().unwrap_or(0) >= *need)
+    }
+
+    /// The error to return when the requirement was not met.
+    pub fn error(&self, op: &str) -> QuorumError {
+        let mut acked = Vec::new();
+        let mut failures = Vec::new();
+        for (t, r) in self.targets.iter().zip(&self.replies) {
+            match r {
+                Some(Ok(_)) => acked.push(t.node.to_string()),
+                Some(Err(why)) => failures.push((t.node.to_string(), why.clone())),
+                None => failures.push((t.node.to_string(), "no answer before the deadline".into())),
+            }
+        }
+        QuorumError {
+            op: op.to_string(),
+            required: self.req.described.clone(),
+            acked,
+            asked: self.targets.len(),
+            failures,
+        }
+    }
+}
+
+/// Which quorum a request resolves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A read: `r` and `pr`.
+    Read,
+    /// A write: `w`, `dw` and `pw`.
+    Write,
+}
+
+/// Resolve one quorum value to a count over `n` primaries (`n_val` capped
+/// by the members that exist).
+fn count(
+    name: &str,
+    v: QuorumValue,
+    fallback: QuorumValue,
+    n_val: usize,
+    n: usize,
+) -> Result<usize, NodeError> {
+    let v = if v == QuorumValue::Default {
+        fallback
+    } else {
+        v
+    };
+    Ok(match v {
+        QuorumValue::One => 1,
+        // Why over n, not n_val: a cluster smaller than n_val (a one-node dev
+        // cluster) must still serve default requests; it reports itself as
+        // under-replicated instead.
+        QuorumValue::Quorum | QuorumValue::Default => n / 2 + 1,
+        QuorumValue::All => n,
+        QuorumValue::LocalQuorum | QuorumValue::EachQuorum => 0,
+        QuorumValue::Number(k) => {
+            let k = k as usize;
+            if k > n_val {
+                return Err(NodeError::BadRequest(format!(
+                    "{name}={k} is larger than the bucket's n_val={n_val}; use at most {n_val} or one/quorum/all"
+                )));
+            }
+            k
+        }
+    })
+}
+
+/// The requirement of a read or write, from the bucket's properties, the
+/// request's overrides, and the primaries (with zones) that exist. The
+/// coordinator's zone is `home_zone`.
+///
+/// # Errors
+///
+/// [`NodeError::BadRequest`] for a value above `n_val`.
+pub fn requirement(
+    kind: Kind,
+    props: &BucketProps,
+    opts: &crate::RequestOptions,
+    primaries: &[Target],
+    home_zone: &str,
+) -> Result<Requirement, NodeError> {
+    let n_val = usize::from(props.n_val);
+    let n = primaries.len();
+    let (main_name, main, main_default, extra) = match kind {
+        Kind::Read => ("r", opts.rw.or(opts.r), props.r, None),
+        Kind::Write => (
+            "w",
+            opts.rw.or(opts.w),
+            props.w,
+            Some(opts.dw.unwrap_or(props.dw)),
+        ),
+    };
+    let main = main.unwrap_or(main_default);
+    let (prim_name, prim) = match kind {
+        Kind::Read => ("pr", opts.pr.unwrap_or(props.pr)),
+        Kind::Write => ("pw", opts.pw.unwrap_or(props.pw)),
+    };
+    let total = count(main_name, main, props_main(kind, props), n_val, n)?;
+    let durable = match extra {
+        Some(dw) => count("dw", dw, props.dw, n_val, n)?,
+        None => 0,
+    };
+    let primary = count(prim_name, prim, QuorumValue::Number(0), n_val, n)?;
+    let mut per_zone = BTreeMap::new();
+    let resolved = if main == QuorumValue::Default {
+        props_main(kind, props)
+    } else {
+        main
+    };
+    let mut zone_counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for t in primaries {
+        *zone_counts.entry(&t.zone).or_default() += 1;
+    }
+    match resolved {
+        QuorumValue::LocalQuorum => {
+            let k = zone_counts.get(home_zone).copied().unwrap_or(0);
+            // No replica in this zone: need one anyway, so the request fails
+            // loudly instead of succeeding with no local copy.
+            per_zone.insert(home_zone.to_string(), (k / 2 + 1).max(1));
+        }
+        QuorumValue::EachQuorum => {
+            for (z, k) in &zone_counts {
+                per_zone.insert((*z).to_string(), k / 2 + 1);
+            }
+        }
+        _ => {}
+    }
+    let total = total
+        .max(durable)
+        .max(primary)
+        .max(per_zone.values().sum())
+        .max(1);
+    let described = match kind {
+        Kind::Read => format!("{main_name}={main} ({total}) pr={prim} of n={n}"),
+        Kind::Write => format!("{main_name}={main} ({total}) dw={durable} pw={primary} of n={n}"),
+    };
+    Ok(Requirement {
+        total,
+        durable,
+        primary,
+        per_zone,
+        described,
+    })
+}
+
+fn props_main(kind: Kind, props: &BucketProps) -> QuorumValue {
+    match kind {
+        Kind::Read => props.r,
+        Kind::Write => props.w,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,125 @@
+use super::*;
+use crate::RequestOptions;
+use proptest::prelude::*;
+
+fn targets(n: usize, zones: usize) -> Vec<Target> {
+    (0..n)
+        .map(|i| Target {
+            node: NodeId(i as u64 + 1),
+            zone: format!("z{}", i % zones),
+            primary: true,
+        })
+        .collect()
+}
+
+fn write_req(w: QuorumValue, dw: QuorumValue, n: usize) -> Requirement {
+    let opts = RequestOptions {
+        w: Some(w),
+        dw: Some(dw),
+        ..RequestOptions::default()
+    };
+    requirement(
+        Kind::Write,
+        &BucketProps::default(),
+        &opts,
+        &targets(n, 1),
+        "z0",
+    )
+    .unwrap()
+}
+
+proptest! {
+    #[test]
+    fn verdict_does_not_depend_on_reply_order(
+        outcomes in prop::collection::vec(prop::option::of(any::<bool>()), 3),
+        w in 1u32..=3, dw in 0u32..=3, seed in any::<u64>()
+    ) {
+        let req = write_req(QuorumValue::Number(w), QuorumValue::Number(dw), 3);
+        let mut order: Vec<usize> = (0..3).collect();
+        order.sort_by_key(|i| (seed >> (i * 8)) & 0xff);
+        let mut a = QuorumTracker::new(req.clone(), targets(3, 1));
+        let mut b = QuorumTracker::new(req, targets(3, 1));
+        for i in 0..3 {
+            let r = outcomes[i].map(|d| d).ok_or_else(|| "down".to_string());
+            a.record(NodeId(i as u64 + 1), r);
+        }
+        for &i in &order {
+            let r = outcomes[i].map(|d| d).ok_or_else(|| "down".to_string());
+            b.record(NodeId(i as u64 + 1), r);
+        }
+        prop_assert_eq!(a.progress(), b.progress());
+        // Every reply is in: the verdict is final, never Pending.
+        prop_assert_ne!(a.progress(), Progress::Pending);
+        let oks = outcomes.iter().filter(|o| o.is_some()).count();
+        let durable = outcomes.iter().filter(|o| **o == Some(true)).count();
+        let met = oks >= (w.max(dw).max(1)) as usize && durable >= dw as usize;
+        prop_assert_eq!(a.progress() == Progress::Met, met);
+    }
+
+    #[test]
+    fn impossible_as_soon_as_too_many_fail(w in 1u32..=3) {
+        let req = write_req(QuorumValue::Number(w), QuorumValue::Number(0), 3);
+        let mut t = QuorumTracker::new(req, targets(3, 1));
+        let mut failures = 0;
+        for i in 1..=3u64 {
+            failures += 1;
+            let p = t.record(NodeId(i), Err("down".into()));
+            // 3 - failures replies left can still make w.
+            let possible = 3 - failures >= w as usize;
+            prop_assert_eq!(p == Progress::Impossible, !possible);
+        }
+    }
+}
+
+#[test]
+fn quorum_over_existing_owners_and_limits() {
+    // One-node cluster, n_val 3: default quorum means 1 of 1.
+    let r = write_req(QuorumValue::Quorum, QuorumValue::Quorum, 1);
+    assert_eq!((r.total, r.durable), (1, 1));
+    let r = write_req(QuorumValue::All, QuorumValue::Number(0), 3);
+    assert_eq!(r.total, 3);
+    let opts = RequestOptions {
+        w: Some(QuorumValue::Number(4)),
+        ..RequestOptions::default()
+    };
+    let err = requirement(
+        Kind::Write,
+        &BucketProps::default(),
+        &opts,
+        &targets(3, 1),
+        "z0",
+    )
+    .unwrap_err();
+    assert!(matches!(err, NodeError::BadRequest(m) if m.contains("n_val=3")));
+}
+
+#[test]
+fn each_quorum_needs_every_zone() {
+    let opts = RequestOptions {
+        w: Some(QuorumValue::EachQuorum),
+        ..RequestOptions::default()
+    };
+    let ts = targets(3, 3);
+    let req = requirement(Kind::Write, &BucketProps::default(), &opts, &ts, "z0").unwrap();
+    let mut t = QuorumTracker::new(req, ts);
+    t.record(NodeId(1), Ok(true));
+    assert_eq!(t.record(NodeId(2), Ok(true)), Progress::Pending);
+    assert_eq!(t.record(NodeId(3), Ok(true)), Progress::Met);
+}
+
+#[test]
+fn error_names_every_replica() {
+    let mut t = QuorumTracker::new(
+        write_req(QuorumValue::All, QuorumValue::Number(0), 3),
+        targets(3, 1),
+    );
+    t.record(NodeId(1), Ok(true));
+    t.record(NodeId(2), Err("connection refused".into()));
+    let msg = t.error("put").to_string();
+    assert!(msg.contains("put needed w=all (3)"), "{msg}");
+    assert!(msg.contains("1 of 3 replicas answered"), "{msg}");
+    assert!(
+        msg.contains("connection refused") && msg.contains("no answer before the deadline"),
+        "{msg}"
+    );
+}

@@ -1,0 +1,58 @@
+//! Answers other nodes' calls.
+
+use crate::proto::{Request, Response};
+use crate::{gossip, Node, NodeError};
+use futures::FutureExt;
+use net::Handler;
+use ring::NodeId;
+use std::sync::Arc;
+
+pub(crate) fn handler(node: Node) -> Handler<Request, Response> {
+    Arc::new(move |peer, req| {
+        let node = node.clone();
+        async move {
+            node.mark_seen(NodeId(peer));
+            node.serve(req).await
+        }
+        .boxed()
+    })
+}
+
+impl Node {
+    async fn serve(&self, req: Request) -> Response {
+        let result = match req {
+            Request::Gossip(theirs) => match self.merge_state(&theirs).await {
+                Ok(changed) => {
+                    if changed {
+                        let node = self.clone();
+                        tokio::spawn(async move { gossip::push_to_all(&node).await });
+                    }
+                    Ok(Response::Gossip(self.cluster_state()))
+                }
+                Err(e) => Err(e),
+            },
+            Request::CoordinatePut(cmd) => self.coordinate_put(cmd).await.map(Response::Put),
+            Request::Replicate {
+                key,
+                object,
+                durable,
+                collapse,
+            } => self
+                .apply_replica(&key, &object, durable, collapse)
+                .await
+                .map(|durable| Response::Replicated { durable }),
+            Request::Read(key) => self.local_object(&key).map(Response::Read),
+            Request::ListKeys {
+                bucket_type,
+                bucket,
+                partitions,
+            } => self
+                .local_keys(&bucket_type, &bucket, &partitions)
+                .map(Response::Keys),
+            Request::ListBuckets { bucket_type } => {
+                self.local_buckets(&bucket_type).map(Response::Buckets)
+            }
+        };
+        result.unwrap_or_else(|e: NodeError| Response::Error(e))
+    }
+}

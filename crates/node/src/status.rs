@@ -1,0 +1,166 @@
+//! What the admin API reports: nodes, layout, replication health.
+
+use crate::Node;
+use cluster::MemberState;
+use ring::PartitionId;
+use serde::Serialize;
+
+/// One node as `GET /admin/cluster` shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct NodeStatus {
+    /// Node id.
+    pub id: String,
+    /// HTTP address.
+    pub http: String,
+    /// S3 address.
+    pub s3: String,
+    /// RPC address.
+    pub rpc: String,
+    /// Zone.
+    pub zone: String,
+    /// Capacity.
+    pub capacity: u32,
+    /// `member` or `removed`.
+    pub state: &'static str,
+    /// `up` or `down`, as this node sees it.
+    pub liveness: &'static str,
+    /// Partitions for which the node is one of the first `n_val` (default 3) owners.
+    pub partitions: usize,
+    /// Hints waiting for delivery to this node.
+    pub hints_pending: u64,
+}
+
+/// `GET /admin/cluster`.
+#[derive(Clone, Debug, Serialize)]
+pub struct ClusterStatus {
+    /// The answering node.
+    pub node_id: String,
+    /// Layout version: membership events folded.
+    pub layout_version: u64,
+    /// Every node known.
+    pub nodes: Vec<NodeStatus>,
+    /// Partitions with fewer owners than the default `n_val`.
+    pub under_replicated_partitions: usize,
+    /// Replicas repaired by reads since start.
+    pub read_repairs: u64,
+}
+
+/// One owner of a partition.
+#[derive(Clone, Debug, Serialize)]
+pub struct OwnerStatus {
+    /// Node id.
+    pub node: String,
+    /// Its zone.
+    pub zone: String,
+    /// Whether it holds the partition's data and serves reads.
+    pub ready: bool,
+}
+
+/// One partition in `GET /admin/layout`.
+#[derive(Clone, Debug, Serialize)]
+pub struct PartitionStatus {
+    /// Partition number.
+    pub id: u16,
+    /// Owners in preference order.
+    pub owners: Vec<OwnerStatus>,
+}
+
+/// `GET /admin/layout`.
+#[derive(Clone, Debug, Serialize)]
+pub struct LayoutStatus {
+    /// Layout version.
+    pub version: u64,
+    /// Every partition.
+    pub partitions: Vec<PartitionStatus>,
+}
+
+/// The `n_val` the cluster-level health figures assume.
+const N_VAL_DEFAULT: usize = 3;
+
+impl Node {
+    /// The cluster as this node sees it.
+    pub fn cluster_status(&self) -> ClusterStatus {
+        let state = self.cluster_state();
+        let layout = self.layout();
+        let stale_after = self.config().gossip_interval() * 3;
+        let seen = self
+            .inner
+            .last_seen
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default();
+        let nodes = state
+            .nodes()
+            .into_iter()
+            .map(|(id, ms)| {
+                let addrs = state.addrs(id).cloned().unwrap_or_default();
+                let member = layout.member(id);
+                let up =
+                    id == self.id() || seen.get(&id).is_some_and(|t| t.elapsed() <= stale_after);
+                NodeStatus {
+                    id: id.to_string(),
+                    http: addrs.http,
+                    s3: addrs.s3,
+                    rpc: addrs.rpc,
+                    zone: member.map(|m| m.zone.clone()).unwrap_or_default(),
+                    capacity: member.map_or(0, |m| m.capacity),
+                    state: match ms {
+                        MemberState::Member => "member",
+                        MemberState::Removed => "removed",
+                    },
+                    liveness: if up { "up" } else { "down" },
+                    partitions: layout.partitions_owned(id, N_VAL_DEFAULT),
+                    hints_pending: 0,
+                }
+            })
+            .collect();
+        ClusterStatus {
+            node_id: self.id().to_string(),
+            layout_version: state.layout_version(),
+            nodes,
+            under_replicated_partitions: self.under_replicated_partitions(),
+            read_repairs: self
+                .inner
+                .stats
+                .read_repairs
+                .load(std::sync::atomic::Ordering::Relaxed),
+        }
+    }
+
+    /// Partitions with fewer owners than the default `n_val`: a cluster
+    /// smaller than 3 nodes serves, but cannot keep 3 copies.
+    pub fn under_replicated_partitions(&self) -> usize {
+        let layout = self.layout();
+        (0..layout.partition_count())
+            .filter(|p| layout.owners(PartitionId(*p as u16)).len() < N_VAL_DEFAULT)
+            .count()
+    }
+
+    /// The layout as the admin API shows it.
+    pub fn layout_status(&self) -> LayoutStatus {
+        let layout = self.layout();
+        let partitions = (0..layout.partition_count() as u16)
+            .map(|p| PartitionStatus {
+                id: p,
+                owners: layout
+                    .owners(PartitionId(p))
+                    .iter()
+                    .map(|o| OwnerStatus {
+                        node: o.to_string(),
+                        zone: layout
+                            .member(*o)
+                            .map(|m| m.zone.clone())
+                            .unwrap_or_default(),
+                        // Ownership handoff is not implemented yet: owners are
+                        // ready as soon as they are assigned.
+                        ready: true,
+                    })
+                    .collect(),
+            })
+            .collect();
+        LayoutStatus {
+            version: self.cluster_state().layout_version(),
+            partitions,
+        }
+    }
+}

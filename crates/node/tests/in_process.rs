@@ -1,0 +1,215 @@
+//! Three whole nodes in one process over the in-memory network and engine:
+//! the seams of `Node::start` carry everything a node needs.
+
+use bytes::Bytes;
+use causal::{Meta, VersionVector};
+use cluster::QuorumValue;
+use net::MemoryNetwork;
+use ringstore_node::{BKey, Env, Node, NodeConfig, NodeError, RequestOptions, SystemClock};
+use std::sync::Arc;
+use std::time::Duration;
+use store::MemoryEngine;
+
+async fn start_cluster(net: &MemoryNetwork, n: usize) -> Vec<Node> {
+    let mut nodes = Vec::new();
+    for i in 0..n {
+        let addr = format!("mem-{i}:7000");
+        let cfg = NodeConfig {
+            rpc: addr.clone(),
+            http: format!("mem-{i}:8098"),
+            gossip_interval_ms: 100,
+            request_timeout_ms: 500,
+            join: if i == 0 {
+                vec![]
+            } else {
+                vec!["mem-0:7000".into()]
+            },
+            ..NodeConfig::default()
+        };
+        let env = Env {
+            clock: Arc::new(SystemClock),
+            seed: 42 + i as u64,
+            network: Arc::new(net.at(&addr)),
+            engine: Arc::new(MemoryEngine::new()),
+        };
+        nodes.push(Node::start(cfg, env).await.expect("node starts"));
+    }
+    wait_for("every node sees every member", || {
+        nodes.iter().all(|x| x.layout().members().len() == n)
+    })
+    .await;
+    nodes
+}
+
+async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn text(s: &'static str) -> (Bytes, Meta) {
+    (
+        Bytes::from_static(s.as_bytes()),
+        Meta {
+            content_type: "text/plain".into(),
+            ..Meta::default()
+        },
+    )
+}
+
+fn values(obj: &causal::Object) -> Vec<String> {
+    let mut v: Vec<String> = obj
+        .live_siblings()
+        .map(|s| String::from_utf8_lossy(&s.value).into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn put_on_one_node_reads_on_all() {
+    let net = MemoryNetwork::new();
+    let nodes = start_cluster(&net, 3).await;
+    let key = BKey::new("b", "k");
+    let (v, m) = text("hello");
+    nodes[0]
+        .put(
+            key.clone(),
+            v,
+            m,
+            VersionVector::new(),
+            RequestOptions::default(),
+        )
+        .await
+        .unwrap();
+    for n in &nodes {
+        let obj = n
+            .get(&key, &RequestOptions::default())
+            .await
+            .unwrap()
+            .expect("found");
+        assert_eq!(values(&obj), ["hello"]);
+    }
+    // With n_val 3 on 3 nodes every node holds a replica (w=quorum acked 2,
+    // the third follows within the request).
+    wait_for("every replica holds the value", || {
+        nodes
+            .iter()
+            .all(|n| n.local_object(&key).unwrap().is_some())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn concurrent_blind_writes_are_siblings_and_context_resolves() {
+    let net = MemoryNetwork::new();
+    let nodes = start_cluster(&net, 3).await;
+    let key = BKey::new("b", "s");
+    let (a, m) = text("a");
+    let (b, _) = text("b");
+    let opts = RequestOptions::default();
+    nodes[1]
+        .put(
+            key.clone(),
+            a,
+            m.clone(),
+            VersionVector::new(),
+            opts.clone(),
+        )
+        .await
+        .unwrap();
+    nodes[2]
+        .put(
+            key.clone(),
+            b,
+            m.clone(),
+            VersionVector::new(),
+            opts.clone(),
+        )
+        .await
+        .unwrap();
+    let obj = nodes[0].get(&key, &opts).await.unwrap().unwrap();
+    assert_eq!(values(&obj), ["a", "b"]);
+    let (c, _) = text("c");
+    nodes[0]
+        .put(key.clone(), c, m, obj.context().clone(), opts.clone())
+        .await
+        .unwrap();
+    let obj = nodes[1].get(&key, &opts).await.unwrap().unwrap();
+    assert_eq!(values(&obj), ["c"]);
+    nodes[2]
+        .delete(key.clone(), None, opts.clone())
+        .await
+        .unwrap();
+    let obj = nodes[0].get(&key, &opts).await.unwrap();
+    assert!(obj.is_none_or(|o| o.is_absent()));
+}
+
+#[tokio::test]
+async fn cut_off_replica_fails_w_all_but_not_w_two() {
+    let net = MemoryNetwork::new();
+    let nodes = start_cluster(&net, 3).await;
+    if let Ok(mut f) = net.faults.lock() {
+        f.cut("mem-0:7000", "mem-2:7000");
+        f.cut("mem-1:7000", "mem-2:7000");
+    }
+    let key = BKey::new("b", "w");
+    let all = RequestOptions {
+        w: Some(QuorumValue::All),
+        ..RequestOptions::default()
+    };
+    let (v, m) = text("x");
+    let err = nodes[0]
+        .put(key.clone(), v.clone(), m.clone(), VersionVector::new(), all)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, NodeError::Quorum(_)), "{err}");
+    assert!(err.to_string().contains("w=all"), "{err}");
+    // A write that missed its quorum is not rolled back (Dynamo semantics),
+    // so use a fresh key for the next one.
+    let key = BKey::new("b", "w2");
+    let two = RequestOptions {
+        w: Some(QuorumValue::Number(2)),
+        ..RequestOptions::default()
+    };
+    nodes[0]
+        .put(key.clone(), v, m, VersionVector::new(), two)
+        .await
+        .unwrap();
+    let r2 = RequestOptions {
+        r: Some(QuorumValue::Number(2)),
+        ..RequestOptions::default()
+    };
+    let obj = nodes[1].get(&key, &r2).await.unwrap().unwrap();
+    assert_eq!(values(&obj), ["x"]);
+}
+
+#[tokio::test]
+async fn quorum_value_above_n_val_is_a_bad_request() {
+    let net = MemoryNetwork::new();
+    let nodes = start_cluster(&net, 1).await;
+    let opts = RequestOptions {
+        r: Some(QuorumValue::Number(4)),
+        ..RequestOptions::default()
+    };
+    let err = nodes[0].get(&BKey::new("b", "k"), &opts).await.unwrap_err();
+    assert!(matches!(err, NodeError::BadRequest(_)), "{err}");
+    // A one-node cluster serves default quorums over the owners it has.
+    let (v, m) = text("solo");
+    nodes[0]
+        .put(
+            BKey::new("b", "k"),
+            v,
+            m,
+            VersionVector::new(),
+            RequestOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(nodes[0].under_replicated_partitions(), 256);
+}
