@@ -62,13 +62,15 @@ pub enum MemberState {
     Removed,
 }
 
+/// (type, bucket) → when set and the props; `None` means "reset to defaults".
+type PropsMap = BTreeMap<(Vec<u8>, Vec<u8>), (Timestamp, Option<BucketProps>)>;
+
 /// Everything nodes gossip: membership history, addresses, bucket props.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterState {
     events: BTreeSet<Event>,
     addrs: BTreeMap<NodeId, (Timestamp, NodeAddrs)>,
-    /// `None` means "reset to defaults".
-    props: BTreeMap<(Vec<u8>, Vec<u8>), (Timestamp, Option<BucketProps>)>,
+    props: PropsMap,
 }
 
 impl ClusterState {

@@ -18,7 +18,7 @@ pub enum Request {
     /// Exchange cluster state (push-pull gossip).
     Gossip(ClusterState),
     /// Coordinate a client write: the receiver is a primary of the key.
-    CoordinatePut(PutCommand),
+    CoordinatePut(Box<PutCommand>),
     /// Merge this version into your replica.
     Replicate {
         /// The key.

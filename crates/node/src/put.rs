@@ -124,7 +124,7 @@ impl Node {
             match self
                 .inner
                 .rpc
-                .call(&addr, Request::CoordinatePut(cmd.clone()), left)
+                .call(&addr, Request::CoordinatePut(Box::new(cmd.clone())), left)
                 .await
             {
                 Ok(Response::Put(obj)) => return Ok(obj),

@@ -31,7 +31,7 @@ impl Node {
                 }
                 Err(e) => Err(e),
             },
-            Request::CoordinatePut(cmd) => self.coordinate_put(cmd).await.map(Response::Put),
+            Request::CoordinatePut(cmd) => self.coordinate_put(*cmd).await.map(Response::Put),
             Request::Replicate {
                 key,
                 object,

@@ -29,6 +29,9 @@ impl Space {
 /// One write in a batch: `None` removes the key.
 pub type BatchItem = (Space, Vec<u8>, Option<Vec<u8>>);
 
+/// Keys with their values, in key order.
+pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// A key-value engine. Writes are atomic per batch and visible at once, but
 /// durable only after [`Engine::sync`].
 pub trait Engine: Send + Sync + 'static {
@@ -59,11 +62,7 @@ pub trait Engine: Send + Sync + 'static {
     /// # Errors
     ///
     /// I/O failures.
-    fn scan_prefix(
-        &self,
-        space: Space,
-        prefix: &[u8],
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError>;
+    fn scan_prefix(&self, space: Space, prefix: &[u8]) -> Result<Entries, StoreError>;
 }
 
 /// The fjall engine: one database per node, one keyspace per [`Space`].
@@ -147,11 +146,7 @@ impl Engine for FjallEngine {
         true
     }
 
-    fn scan_prefix(
-        &self,
-        space: Space,
-        prefix: &[u8],
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    fn scan_prefix(&self, space: Space, prefix: &[u8]) -> Result<Entries, StoreError> {
         self.space(space)
             .prefix(prefix)
             .map(|g| {

@@ -26,7 +26,7 @@ mod group;
 mod keys;
 mod memory;
 
-pub use engine::{Engine, FjallEngine, Space};
+pub use engine::{Engine, Entries, FjallEngine, Space};
 pub use format::{decode_object, encode_object, OBJECT_VERSION_MARKER};
 pub use group::SyncGroup;
 pub use keys::{ObjectKey, BUCKET_BYTES_MAX, KEY_BYTES_MAX, TYPE_BYTES_MAX};
@@ -60,6 +60,9 @@ pub enum StoreError {
     SyncStopped,
 }
 
+/// A (bucket type, bucket) pair.
+pub type BucketId = (Vec<u8>, Vec<u8>);
+
 /// Typed access to one node's data over an [`Engine`].
 #[derive(Clone)]
 pub struct Store {
@@ -67,7 +70,7 @@ pub struct Store {
     sync: SyncGroup,
     /// Buckets already recorded, so each write does not rewrite the index.
     /// Bounded by: the number of buckets on this node.
-    buckets_seen: Arc<Mutex<BTreeSet<(Vec<u8>, Vec<u8>)>>>,
+    buckets_seen: Arc<Mutex<BTreeSet<BucketId>>>,
 }
 
 impl Store {
@@ -165,7 +168,7 @@ impl Store {
     /// # Errors
     ///
     /// Engine failures and undecodable index entries.
-    pub fn buckets(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    pub fn buckets(&self) -> Result<Vec<BucketId>, StoreError> {
         self.engine
             .scan_prefix(Space::Buckets, &[])?
             .into_iter()

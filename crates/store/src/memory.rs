@@ -1,6 +1,6 @@
 //! The in-memory engine, with crash semantics for simulation.
 
-use crate::engine::{BatchItem, Engine, Space};
+use crate::engine::{BatchItem, Engine, Entries, Space};
 use crate::StoreError;
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
@@ -80,11 +80,7 @@ impl Engine for MemoryEngine {
         false
     }
 
-    fn scan_prefix(
-        &self,
-        space: Space,
-        prefix: &[u8],
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    fn scan_prefix(&self, space: Space, prefix: &[u8]) -> Result<Entries, StoreError> {
         let l = self.lock();
         Ok(l.current
             .range((space, prefix.to_vec())..)

@@ -39,12 +39,12 @@ proptest! {
         order.sort_by_key(|i| (seed >> (i * 8)) & 0xff);
         let mut a = QuorumTracker::new(req.clone(), targets(3, 1));
         let mut b = QuorumTracker::new(req, targets(3, 1));
-        for i in 0..3 {
-            let r = outcomes[i].map(|d| d).ok_or_else(|| "down".to_string());
+        for (i, o) in outcomes.iter().enumerate() {
+            let r = o.ok_or_else(|| "down".to_string());
             a.record(NodeId(i as u64 + 1), r);
         }
         for &i in &order {
-            let r = outcomes[i].map(|d| d).ok_or_else(|| "down".to_string());
+            let r = outcomes[i].ok_or_else(|| "down".to_string());
             b.record(NodeId(i as u64 + 1), r);
         }
         prop_assert_eq!(a.progress(), b.progress());
