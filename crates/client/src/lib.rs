@@ -1,0 +1,283 @@
+//! # A Rust client for ringstore
+//!
+//! Talks to any node's HTTP listener: the Riak-compatible key-value API
+//! ([`Client::get`], [`Client::put`], [`Client::delete`]) and the admin API
+//! ([`Client::cluster_status`], [`Client::join`]). Connections are pooled
+//! and kept alive; one `Client` can be shared by many tasks.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+use bytes::Bytes;
+use std::time::Duration;
+
+/// What went wrong talking to a node.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The request did not reach the node or no answer came back.
+    #[error("cannot reach {url}: {source}")]
+    Transport {
+        /// The URL asked.
+        url: String,
+        /// The HTTP client's error.
+        source: reqwest::Error,
+    },
+    /// The node answered with an error status.
+    #[error("{url} answered {status}: {body}")]
+    Status {
+        /// The URL asked.
+        url: String,
+        /// HTTP status.
+        status: u16,
+        /// The node's message.
+        body: String,
+    },
+}
+
+/// One fetched version of a key.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    /// 200 for one value, 300 for siblings, 404 for none.
+    pub status: u16,
+    /// The causal context to send back with the next write.
+    pub vclock: Option<String>,
+    /// The body (one value, or the sibling list for a 300).
+    pub body: Bytes,
+    /// Content type of the body.
+    pub content_type: Option<String>,
+}
+
+/// A client for one node.
+#[derive(Clone)]
+pub struct Client {
+    base: String,
+    http: reqwest::Client,
+}
+
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+impl Client {
+    /// A client for the node at `addr` (`host:port` or a URL).
+    ///
+    /// # Panics
+    ///
+    /// If the HTTP client cannot be built (no TLS backend is needed, so only
+    /// on a broken system).
+    pub fn new(addr: &str) -> Self {
+        let base = if addr.starts_with("http://") || addr.starts_with("https://") {
+            addr.trim_end_matches('/').to_string()
+        } else {
+            format!("http://{addr}")
+        };
+        let http = reqwest::Client::builder()
+            .tcp_nodelay(true)
+            .pool_max_idle_per_host(256)
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("building the HTTP client");
+        Client { base, http }
+    }
+
+    /// The node's base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    fn object_url(&self, bucket: &str, key: &str, query: &str) -> String {
+        let q = if query.is_empty() {
+            String::new()
+        } else {
+            format!("?{query}")
+        };
+        format!(
+            "{}/buckets/{}/keys/{}{q}",
+            self.base,
+            encode(bucket),
+            encode(key)
+        )
+    }
+
+    async fn send(
+        &self,
+        req: reqwest::RequestBuilder,
+        url: &str,
+    ) -> Result<reqwest::Response, ClientError> {
+        req.send().await.map_err(|source| ClientError::Transport {
+            url: url.to_string(),
+            source,
+        })
+    }
+
+    async fn check(resp: reqwest::Response, url: &str) -> Result<reqwest::Response, ClientError> {
+        let status = resp.status().as_u16();
+        if status >= 400 && status != 404 {
+            let body = resp.text().await.unwrap_or_default().trim().to_string();
+            return Err(ClientError::Status {
+                url: url.to_string(),
+                status,
+                body,
+            });
+        }
+        Ok(resp)
+    }
+
+    /// Fetch a key. `query` is a raw query string (`r=2&notfound_ok=false`).
+    ///
+    /// # Errors
+    ///
+    /// Transport failures and error statuses other than 404.
+    pub async fn get(&self, bucket: &str, key: &str, query: &str) -> Result<Fetched, ClientError> {
+        let url = self.object_url(bucket, key, query);
+        let resp = Self::check(self.send(self.http.get(&url), &url).await?, &url).await?;
+        let header = |n: &str| {
+            resp.headers()
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let (status, vclock, content_type) = (
+            resp.status().as_u16(),
+            header("x-riak-vclock"),
+            header("content-type"),
+        );
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|source| ClientError::Transport {
+                url: url.clone(),
+                source,
+            })?;
+        Ok(Fetched {
+            status,
+            vclock,
+            body,
+            content_type,
+        })
+    }
+
+    /// Store a value; with `vclock`, replacing what that context saw.
+    ///
+    /// # Errors
+    ///
+    /// Transport failures and error statuses.
+    pub async fn put(
+        &self,
+        bucket: &str,
+        key: &str,
+        value: Bytes,
+        content_type: &str,
+        vclock: Option<&str>,
+        query: &str,
+    ) -> Result<u16, ClientError> {
+        let url = self.object_url(bucket, key, query);
+        let mut req = self
+            .http
+            .put(&url)
+            .header("content-type", content_type)
+            .body(value);
+        if let Some(v) = vclock {
+            req = req.header("x-riak-vclock", v);
+        }
+        let resp = Self::check(self.send(req, &url).await?, &url).await?;
+        Ok(resp.status().as_u16())
+    }
+
+    /// Delete a key.
+    ///
+    /// # Errors
+    ///
+    /// Transport failures and error statuses.
+    pub async fn delete(
+        &self,
+        bucket: &str,
+        key: &str,
+        vclock: Option<&str>,
+        query: &str,
+    ) -> Result<u16, ClientError> {
+        let url = self.object_url(bucket, key, query);
+        let mut req = self.http.delete(&url);
+        if let Some(v) = vclock {
+            req = req.header("x-riak-vclock", v);
+        }
+        Ok(Self::check(self.send(req, &url).await?, &url)
+            .await?
+            .status()
+            .as_u16())
+    }
+
+    /// Set bucket properties from a JSON object of props.
+    ///
+    /// # Errors
+    ///
+    /// Transport failures and error statuses.
+    pub async fn set_props(
+        &self,
+        bucket: &str,
+        props: serde_json::Value,
+    ) -> Result<(), ClientError> {
+        let url = format!("{}/buckets/{}/props", self.base, encode(bucket));
+        let body = serde_json::json!({ "props": props }).to_string();
+        let req = self
+            .http
+            .put(&url)
+            .header("content-type", "application/json")
+            .body(body);
+        Self::check(self.send(req, &url).await?, &url)
+            .await
+            .map(|_| ())
+    }
+
+    async fn json(
+        &self,
+        req: reqwest::RequestBuilder,
+        url: &str,
+    ) -> Result<serde_json::Value, ClientError> {
+        let resp = Self::check(self.send(req, url).await?, url).await?;
+        let text = resp.text().await.map_err(|source| ClientError::Transport {
+            url: url.to_string(),
+            source,
+        })?;
+        serde_json::from_str(&text).map_err(|e| ClientError::Status {
+            url: url.to_string(),
+            status: 200,
+            body: format!("not JSON: {e}"),
+        })
+    }
+
+    /// `GET /admin/cluster`.
+    ///
+    /// # Errors
+    ///
+    /// Transport failures, error statuses, non-JSON answers.
+    pub async fn cluster_status(&self) -> Result<serde_json::Value, ClientError> {
+        let url = format!("{}/admin/cluster", self.base);
+        self.json(self.http.get(&url), &url).await
+    }
+
+    /// Ask this node to join the cluster `seed` (an RPC address) belongs to.
+    ///
+    /// # Errors
+    ///
+    /// Transport failures and error statuses.
+    pub async fn join(&self, seed: &str) -> Result<serde_json::Value, ClientError> {
+        let url = format!("{}/admin/cluster/join", self.base);
+        let body = serde_json::json!({ "seed": seed }).to_string();
+        self.json(
+            self.http
+                .post(&url)
+                .header("content-type", "application/json")
+                .body(body),
+            &url,
+        )
+        .await
+    }
+}

@@ -1,0 +1,143 @@
+//! Admin, health and discovery endpoints.
+
+use crate::error::ApiError;
+use crate::App;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::json;
+
+/// The Riak version reported in `/stats`, so Riak clients enable the
+/// features of the API we implement (bucket types, tombstone contexts).
+const RIAK_KV_VERSION_COMPAT: &str = "2.2.3";
+
+pub(crate) async fn cluster(State(app): State<App>) -> Response {
+    Json(app.node.cluster_status()).into_response()
+}
+
+pub(crate) async fn layout(State(app): State<App>) -> Response {
+    Json(app.node.layout_status()).into_response()
+}
+
+pub(crate) async fn transfers() -> Response {
+    // Ownership handoff is not implemented yet, so nothing is ever in flight.
+    Json(json!({ "transfers": [] })).into_response()
+}
+
+#[derive(Deserialize)]
+pub(crate) struct JoinBody {
+    seed: String,
+}
+
+pub(crate) async fn join(
+    State(app): State<App>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let req: JoinBody = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad(format!("expected {{\"seed\": \"host:rpc_port\"}}: {e}")))?;
+    app.node.join(&req.seed).await?;
+    Ok(Json(
+        json!({ "joined": req.seed, "layout_version": app.node.cluster_state().layout_version() }),
+    )
+    .into_response())
+}
+
+pub(crate) async fn live() -> &'static str {
+    "OK\n"
+}
+
+pub(crate) async fn ready(State(app): State<App>) -> Response {
+    let layout = app.node.layout();
+    if layout.member(app.node.id()).is_some() {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not a member of the layout yet; join a cluster\n",
+        )
+            .into_response()
+    }
+}
+
+pub(crate) async fn ping() -> &'static str {
+    "OK"
+}
+
+pub(crate) async fn metrics(State(app): State<App>) -> Response {
+    let body = app.metrics.encode(&app);
+    ([("content-type", "text/plain; version=0.0.4")], body).into_response()
+}
+
+pub(crate) async fn stats(State(app): State<App>) -> Response {
+    let status = app.node.cluster_status();
+    let members: Vec<String> = app
+        .node
+        .layout()
+        .members()
+        .iter()
+        .map(|m| m.id.to_string())
+        .collect();
+    let connected: Vec<&String> = status
+        .nodes
+        .iter()
+        .filter(|n| n.liveness == "up" && n.id != status.node_id)
+        .map(|n| &n.id)
+        .collect();
+    let mut out = json!({
+        "riak_kv_version": RIAK_KV_VERSION_COMPAT,
+        "ringstore_version": env!("CARGO_PKG_VERSION"),
+        "nodename": status.node_id,
+        "ring_members": members,
+        "connected_nodes": connected,
+        "ring_num_partitions": app.node.layout().partition_count(),
+        "under_replicated_partitions": status.under_replicated_partitions,
+        "read_repairs_total": status.read_repairs,
+    });
+    for (op, riak) in [
+        ("get", "node_get_fsm_time"),
+        ("put", "node_put_fsm_time"),
+        ("delete", "node_delete_time"),
+    ] {
+        let (count, [p50, p95, p99, max]) = app.metrics.summary(op);
+        let counter = match op {
+            "get" => "node_gets",
+            "put" => "node_puts",
+            _ => "node_deletes",
+        };
+        out[counter] = json!(count);
+        out[format!("{riak}_median")] = json!(p50);
+        out[format!("{riak}_95")] = json!(p95);
+        out[format!("{riak}_99")] = json!(p99);
+        out[format!("{riak}_100")] = json!(max);
+    }
+    Json(out).into_response()
+}
+
+/// Resource discovery, as Riak clients use it to find the API's paths.
+pub(crate) async fn discovery(headers: HeaderMap) -> Response {
+    let resources = json!({
+        "riak_kv_wm_buckets": "/buckets",
+        "riak_kv_wm_bucket_type": "/types",
+        "riak_kv_wm_ping": "/ping",
+        "riak_kv_wm_props": "/buckets",
+        "riak_kv_wm_stats": "/stats",
+    });
+    let wants_json = headers
+        .get("accept")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("json"));
+    if wants_json {
+        return Json(resources).into_response();
+    }
+    let mut html = String::from("<html><body><ul>");
+    if let Some(map) = resources.as_object() {
+        for (name, path) in map {
+            let path = path.as_str().unwrap_or_default();
+            html.push_str(&format!("<li><a href=\"{path}\">{name}</a></li>"));
+        }
+    }
+    html.push_str("</ul></body></html>");
+    ([("content-type", "text/html")], html).into_response()
+}

@@ -1,0 +1,91 @@
+//! # Client-facing HTTP
+//!
+//! The Riak-compatible key-value API, the admin API, health checks and
+//! metrics, on one listener (see `shared/API.md` for the contract). Every
+//! handler parses its input into typed values at the edge (`params`), calls
+//! the [`node::Node`], and encodes the answer (`encode`); malformed input
+//! becomes a 4xx with a message, never a panic.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod admin;
+mod buckets;
+mod encode;
+mod error;
+mod kv;
+mod metrics;
+mod params;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use node::Node;
+use std::sync::Arc;
+
+/// Shared state of the handlers.
+#[derive(Clone)]
+pub(crate) struct App {
+    node: Node,
+    metrics: Arc<metrics::Metrics>,
+}
+
+/// The router for one node's HTTP listener.
+pub fn router(node: Node) -> Router {
+    let body_limit = node.config().value_bytes_max + 64 * 1024;
+    let app = App {
+        node,
+        metrics: Arc::new(metrics::Metrics::new()),
+    };
+    let object = get(kv::fetch).put(kv::put).post(kv::put).delete(kv::delete);
+    let keys = get(buckets::list_keys).post(kv::post_new);
+    let props = get(buckets::get_props)
+        .put(buckets::put_props)
+        .delete(buckets::reset_props);
+    Router::new()
+        .route("/", get(admin::discovery))
+        .route("/ping", get(admin::ping))
+        .route("/stats", get(admin::stats))
+        .route("/metrics", get(admin::metrics))
+        .route("/health/live", get(admin::live))
+        .route("/health/ready", get(admin::ready))
+        .route("/buckets", get(buckets::list_buckets))
+        .route("/buckets/{bucket}/keys", keys.clone())
+        .route("/buckets/{bucket}/keys/{key}", object.clone())
+        .route("/buckets/{bucket}/props", props.clone())
+        .route("/types/{type}/buckets", get(buckets::list_buckets))
+        .route("/types/{type}/buckets/{bucket}/keys", keys)
+        .route("/types/{type}/buckets/{bucket}/keys/{key}", object)
+        .route("/types/{type}/buckets/{bucket}/props", props)
+        .route("/admin/cluster", get(admin::cluster))
+        .route("/admin/cluster/join", post(admin::join))
+        .route("/admin/layout", get(admin::layout))
+        .route("/admin/transfers", get(admin::transfers))
+        .route(
+            "/admin/replica/buckets/{bucket}/keys/{key}",
+            get(kv::replica),
+        )
+        .route(
+            "/admin/replica/types/{type}/buckets/{bucket}/keys/{key}",
+            get(kv::replica),
+        )
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            metrics::track,
+        ))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(app)
+}
+
+/// Serve `router(node)` on `listener` until the task is dropped.
+///
+/// # Errors
+///
+/// I/O errors of the listener.
+pub async fn serve(node: Node, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    // TCP_NODELAY: small answers must not wait on Nagle + delayed ACK.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, router(node)).await
+}

@@ -1,0 +1,211 @@
+//! Request counters and latency histograms, exported as Prometheus text at
+//! `/metrics` and as Riak-style figures at `/stats`.
+//!
+//! One registry per node (not a global), so several nodes in one process
+//! keep their own counters.
+
+use crate::App;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::Method;
+use axum::middleware::Next;
+use axum::response::Response;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OpStatus {
+    op: &'static str,
+    status: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Op {
+    op: &'static str,
+}
+
+/// Longest latency the `/stats` histograms record: 60 s in microseconds.
+const LATENCY_US_MAX: u64 = 60_000_000;
+
+/// The node's metrics.
+pub(crate) struct Metrics {
+    registry: Registry,
+    requests: Family<OpStatus, Counter>,
+    latency: Family<Op, Histogram>,
+    under_replicated: Gauge,
+    members: Gauge,
+    layout_version: Gauge,
+    read_repairs: Gauge,
+    /// Per operation, latencies in microseconds, for percentiles in /stats.
+    hdr: Mutex<HashMap<&'static str, hdrhistogram::Histogram<u64>>>,
+}
+
+impl Metrics {
+    pub(crate) fn new() -> Self {
+        let mut registry = Registry::with_prefix("ringstore");
+        let requests = Family::<OpStatus, Counter>::default();
+        let latency = Family::<Op, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0001, 2.0, 18))
+        });
+        let (under_replicated, members, layout_version, read_repairs) = (
+            Gauge::default(),
+            Gauge::default(),
+            Gauge::default(),
+            Gauge::default(),
+        );
+        registry.register(
+            "http_requests",
+            "Client HTTP requests by operation and status class",
+            requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "Client HTTP request latency by operation",
+            latency.clone(),
+        );
+        registry.register(
+            "under_replicated_partitions",
+            "Partitions with fewer owners than n_val 3",
+            under_replicated.clone(),
+        );
+        registry.register(
+            "ring_members",
+            "Members in this node's layout",
+            members.clone(),
+        );
+        registry.register(
+            "layout_version",
+            "Layout version (membership events folded)",
+            layout_version.clone(),
+        );
+        registry.register(
+            "read_repairs",
+            "Replicas repaired by reads since start",
+            read_repairs.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            latency,
+            under_replicated,
+            members,
+            layout_version,
+            read_repairs,
+            hdr: Mutex::default(),
+        }
+    }
+
+    fn record(&self, op: &'static str, status: u16, seconds: f64) {
+        let class = match status {
+            200..=299 => "2xx",
+            300..=399 => "3xx",
+            400..=499 => "4xx",
+            _ => "5xx",
+        };
+        self.requests
+            .get_or_create(&OpStatus { op, status: class })
+            .inc();
+        self.latency.get_or_create(&Op { op }).observe(seconds);
+        if let Ok(mut h) = self.hdr.lock() {
+            let hist = h.entry(op).or_insert_with(|| {
+                hdrhistogram::Histogram::new_with_max(LATENCY_US_MAX, 3)
+                    .unwrap_or_else(|_| unreachable!("valid bounds"))
+            });
+            let _ = hist.record(((seconds * 1e6) as u64).clamp(1, LATENCY_US_MAX));
+        }
+    }
+
+    /// Count of requests and latency percentiles (µs) for an operation.
+    pub(crate) fn summary(&self, op: &str) -> (u64, [u64; 4]) {
+        let Ok(h) = self.hdr.lock() else {
+            return (0, [0; 4]);
+        };
+        match h.get(op) {
+            Some(x) => (
+                x.len(),
+                [
+                    x.value_at_quantile(0.5),
+                    x.value_at_quantile(0.95),
+                    x.value_at_quantile(0.99),
+                    x.max(),
+                ],
+            ),
+            None => (0, [0; 4]),
+        }
+    }
+
+    pub(crate) fn encode(&self, app: &App) -> String {
+        let node = &app.node;
+        self.under_replicated
+            .set(node.under_replicated_partitions() as i64);
+        self.members.set(node.layout().members().len() as i64);
+        let status = node.cluster_status();
+        self.layout_version.set(status.layout_version as i64);
+        self.read_repairs.set(status.read_repairs as i64);
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.push_str("# encoding failed\n");
+        }
+        out
+    }
+}
+
+fn classify(method: &Method, path: &str) -> &'static str {
+    let object = path.ends_with("/keys/{key}");
+    match (method.as_str(), path) {
+        ("GET", p) if p.starts_with("/admin/replica") => "replica",
+        ("GET", _) if object => "get",
+        ("PUT" | "POST", _) if object => "put",
+        ("POST", p) if p.ends_with("/keys") => "put",
+        ("DELETE", _) if object => "delete",
+        ("GET", p) if p.ends_with("/keys") => "list_keys",
+        ("GET", p) if p.ends_with("/buckets") => "list_buckets",
+        (_, p) if p.ends_with("/props") => "props",
+        (_, p) if p.starts_with("/admin") => "admin",
+        _ => "other",
+    }
+}
+
+/// Middleware: time every request and count it by operation and status.
+pub(crate) async fn track(State(app): State<App>, req: Request, next: Next) -> Response {
+    let op = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("other", |p| classify(req.method(), p.as_str()));
+    let started = tokio::time::Instant::now();
+    let resp = next.run(req).await;
+    app.metrics
+        .record(op, resp.status().as_u16(), started.elapsed().as_secs_f64());
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operations_are_named() {
+        assert_eq!(
+            classify(&Method::GET, "/buckets/{bucket}/keys/{key}"),
+            "get"
+        );
+        assert_eq!(
+            classify(&Method::PUT, "/types/{type}/buckets/{bucket}/keys/{key}"),
+            "put"
+        );
+        assert_eq!(classify(&Method::POST, "/buckets/{bucket}/keys"), "put");
+        assert_eq!(
+            classify(&Method::GET, "/buckets/{bucket}/keys"),
+            "list_keys"
+        );
+        assert_eq!(
+            classify(&Method::GET, "/admin/replica/buckets/{bucket}/keys/{key}"),
+            "replica"
+        );
+    }
+}

@@ -1,0 +1,207 @@
+//! Command-line arguments and the small client commands (`kv`, `cluster`).
+
+use crate::{bench, dev, server};
+use anyhow::{bail, Context, Result};
+use bytes::Bytes;
+use clap::{Parser, Subcommand};
+use client::Client;
+use serde_json::{json, Value};
+use std::process::ExitCode;
+
+/// ringstore: a masterless, replicated store for files and records.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+pub(crate) struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run one node.
+    Server(server::ServerFlags),
+    /// Run a local N-node cluster on 127.0.0.1.
+    Dev(dev::DevFlags),
+    /// Read and write keys through any node.
+    Kv {
+        #[command(subcommand)]
+        op: KvOp,
+        /// HTTP address of the node to talk to.
+        #[arg(long, global = true, default_value = "127.0.0.1:8098")]
+        node: String,
+        /// Print machine-readable JSON.
+        #[arg(long, global = true)]
+        json: bool,
+    },
+    /// Inspect and change cluster membership.
+    Cluster {
+        #[command(subcommand)]
+        op: ClusterOp,
+        /// HTTP address of the node to talk to.
+        #[arg(long, global = true, default_value = "127.0.0.1:8098")]
+        node: String,
+        /// Print machine-readable JSON.
+        #[arg(long, global = true)]
+        json: bool,
+    },
+    /// Load-test a node's key-value API.
+    Bench(bench::BenchFlags),
+}
+
+#[derive(Subcommand, Debug)]
+enum KvOp {
+    /// Fetch a key (exit 1 if not found).
+    Get {
+        /// Bucket.
+        bucket: String,
+        /// Key.
+        key: String,
+    },
+    /// Store a value.
+    Put {
+        /// Bucket.
+        bucket: String,
+        /// Key.
+        key: String,
+        /// The value.
+        value: String,
+        /// Content type of the value.
+        #[arg(long, default_value = "text/plain")]
+        content_type: String,
+        /// Causal context from a previous get, to replace what it saw.
+        #[arg(long)]
+        vclock: Option<String>,
+    },
+    /// Delete a key.
+    Delete {
+        /// Bucket.
+        bucket: String,
+        /// Key.
+        key: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ClusterOp {
+    /// Show every node, its state and liveness.
+    Status,
+    /// Make the node (--node) join the cluster of a member's RPC address.
+    Join {
+        /// RPC address (host:port) of any member.
+        seed: String,
+    },
+}
+
+pub(crate) async fn run(args: Args) -> Result<ExitCode> {
+    match args.command {
+        Command::Server(f) => server::run(f).await.map(|()| ExitCode::SUCCESS),
+        Command::Dev(f) => dev::run(f).await.map(|()| ExitCode::SUCCESS),
+        Command::Bench(f) => bench::run(f).await.map(|()| ExitCode::SUCCESS),
+        Command::Kv { op, node, json } => kv(op, &Client::new(&node), json).await,
+        Command::Cluster { op, node, json } => cluster(op, &Client::new(&node), json).await,
+    }
+}
+
+async fn kv(op: KvOp, c: &Client, as_json: bool) -> Result<ExitCode> {
+    match op {
+        KvOp::Get { bucket, key } => {
+            let f = c.get(&bucket, &key, "").await?;
+            if as_json {
+                let body = String::from_utf8_lossy(&f.body);
+                println!(
+                    "{}",
+                    json!({ "status": f.status, "vclock": f.vclock, "content_type": f.content_type, "body": body })
+                );
+            } else if f.status == 404 {
+                eprintln!("not found");
+            } else {
+                if f.status == 300 {
+                    eprintln!("siblings (fetch one with ?vtag=, or write with this vclock to resolve): {}", f.vclock.as_deref().unwrap_or(""));
+                }
+                println!("{}", String::from_utf8_lossy(&f.body).trim_end());
+            }
+            Ok(if f.status == 404 {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        KvOp::Put {
+            bucket,
+            key,
+            value,
+            content_type,
+            vclock,
+        } => {
+            let status = c
+                .put(
+                    &bucket,
+                    &key,
+                    Bytes::from(value),
+                    &content_type,
+                    vclock.as_deref(),
+                    "",
+                )
+                .await?;
+            if as_json {
+                println!("{}", json!({ "status": status }));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        KvOp::Delete { bucket, key } => {
+            let status = c.delete(&bucket, &key, None, "").await?;
+            if as_json {
+                println!("{}", json!({ "status": status }));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn cluster(op: ClusterOp, c: &Client, as_json: bool) -> Result<ExitCode> {
+    let value = match op {
+        ClusterOp::Status => c
+            .cluster_status()
+            .await
+            .with_context(|| format!("asking {} for the cluster status", c.base()))?,
+        ClusterOp::Join { seed } => c.join(&seed).await?,
+    };
+    if as_json {
+        println!("{value}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    match value.get("nodes").and_then(Value::as_array) {
+        Some(nodes) => {
+            println!(
+                "node {} sees layout version {}",
+                value["node_id"].as_str().unwrap_or("?"),
+                value["layout_version"]
+            );
+            println!(
+                "{:<18} {:<22} {:<8} {:<8} {:<6} {:>10}",
+                "ID", "HTTP", "ZONE", "STATE", "LIVE", "PARTITIONS"
+            );
+            for n in nodes {
+                let s = |k: &str| n[k].as_str().unwrap_or("").to_string();
+                println!(
+                    "{:<18} {:<22} {:<8} {:<8} {:<6} {:>10}",
+                    s("id"),
+                    s("http"),
+                    s("zone"),
+                    s("state"),
+                    s("liveness"),
+                    n["partitions"]
+                );
+            }
+            let under = value["under_replicated_partitions"].as_u64().unwrap_or(0);
+            if under > 0 {
+                println!("{under} partitions are under-replicated (fewer nodes than n_val 3): add nodes to keep 3 copies");
+            }
+        }
+        None if value.get("joined").is_some() => {
+            println!("joined through {}", value["joined"].as_str().unwrap_or("?"))
+        }
+        None => bail!("unexpected answer: {value}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,111 @@
+//! `ringstore dev`: a local cluster of N nodes in one process, for trying
+//! ringstore out and for development. Data stays in the data directory
+//! between runs, so a restarted dev cluster still has its data.
+
+use crate::server;
+use anyhow::{bail, Context, Result};
+use node::NodeConfig;
+use serde_json::json;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Flags of `ringstore dev`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct DevFlags {
+    /// Number of nodes.
+    #[arg(long, default_value_t = 3)]
+    nodes: u16,
+    /// Node i uses http P+10i, s3 P+10i+1, rpc P+10i+2.
+    #[arg(long, default_value_t = 8098)]
+    base_port: u16,
+    /// Where the nodes keep their data (node-0, node-1, ...).
+    #[arg(long, default_value = "./ringstore-dev")]
+    data_dir: PathBuf,
+}
+
+const DEV_SECRET: &str = "ringstore-dev-cluster";
+
+pub(crate) async fn run(flags: DevFlags) -> Result<()> {
+    if flags.nodes == 0 || flags.nodes > 64 {
+        bail!("--nodes must be between 1 and 64");
+    }
+    let last = u32::from(flags.base_port) + 10 * u32::from(flags.nodes - 1) + 2;
+    if last > u32::from(u16::MAX) {
+        bail!(
+            "--base-port {} leaves no room for {} nodes (port {last} does not exist)",
+            flags.base_port,
+            flags.nodes
+        );
+    }
+    std::fs::create_dir_all(&flags.data_dir)
+        .with_context(|| format!("creating {}", flags.data_dir.display()))?;
+    let port = |i: u16, k: u16| format!("127.0.0.1:{}", flags.base_port + 10 * i + k);
+    let mut running = Vec::new();
+    for i in 0..flags.nodes {
+        let cfg = NodeConfig {
+            data_dir: flags.data_dir.join(format!("node-{i}")),
+            http: port(i, 0),
+            s3: port(i, 1),
+            rpc: port(i, 2),
+            zone: "dev".into(),
+            join: if i == 0 { vec![] } else { vec![port(0, 2)] },
+            cluster_secret: DEV_SECRET.into(),
+            ..NodeConfig::default()
+        };
+        running.push(
+            server::start(cfg)
+                .await
+                .with_context(|| format!("starting node {i}"))?,
+        );
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while running
+        .iter()
+        .any(|r| r.node.layout().members().len() < usize::from(flags.nodes))
+    {
+        if tokio::time::Instant::now() > deadline {
+            bail!("the dev nodes did not form one cluster within 30 s; is an old dev cluster with other members in {}?", flags.data_dir.display());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let nodes: Vec<_> = running
+        .iter()
+        .map(|r| {
+            let c = r.node.config();
+            json!({ "id": r.node.id().to_string(), "http": c.http, "s3": c.s3, "rpc": c.rpc })
+        })
+        .collect();
+    let file = flags.data_dir.join("cluster.json");
+    std::fs::write(
+        &file,
+        serde_json::to_string_pretty(&json!({ "nodes": nodes }))?,
+    )?;
+    let first = running[0].node.config().http.clone();
+    println!(
+        "ringstore dev cluster: {} node(s), data in {}",
+        flags.nodes,
+        flags.data_dir.display()
+    );
+    for (i, r) in running.iter().enumerate() {
+        let c = r.node.config();
+        println!(
+            "  node {i} {}  http http://{}  rpc {}",
+            r.node.id(),
+            c.http,
+            c.rpc
+        );
+    }
+    println!("endpoints written to {}", file.display());
+    println!();
+    println!("try it:");
+    println!("  curl -X PUT -H 'Content-Type: text/plain' -d 'hello' http://{first}/buckets/demo/keys/greeting");
+    println!("  curl http://{first}/buckets/demo/keys/greeting");
+    println!("  curl http://{first}/admin/cluster");
+    println!("Ctrl-C stops the cluster; its data stays for the next run.");
+    server::shutdown_signal().await;
+    println!("stopping");
+    for r in running {
+        r.stop();
+    }
+    Ok(())
+}

@@ -1,0 +1,169 @@
+//! `ringstore server`: one node, configured from a TOML file and flags.
+
+use anyhow::{Context, Result};
+use node::{Env, Node, NodeConfig, SystemClock};
+use std::path::Path;
+use std::sync::Arc;
+use store::{Engine, FjallEngine};
+
+/// Flags that override the config file (see `shared/API.md`).
+#[derive(clap::Args, Debug, Default, Clone)]
+pub(crate) struct ServerFlags {
+    /// TOML config file (keys documented in docs/CONFIG.md).
+    #[arg(long)]
+    pub(crate) config: Option<std::path::PathBuf>,
+    /// Where the node keeps its data.
+    #[arg(long)]
+    pub(crate) data_dir: Option<std::path::PathBuf>,
+    /// HTTP listener (key-value, admin, metrics), e.g. 127.0.0.1:8098.
+    #[arg(long)]
+    pub(crate) http: Option<String>,
+    /// S3 listener, e.g. 127.0.0.1:9000.
+    #[arg(long)]
+    pub(crate) s3: Option<String>,
+    /// Inter-node RPC listener, e.g. 127.0.0.1:7000.
+    #[arg(long)]
+    pub(crate) rpc: Option<String>,
+    /// Zone (data center or rack) of this node.
+    #[arg(long)]
+    pub(crate) zone: Option<String>,
+    /// Relative share of data this node holds.
+    #[arg(long)]
+    pub(crate) capacity: Option<u32>,
+    /// RPC address of any member to join (repeatable).
+    #[arg(long)]
+    pub(crate) join: Vec<String>,
+    /// Secret shared by every node of the cluster.
+    #[arg(long, env = "RINGSTORE_CLUSTER_SECRET", hide_env_values = true)]
+    pub(crate) cluster_secret: Option<String>,
+    /// Accept /admin/debug/faults (tests only).
+    #[arg(long)]
+    pub(crate) enable_fault_injection: bool,
+}
+
+/// Read the config file, then apply flags on top.
+pub(crate) fn load_config(flags: &ServerFlags) -> Result<NodeConfig> {
+    let mut cfg = match &flags.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading config file {}", path.display()))?;
+            toml::from_str(&text)
+                .with_context(|| format!("parsing config file {}", path.display()))?
+        }
+        None => NodeConfig::default(),
+    };
+    let f = flags.clone();
+    if let Some(v) = f.data_dir {
+        cfg.data_dir = v
+    }
+    if let Some(v) = f.http {
+        cfg.http = v
+    }
+    if let Some(v) = f.s3 {
+        cfg.s3 = v
+    }
+    if let Some(v) = f.rpc {
+        cfg.rpc = v
+    }
+    if let Some(v) = f.zone {
+        cfg.zone = v
+    }
+    if let Some(v) = f.capacity {
+        cfg.capacity = v
+    }
+    if !f.join.is_empty() {
+        cfg.join = f.join
+    }
+    if let Some(v) = f.cluster_secret {
+        cfg.cluster_secret = v
+    }
+    cfg.enable_fault_injection |= f.enable_fault_injection;
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+/// A running node with its HTTP listener and storage.
+pub(crate) struct Running {
+    pub(crate) node: Node,
+    engine: Arc<FjallEngine>,
+    http: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Stop serving and make every write durable.
+    pub(crate) fn stop(self) {
+        self.http.abort();
+        self.node.shutdown();
+        if let Err(e) = self.engine.sync() {
+            tracing::error!(error = %e, "final fsync failed");
+        }
+    }
+}
+
+/// Open storage, bind the listeners and start the node.
+pub(crate) async fn start(mut cfg: NodeConfig) -> Result<Running> {
+    let http_listener = tokio::net::TcpListener::bind(&cfg.http)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen for HTTP on {} (is another node using it?)",
+                cfg.http
+            )
+        })?;
+    cfg.http = http_listener.local_addr()?.to_string();
+    let engine = Arc::new(
+        FjallEngine::open(&cfg.data_dir.join("db"))
+            .with_context(|| format!("opening data directory {}", cfg.data_dir.display()))?,
+    );
+    let env = Env {
+        clock: Arc::new(SystemClock),
+        seed: rand::random(),
+        network: Arc::new(net::TcpNetwork),
+        engine: engine.clone(),
+    };
+    let node = Node::start(cfg, env).await?;
+    let served = node.clone();
+    let http = tokio::spawn(async move {
+        if let Err(e) = http::serve(served, http_listener).await {
+            tracing::error!(error = %e, "HTTP listener failed");
+        }
+    });
+    Ok(Running { node, engine, http })
+}
+
+/// Wait for Ctrl-C or SIGTERM.
+pub(crate) async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => return std::future::pending().await,
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+pub(crate) async fn run(flags: ServerFlags) -> Result<()> {
+    let cfg = load_config(&flags)?;
+    if cfg.cluster_secret == NodeConfig::default().cluster_secret {
+        tracing::warn!("using the built-in cluster secret; set --cluster-secret or RINGSTORE_CLUSTER_SECRET in production");
+    }
+    let running = start(cfg).await?;
+    let c = running.node.config();
+    println!(
+        "ringstore node {} serving http {} rpc {} (data in {})",
+        running.node.id(),
+        c.http,
+        c.rpc,
+        Path::new(&c.data_dir).display()
+    );
+    shutdown_signal().await;
+    running.stop();
+    Ok(())
+}
