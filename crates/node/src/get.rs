@@ -51,6 +51,7 @@ impl Node {
         let basic_quorum = options.basic_quorum.unwrap_or(props.basic_quorum);
         let majority = targets.len() / 2 + 1;
         let timeout = options.timeout(self.config().request_timeout());
+        let (need, asked) = (req.total, targets.len());
         let mut rx = self.fan_out_reads(key, &targets, timeout);
         let mut tracker = QuorumTracker::new(req, targets);
         let mut replies: Vec<Reply> = Vec::new();
@@ -83,15 +84,18 @@ impl Node {
             }
         };
         let merged = merge_replies(&replies);
-        let found = merged.as_ref().is_some_and(|o| !o.is_absent());
         let failed = replies.iter().filter(|(_, r)| r.is_err()).count();
+        // Why: r was missed either because replicas failed (then we cannot
+        // tell what is stored: 503) or only because "not found" answers do
+        // not count (notfound_ok=false): then the answer is what was found,
+        // or an authoritative not-found.
+        let too_many_failed = failed > asked - need;
         let answer = match verdict {
             Progress::Met => Ok(merged.clone()),
-            // The value exists somewhere: better to return it than a false 404.
-            Progress::Impossible if found => Ok(merged.clone()),
-            // Every answer was an authoritative "nothing here".
-            Progress::Impossible if failed == 0 => Ok(merged.clone()),
-            _ => Err(NodeError::Quorum(tracker.error("get"))),
+            Progress::Impossible if !too_many_failed => Ok(merged.clone()),
+            _ => Err(NodeError::Quorum(
+                tracker.error("get", verdict == Progress::Pending),
+            )),
         };
         let collapse = props.last_write_wins || !props.allow_mult;
         self.spawn_read_repair(key.clone(), replies, rx, timeout, collapse);

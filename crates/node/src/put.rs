@@ -215,20 +215,20 @@ impl Node {
         let mut tracker = QuorumTracker::new(req, targets);
         let deadline = tokio::time::sleep(timeout);
         tokio::pin!(deadline);
-        loop {
+        let timed_out = loop {
             tokio::select! {
                 reply = rx.recv() => {
-                    let Some((node, reply)) = reply else { break };
+                    let Some((node, reply)) = reply else { break false };
                     match tracker.record(node, reply) {
                         Progress::Met => return Ok(object),
-                        Progress::Impossible => break,
+                        Progress::Impossible => break false,
                         Progress::Pending => {}
                     }
                 }
-                () = &mut deadline => break,
+                () = &mut deadline => break true,
             }
-        }
-        Err(NodeError::Quorum(tracker.error("put")))
+        };
+        Err(NodeError::Quorum(tracker.error("put", timed_out)))
     }
 
     /// Make `target` hold `obj` (merged into what it has). For this node

@@ -119,15 +119,23 @@ impl QuorumTracker {
                 .all(|(z, need)| zones.get(z.as_str()).copied().unwrap_or(0) >= *need)
     }
 
-    /// The error to return when the requirement was not met.
-    pub fn error(&self, op: &str) -> QuorumError {
+    /// The error to return when the requirement was not met; `timed_out`
+    /// says whether the deadline passed or the quorum became impossible
+    /// first (replies still pending then are not failures).
+    pub fn error(&self, op: &str, timed_out: bool) -> QuorumError {
         let mut acked = Vec::new();
         let mut failures = Vec::new();
         for (t, r) in self.targets.iter().zip(&self.replies) {
             match r {
                 Some(Ok(_)) => acked.push(t.node.to_string()),
                 Some(Err(why)) => failures.push((t.node.to_string(), why.clone())),
-                None => failures.push((t.node.to_string(), "no answer before the deadline".into())),
+                None if timed_out => {
+                    failures.push((t.node.to_string(), "no answer before the deadline".into()))
+                }
+                None => failures.push((
+                    t.node.to_string(),
+                    "not waited for: the quorum was already impossible".into(),
+                )),
             }
         }
         QuorumError {

@@ -115,7 +115,7 @@ fn error_names_every_replica() {
     );
     t.record(NodeId(1), Ok(true));
     t.record(NodeId(2), Err("connection refused".into()));
-    let msg = t.error("put").to_string();
+    let msg = t.error("put", true).to_string();
     assert!(msg.contains("put needed w=all (3)"), "{msg}");
     assert!(msg.contains("1 of 3 replicas answered"), "{msg}");
     assert!(

@@ -1,0 +1,165 @@
+//! A harness for tests that run real `ringstore server` processes on
+//! 127.0.0.1: free ports, temporary data directories, kill -9 and restart,
+//! and waits on conditions with deadlines (never bare sleeps).
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Ask the OS for a free port. A tiny race with other processes is
+/// possible; the node then fails to bind and the test says so.
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0");
+    l.local_addr().expect("local addr").port()
+}
+
+/// One server process.
+pub struct Proc {
+    pub http: String,
+    pub rpc: String,
+    pub dir: PathBuf,
+    join: Option<String>,
+    extra: Vec<String>,
+    child: Option<Child>,
+}
+
+impl Proc {
+    fn spawn(&mut self) {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ringstore"));
+        cmd.args([
+            "server",
+            "--http",
+            &self.http,
+            "--rpc",
+            &self.rpc,
+            "--s3",
+            "127.0.0.1:0",
+        ])
+        .arg("--data-dir")
+        .arg(&self.dir)
+        .args(["--cluster-secret", "test-secret"])
+        .args(&self.extra)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+        if let Some(seed) = &self.join {
+            cmd.args(["--join", seed]);
+        }
+        self.child = Some(cmd.spawn().expect("spawn ringstore server"));
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Start again with the same data directory and addresses.
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn();
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.http)
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// A cluster of server processes.
+pub struct Cluster {
+    pub nodes: Vec<Proc>,
+    _dir: tempfile::TempDir,
+    pub http: reqwest::Client,
+}
+
+impl Cluster {
+    /// Start `n` nodes; nodes 1.. join node 0. Waits until every node sees
+    /// every member up.
+    pub async fn start(n: usize, extra: &[&str]) -> Cluster {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut nodes: Vec<Proc> = Vec::new();
+        for i in 0..n {
+            let rpc = format!("127.0.0.1:{}", free_port());
+            let mut p = Proc {
+                http: format!("127.0.0.1:{}", free_port()),
+                join: nodes.first().map(|f: &Proc| f.rpc.clone()),
+                rpc,
+                dir: dir.path().join(format!("node-{i}")),
+                extra: extra.iter().map(|s| s.to_string()).collect(),
+                child: None,
+            };
+            p.spawn();
+            nodes.push(p);
+        }
+        let c = Cluster {
+            nodes,
+            _dir: dir,
+            http: reqwest::Client::new(),
+        };
+        c.wait_formed().await;
+        c
+    }
+
+    /// Wait until every running node lists every node as an up member.
+    pub async fn wait_formed(&self) {
+        let n = self.nodes.len();
+        let idx: Vec<usize> = (0..n).collect();
+        self.wait_members_up(&idx, n).await;
+    }
+
+    /// Wait until each node in `which` sees `count` members up.
+    pub async fn wait_members_up(&self, which: &[usize], count: usize) {
+        for &i in which {
+            let url = self.nodes[i].url("/admin/cluster");
+            let http = self.http.clone();
+            wait_until(
+                &format!("node {i} sees {count} members up"),
+                Duration::from_secs(20),
+                || {
+                    let (http, url) = (http.clone(), url.clone());
+                    async move {
+                        let Ok(r) = http.get(&url).send().await else {
+                            return false;
+                        };
+                        let Ok(v) = r.json::<serde_json::Value>().await else {
+                            return false;
+                        };
+                        v["nodes"].as_array().is_some_and(|ns| {
+                            ns.iter()
+                                .filter(|x| x["state"] == "member" && x["liveness"] == "up")
+                                .count()
+                                == count
+                        })
+                    }
+                },
+            )
+            .await;
+        }
+    }
+}
+
+/// Poll `cond` until it holds, failing the test after `limit`.
+pub async fn wait_until<F, Fut>(what: &str, limit: Duration, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    while !cond().await {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting until {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
