@@ -10,7 +10,7 @@ use serde::{de::DeserializeOwned, Serialize};
 use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
@@ -139,13 +139,7 @@ where
     let (mut sink, mut stream) = wire.split();
     // Bounded by: inflight_max replies, one per running handler.
     let (reply_tx, mut reply_rx) = mpsc::channel::<Bytes>(cfg.inflight_max);
-    let writer = tokio::spawn(async move {
-        while let Some(frame) = reply_rx.recv().await {
-            if sink.send(frame).await.is_err() {
-                break;
-            }
-        }
-    });
+    let writer = tokio::spawn(async move { write_frames(&mut sink, &mut reply_rx).await });
     let permits = Arc::new(Semaphore::new(cfg.inflight_max));
     while let Some(frame) = stream.next().await {
         let frame = frame.map_err(|e| RpcError::Handshake(format!("reading a frame: {e}")))?;
@@ -160,24 +154,66 @@ where
         let Ok(permit) = permits.clone().acquire_owned().await else {
             break;
         };
-        let (handler, reply_tx, max) = (handler.clone(), reply_tx.clone(), cfg.frame_bytes_max);
-        tokio::spawn(async move {
-            let resp = handler(peer, req).await;
-            match postcard::to_stdvec(&(id, resp)) {
-                Ok(bytes) if bytes.len() <= max => {
-                    let _ = reply_tx.send(bytes.into()).await;
-                }
-                Ok(bytes) => {
-                    tracing::error!(len = bytes.len(), "reply exceeds frame limit; dropped")
-                }
-                Err(e) => tracing::error!(error = %e, "reply did not encode"),
+        let mut answer = handler(peer, req);
+        // Why poll once here: most calls (replica reads) finish at their first
+        // poll, and answering inline saves a task per call. Only calls that
+        // must wait (for a lock, an fsync) get a task of their own; that
+        // task polls again at once with its own waker.
+        let first_poll = {
+            let waker = futures::task::noop_waker();
+            answer
+                .as_mut()
+                .poll(&mut std::task::Context::from_waker(&waker))
+        };
+        match first_poll {
+            std::task::Poll::Ready(resp) => {
+                send_reply(&reply_tx, id, resp, cfg.frame_bytes_max).await;
+                drop(permit);
             }
-            drop(permit);
-        });
+            std::task::Poll::Pending => {
+                let (reply_tx, max) = (reply_tx.clone(), cfg.frame_bytes_max);
+                tokio::spawn(async move {
+                    send_reply(&reply_tx, id, answer.await, max).await;
+                    drop(permit);
+                });
+            }
+        }
     }
     drop(reply_tx);
     let _ = writer.await;
     Ok(())
+}
+
+async fn send_reply<Resp: Serialize>(tx: &mpsc::Sender<Bytes>, id: u64, resp: Resp, max: usize) {
+    match postcard::to_stdvec(&(id, resp)) {
+        Ok(bytes) if bytes.len() <= max => {
+            let _ = tx.send(bytes.into()).await;
+        }
+        Ok(bytes) => tracing::error!(len = bytes.len(), "reply exceeds frame limit; dropped"),
+        Err(e) => tracing::error!(error = %e, "reply did not encode"),
+    }
+}
+
+/// Write frames until the channel closes or the peer goes away. Frames
+/// queued together go out in one flush: under load that is one syscall for
+/// many calls instead of one each.
+async fn write_frames<S>(sink: &mut S, rx: &mut mpsc::Receiver<Bytes>)
+where
+    S: futures::Sink<Bytes> + Unpin,
+{
+    while let Some(frame) = rx.recv().await {
+        if sink.feed(frame).await.is_err() {
+            return;
+        }
+        while let Ok(frame) = rx.try_recv() {
+            if sink.feed(frame).await.is_err() {
+                return;
+            }
+        }
+        if sink.flush().await.is_err() {
+            return;
+        }
+    }
 }
 
 type Pending<Resp> = Arc<Mutex<HashMap<u64, oneshot::Sender<Resp>>>>;
@@ -197,6 +233,8 @@ pub struct RpcClient<Req, Resp> {
     key: [u8; 32],
     rng: Mutex<rand::rngs::SmallRng>,
     peers: Mutex<HashMap<String, Slot<Resp>>>,
+    /// Live connections by address: the lock-free-ish fast path of a call.
+    live: RwLock<HashMap<String, Arc<Conn<Resp>>>>,
     next_id: AtomicU64,
     _req: PhantomData<fn(Req)>,
 }
@@ -228,6 +266,7 @@ where
             rng: Mutex::new(rand::rngs::SmallRng::seed_from_u64(cfg.rng_seed)),
             cfg,
             peers: Mutex::default(),
+            live: RwLock::default(),
             next_id: AtomicU64::new(1),
             _req: PhantomData,
         }
@@ -284,9 +323,16 @@ where
         if let Ok(mut peers) = self.peers.lock() {
             peers.remove(addr);
         }
+        if let Ok(mut live) = self.live.write() {
+            live.remove(addr);
+        }
     }
 
     async fn connection(&self, addr: &str) -> Result<Arc<Conn<Resp>>, RpcError> {
+        let live = self.live.read().ok().and_then(|l| l.get(addr).cloned());
+        if let Some(c) = live.filter(|c| c.alive.load(Ordering::Acquire)) {
+            return Ok(c);
+        }
         let slot = {
             let mut peers = self
                 .peers
@@ -310,6 +356,9 @@ where
         handshake::dial(&mut wire, &self.key, self.cfg.node, nonce(&self.rng)).await?;
         let conn = Arc::new(self.spawn_connection(wire));
         *slot = Some(conn.clone());
+        if let Ok(mut live) = self.live.write() {
+            live.insert(addr.to_string(), conn.clone());
+        }
         Ok(conn)
     }
 
@@ -321,11 +370,7 @@ where
         let alive = Arc::new(AtomicBool::new(true));
         let alive_w = alive.clone();
         tokio::spawn(async move {
-            while let Some(frame) = rx.recv().await {
-                if sink.send(frame).await.is_err() {
-                    break;
-                }
-            }
+            write_frames(&mut sink, &mut rx).await;
             alive_w.store(false, Ordering::Release);
         });
         let (pending_r, alive_r) = (pending.clone(), alive.clone());

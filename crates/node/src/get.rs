@@ -15,12 +15,18 @@ use crate::proto::{Request, Response};
 use crate::quorum::{self, Kind, Progress, QuorumTracker, Target};
 use crate::{BKey, Node, NodeError, RequestOptions};
 use causal::Object;
+use futures::future::BoxFuture;
+use futures::stream::{FuturesUnordered, StreamExt};
 use ring::NodeId;
 use std::time::Duration;
-use tokio::sync::mpsc;
 
 /// One replica's answer: its object (`None`: has nothing) or why it failed.
 type Reply = (NodeId, Result<Option<Object>, String>);
+
+/// Replica reads still in flight. Polled by the request, then handed to the
+/// read-repair task once the client has its answer (no task per replica:
+/// dropping a read loses nothing but the repair).
+type Inflight = FuturesUnordered<BoxFuture<'static, Reply>>;
 
 impl Node {
     /// Read `key` from a quorum of its replicas. `Ok(None)` means no
@@ -37,15 +43,7 @@ impl Node {
     ) -> Result<Option<Object>, NodeError> {
         let props = self.bucket_props(&key.bucket_type, &key.bucket);
         let (_, pl) = self.preference_list(key, props.n_val)?;
-        let targets: Vec<Target> = pl
-            .primaries
-            .iter()
-            .map(|n| Target {
-                node: *n,
-                zone: self.zone_of(*n),
-                primary: true,
-            })
-            .collect();
+        let targets = self.primary_targets(&pl);
         let req = quorum::requirement(Kind::Read, &props, options, &targets, &self.config().zone)?;
         let notfound_ok = options.notfound_ok.unwrap_or(props.notfound_ok);
         let basic_quorum = options.basic_quorum.unwrap_or(props.basic_quorum);
@@ -59,7 +57,7 @@ impl Node {
         tokio::pin!(deadline);
         let verdict = loop {
             tokio::select! {
-                reply = rx.recv() => {
+                reply = rx.next() => {
                     let Some((node, result)) = reply else { break Progress::Impossible };
                     let counted = match &result {
                         Ok(Some(o)) if !o.is_absent() => Ok(true),
@@ -109,22 +107,18 @@ impl Node {
         })
     }
 
-    fn fan_out_reads(
-        &self,
-        key: &BKey,
-        targets: &[Target],
-        timeout: Duration,
-    ) -> mpsc::Receiver<Reply> {
-        // Bounded by: one reply per primary.
-        let (tx, rx) = mpsc::channel(targets.len().max(1));
-        for t in targets {
-            let (node, tx, key, target) = (self.clone(), tx.clone(), key.clone(), t.node);
-            tokio::spawn(async move {
-                let result = node.read_replica(target, &key, timeout).await;
-                let _ = tx.send((target, result)).await;
-            });
-        }
-        rx
+    fn fan_out_reads(&self, key: &BKey, targets: &[Target], timeout: Duration) -> Inflight {
+        targets
+            .iter()
+            .map(|t| {
+                let (node, key, target) = (self.clone(), key.clone(), t.node);
+                let read: BoxFuture<'static, Reply> = Box::pin(async move {
+                    let result = node.read_replica(target, &key, timeout).await;
+                    (target, result)
+                });
+                read
+            })
+            .collect()
     }
 
     async fn read_replica(
@@ -162,14 +156,14 @@ impl Node {
         &self,
         key: BKey,
         mut replies: Vec<Reply>,
-        mut rx: mpsc::Receiver<Reply>,
+        mut rx: Inflight,
         timeout: Duration,
         collapse: bool,
     ) {
         let node = self.clone();
         tokio::spawn(async move {
             let _ = tokio::time::timeout(timeout, async {
-                while let Some(r) = rx.recv().await {
+                while let Some(r) = rx.next().await {
                     replies.push(r);
                 }
             })
@@ -179,7 +173,9 @@ impl Node {
             };
             for (target, reply) in &replies {
                 let stale = match reply {
-                    Ok(Some(obj)) => !obj.covers(&merged),
+                    // `merged` includes every reply, so a replica lacks
+                    // nothing exactly when it equals it.
+                    Ok(Some(obj)) => *obj != merged,
                     Ok(None) => true,
                     Err(_) => false,
                 };

@@ -45,8 +45,10 @@ pub(crate) struct Inner {
     pub(crate) hlc: Mutex<Hlc>,
     pub(crate) rng: Mutex<rand::rngs::SmallRng>,
     pub(crate) key_locks: Vec<tokio::sync::Mutex<()>>,
-    /// When each peer last answered a call (tokio time). Bounded by: members.
-    pub(crate) last_seen: Mutex<HashMap<NodeId, tokio::time::Instant>>,
+    /// When each peer last called or answered, in ms since `started`.
+    /// Bounded by: the nodes in the cluster state.
+    pub(crate) last_seen: RwLock<HashMap<NodeId, std::sync::atomic::AtomicU64>>,
+    pub(crate) started: tokio::time::Instant,
     pub(crate) tasks: Mutex<Vec<JoinHandle<()>>>,
     pub(crate) stats: Stats,
 }
@@ -117,7 +119,8 @@ impl Node {
             key_locks: (0..KEY_LOCK_STRIPES)
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
-            last_seen: Mutex::default(),
+            last_seen: RwLock::default(),
+            started: tokio::time::Instant::now(),
             tasks: Mutex::default(),
             stats: Stats::default(),
             store,
@@ -264,17 +267,55 @@ impl Node {
         v.state.addrs(node).map(|a| a.rpc.clone())
     }
 
-    pub(crate) fn zone_of(&self, node: NodeId) -> String {
-        self.layout()
-            .member(node)
-            .map(|m| m.zone.clone())
-            .unwrap_or_default()
+    /// The primaries of a preference list as quorum targets, with zones
+    /// from one layout snapshot.
+    pub(crate) fn primary_targets(&self, pl: &ring::PreferenceList) -> Vec<crate::quorum::Target> {
+        let layout = self.layout();
+        pl.primaries
+            .iter()
+            .map(|n| crate::quorum::Target {
+                node: *n,
+                zone: layout
+                    .member(*n)
+                    .map(|m| m.zone.clone())
+                    .unwrap_or_default(),
+                primary: true,
+            })
+            .collect()
     }
 
+    /// Milliseconds since this node started (tokio time).
+    pub(crate) fn uptime_ms(&self) -> u64 {
+        self.inner.started.elapsed().as_millis() as u64
+    }
+
+    /// Record that `node` just answered or called. Runs on every RPC, so
+    /// the common case takes only a read lock and an atomic store.
     pub(crate) fn mark_seen(&self, node: NodeId) {
-        if let Ok(mut s) = self.inner.last_seen.lock() {
-            s.insert(node, tokio::time::Instant::now());
+        let now = self.uptime_ms();
+        if let Some(seen) = self
+            .inner
+            .last_seen
+            .read()
+            .ok()
+            .as_ref()
+            .and_then(|m| m.get(&node))
+        {
+            seen.store(now, std::sync::atomic::Ordering::Relaxed);
+            return;
         }
+        if let Ok(mut m) = self.inner.last_seen.write() {
+            m.entry(node)
+                .or_default()
+                .store(now, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// When `node` was last seen, in [`Node::uptime_ms`] terms.
+    pub(crate) fn last_seen_ms(&self, node: NodeId) -> Option<u64> {
+        let m = self.inner.last_seen.read().ok()?;
+        m.get(&node)
+            .map(|t| t.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     pub(crate) fn key_lock(&self, key: &crate::BKey) -> &tokio::sync::Mutex<()> {

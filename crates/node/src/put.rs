@@ -17,7 +17,7 @@
 
 use crate::error::{NodeError, QuorumError};
 use crate::proto::{Request, Response};
-use crate::quorum::{self, Kind, Progress, QuorumTracker, Target};
+use crate::quorum::{self, Kind, Progress, QuorumTracker};
 use crate::{BKey, Node, PutCommand, RequestOptions};
 use bytes::Bytes;
 use causal::{Meta, Object, VersionVector};
@@ -165,15 +165,7 @@ impl Node {
 
     pub(crate) async fn coordinate_put(&self, cmd: PutCommand) -> Result<Object, NodeError> {
         let (partition, pl) = self.preference_list(&cmd.key, cmd.props.n_val)?;
-        let targets: Vec<Target> = pl
-            .primaries
-            .iter()
-            .map(|n| Target {
-                node: *n,
-                zone: self.zone_of(*n),
-                primary: true,
-            })
-            .collect();
+        let targets = self.primary_targets(&pl);
         let req = quorum::requirement(
             Kind::Write,
             &cmd.props,

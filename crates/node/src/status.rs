@@ -83,20 +83,17 @@ impl Node {
         let state = self.cluster_state();
         let layout = self.layout();
         let stale_after = self.config().gossip_interval() * 3;
-        let seen = self
-            .inner
-            .last_seen
-            .lock()
-            .map(|s| s.clone())
-            .unwrap_or_default();
+        let now = self.uptime_ms();
         let nodes = state
             .nodes()
             .into_iter()
             .map(|(id, ms)| {
                 let addrs = state.addrs(id).cloned().unwrap_or_default();
                 let member = layout.member(id);
-                let up =
-                    id == self.id() || seen.get(&id).is_some_and(|t| t.elapsed() <= stale_after);
+                let up = id == self.id()
+                    || self
+                        .last_seen_ms(id)
+                        .is_some_and(|t| now.saturating_sub(t) <= stale_after.as_millis() as u64);
                 NodeStatus {
                     id: id.to_string(),
                     http: addrs.http,

@@ -21,22 +21,35 @@ fn python() -> Option<PathBuf> {
 #[tokio::test]
 async fn riak_python_client_ping_store_fetch_siblings_resolve_delete() {
     let Some(python) = python() else {
-        assert!(std::env::var_os("CI").is_none(), "CI must provide the Riak Python client (.ci/run installs it in .venv)");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must provide the Riak Python client (.ci/run installs it in .venv)"
+        );
         eprintln!("skipped: no .venv with the riak client; run `bash .ci/run` once to create it");
         return;
     };
     let c = Cluster::start(3, &[]).await;
     let (host, port) = c.nodes[1].http.rsplit_once(':').unwrap();
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/python/riak_client_check.py");
+    let script =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/python/riak_client_check.py");
     let out = tokio::task::spawn_blocking({
         let (python, host, port) = (python.clone(), host.to_string(), port.to_string());
-        move || Command::new(python).arg(script).arg(host).arg(port).output()
+        move || {
+            Command::new(python)
+                .arg(script)
+                .arg(host)
+                .arg(port)
+                .output()
+        }
     })
     .await
     .unwrap()
     .expect("run python");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "riak client check failed:\n{stdout}\n{stderr}");
+    assert!(
+        out.status.success(),
+        "riak client check failed:\n{stdout}\n{stderr}"
+    );
     assert!(stdout.contains("ok"), "{stdout}");
 }

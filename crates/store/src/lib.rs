@@ -13,22 +13,20 @@
 //!
 //! ## Group commit
 //!
-//! A durable write applies its batch, then waits for the next fsync. One
-//! task runs fsyncs back to back and answers every writer that was waiting
-//! when each fsync started, so N concurrent durable writes cost about one
-//! fsync, not N (see [`SyncGroup`]).
+//! Every write goes through one writer per engine (`writer.rs`): a thread
+//! that applies all queued batches, then runs one fsync for those that asked
+//! for durability, so N concurrent durable writes cost about one fsync.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 mod engine;
 mod format;
-mod group;
 mod keys;
 mod memory;
+mod writer;
 
 pub use engine::{Engine, Entries, FjallEngine, Space};
 pub use format::{decode_object, encode_object, OBJECT_VERSION_MARKER};
-pub use group::SyncGroup;
 pub use keys::{ObjectKey, BUCKET_BYTES_MAX, KEY_BYTES_MAX, TYPE_BYTES_MAX};
 pub use memory::MemoryEngine;
 
@@ -55,8 +53,8 @@ pub enum StoreError {
         /// The decoder's message.
         detail: String,
     },
-    /// The fsync task is gone (the node is shutting down).
-    #[error("the fsync task stopped; the node is shutting down")]
+    /// The writer is gone (the node is shutting down).
+    #[error("the storage writer stopped; the node is shutting down")]
     SyncStopped,
 }
 
@@ -67,19 +65,19 @@ pub type BucketId = (Vec<u8>, Vec<u8>);
 #[derive(Clone)]
 pub struct Store {
     engine: Arc<dyn Engine>,
-    sync: SyncGroup,
+    writer: writer::Writer,
     /// Buckets already recorded, so each write does not rewrite the index.
     /// Bounded by: the number of buckets on this node.
     buckets_seen: Arc<Mutex<BTreeSet<BucketId>>>,
 }
 
 impl Store {
-    /// Wrap an engine and start its fsync task on the current tokio runtime.
+    /// Wrap an engine and start its writer (a thread, for disk engines).
     pub fn new(engine: Arc<dyn Engine>) -> Self {
-        let sync = SyncGroup::start(engine.clone());
+        let writer = writer::Writer::start(engine.clone());
         Store {
             engine,
-            sync,
+            writer,
             buckets_seen: Arc::default(),
         }
     }
@@ -132,14 +130,11 @@ impl Store {
                 Some(Vec::new()),
             ));
         }
-        self.engine.write(batch)?;
+        self.writer.write(batch, durable).await?;
         if new_bucket {
             if let Ok(mut seen) = self.buckets_seen.lock() {
                 seen.insert(bucket_id);
             }
-        }
-        if durable {
-            self.sync.sync().await?;
         }
         Ok(())
     }
@@ -182,7 +177,7 @@ impl Store {
     ///
     /// The fsync failed or the node is shutting down.
     pub async fn sync(&self) -> Result<(), StoreError> {
-        self.sync.sync().await
+        self.writer.write(Vec::new(), true).await
     }
 
     /// A node metadata record.
@@ -205,11 +200,7 @@ impl Store {
         value: Vec<u8>,
         durable: bool,
     ) -> Result<(), StoreError> {
-        self.engine
-            .write(vec![(Space::Meta, name.as_bytes().to_vec(), Some(value))])?;
-        if durable {
-            self.sync.sync().await?;
-        }
-        Ok(())
+        let batch = vec![(Space::Meta, name.as_bytes().to_vec(), Some(value))];
+        self.writer.write(batch, durable).await
     }
 }
