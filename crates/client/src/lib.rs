@@ -14,12 +14,12 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// The request did not reach the node or no answer came back.
-    #[error("cannot reach {url}: {source}")]
+    #[error("cannot reach {url}: {detail}; is the node running, and is --node its HTTP address?")]
     Transport {
         /// The URL asked.
         url: String,
-        /// The HTTP client's error.
-        source: reqwest::Error,
+        /// The innermost cause (e.g. "Connection refused").
+        detail: String,
     },
     /// The node answered with an error status.
     #[error("{url} answered {status}: {body}")]
@@ -51,6 +51,22 @@ pub struct Fetched {
 pub struct Client {
     base: String,
     http: reqwest::Client,
+}
+
+fn transport(url: &str, e: reqwest::Error) -> ClientError {
+    let mut cause: &dyn std::error::Error = &e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    let detail = if e.is_timeout() {
+        "timed out".to_string()
+    } else {
+        cause.to_string()
+    };
+    ClientError::Transport {
+        url: url.to_string(),
+        detail,
+    }
 }
 
 fn encode(s: &str) -> String {
@@ -111,10 +127,7 @@ impl Client {
         req: reqwest::RequestBuilder,
         url: &str,
     ) -> Result<reqwest::Response, ClientError> {
-        req.send().await.map_err(|source| ClientError::Transport {
-            url: url.to_string(),
-            source,
-        })
+        req.send().await.map_err(|e| transport(url, e))
     }
 
     async fn check(resp: reqwest::Response, url: &str) -> Result<reqwest::Response, ClientError> {
@@ -149,13 +162,7 @@ impl Client {
             header("x-riak-vclock"),
             header("content-type"),
         );
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|source| ClientError::Transport {
-                url: url.clone(),
-                source,
-            })?;
+        let body = resp.bytes().await.map_err(|e| transport(&url, e))?;
         Ok(Fetched {
             status,
             vclock,
@@ -242,10 +249,7 @@ impl Client {
         url: &str,
     ) -> Result<serde_json::Value, ClientError> {
         let resp = Self::check(self.send(req, url).await?, url).await?;
-        let text = resp.text().await.map_err(|source| ClientError::Transport {
-            url: url.to_string(),
-            source,
-        })?;
+        let text = resp.text().await.map_err(|e| transport(url, e))?;
         serde_json::from_str(&text).map_err(|e| ClientError::Status {
             url: url.to_string(),
             status: 200,

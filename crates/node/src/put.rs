@@ -187,15 +187,36 @@ impl Node {
             if collapse {
                 obj.keep_newest();
             }
-            self.inner.store.put_object(&okey, &obj, false).await?;
-            obj
+            // The lock covers only read-modify-apply; the fsync is awaited
+            // below, outside it, as this node's own acknowledgement.
+            let pending = self
+                .inner
+                .store
+                .put_object_staged(&okey, &obj, durable)
+                .await?;
+            (obj, pending)
         };
+        let (object, mut local_sync) = (object.0, Some(object.1));
         let timeout = cmd.options.timeout(self.config().request_timeout());
         // Bounded by: one reply per primary.
         let (tx, mut rx) = mpsc::channel(targets.len().max(1));
         for t in &targets {
             let (node, tx, obj, key) = (self.clone(), tx.clone(), object.clone(), cmd.key.clone());
             let target = t.node;
+            if target == self.id() {
+                let Some(pending) = local_sync.take() else {
+                    continue;
+                };
+                tokio::spawn(async move {
+                    let reply = pending
+                        .wait()
+                        .await
+                        .map(|()| durable)
+                        .map_err(|e| e.to_string());
+                    let _ = tx.send((target, reply)).await;
+                });
+                continue;
+            }
             tokio::spawn(async move {
                 let reply = node
                     .replicate_to(target, key, obj, durable, collapse, timeout)
@@ -223,8 +244,7 @@ impl Node {
         Err(NodeError::Quorum(tracker.error("put", timed_out)))
     }
 
-    /// Make `target` hold `obj` (merged into what it has). For this node
-    /// itself, only the fsync is left to do.
+    /// Make another node hold `obj` (merged into what it has).
     async fn replicate_to(
         &self,
         target: NodeId,
@@ -234,12 +254,6 @@ impl Node {
         collapse: bool,
         timeout: std::time::Duration,
     ) -> Result<bool, String> {
-        if target == self.id() {
-            if durable {
-                self.inner.store.sync().await.map_err(|e| e.to_string())?;
-            }
-            return Ok(durable);
-        }
         let req = Request::Replicate {
             key,
             object: obj,
@@ -264,7 +278,7 @@ impl Node {
         let partition =
             ring::partition_of(layout.bits(), &key.bucket_type, &key.bucket, &key.key).0;
         let okey = Self::object_key(key, partition);
-        {
+        let pending = {
             let _guard = self.key_lock(key).lock().await;
             let mut obj = self.inner.store.get_object(&okey)?.unwrap_or_default();
             let before = obj.clone();
@@ -272,12 +286,23 @@ impl Node {
             if collapse {
                 obj.keep_newest();
             }
-            if obj != before {
-                self.inner.store.put_object(&okey, &obj, false).await?;
+            if obj == before {
+                None
+            } else {
+                Some(
+                    self.inner
+                        .store
+                        .put_object_staged(&okey, &obj, durable)
+                        .await?,
+                )
             }
-        }
+        };
         if durable {
-            self.inner.store.sync().await?;
+            match pending {
+                Some(p) => p.wait().await?,
+                // Nothing new, but what we hold may not be fsynced yet.
+                None => self.inner.store.sync().await?,
+            }
         }
         Ok(durable)
     }

@@ -213,3 +213,88 @@ async fn quorum_value_above_n_val_is_a_bad_request() {
         .unwrap();
     assert_eq!(nodes[0].under_replicated_partitions(), 256);
 }
+
+#[tokio::test]
+async fn notfound_ok_false_finds_a_lone_replica_and_read_repair_spreads_it() {
+    let net = MemoryNetwork::new();
+    let nodes = start_cluster(&net, 3).await;
+    let cut = |on: bool| {
+        let mut f = net.faults.lock().unwrap();
+        if on {
+            f.cut("mem-0:7000", "mem-1:7000");
+            f.cut("mem-0:7000", "mem-2:7000");
+        } else {
+            f.heal();
+        }
+    };
+    cut(true);
+    let key = BKey::new("b", "lone");
+    let one = RequestOptions {
+        w: Some(QuorumValue::One),
+        dw: Some(QuorumValue::One),
+        ..RequestOptions::default()
+    };
+    let (v, m) = text("only-on-0");
+    nodes[0]
+        .put(key.clone(), v, m, VersionVector::new(), one)
+        .await
+        .unwrap();
+    cut(false);
+    assert!(nodes[1].local_object(&key).unwrap().is_none());
+    // notfound_ok=false: "not found" answers do not count towards r=1, so
+    // the read waits for the replica that has the value.
+    let opts = RequestOptions {
+        r: Some(QuorumValue::One),
+        notfound_ok: Some(false),
+        ..RequestOptions::default()
+    };
+    let obj = nodes[1].get(&key, &opts).await.unwrap().expect("found");
+    assert_eq!(values(&obj), ["only-on-0"]);
+    wait_for("read repair copies the value to every replica", || {
+        nodes
+            .iter()
+            .all(|n| n.local_object(&key).unwrap().is_some())
+    })
+    .await;
+    // An absent key with basic_quorum gives up after a majority of misses.
+    let opts = RequestOptions {
+        notfound_ok: Some(false),
+        basic_quorum: Some(true),
+        ..RequestOptions::default()
+    };
+    assert!(nodes[2]
+        .get(&BKey::new("b", "absent"), &opts)
+        .await
+        .unwrap()
+        .is_none());
+}
+
+#[tokio::test]
+async fn bucket_props_spread_to_every_node() {
+    let net = MemoryNetwork::new();
+    let nodes = start_cluster(&net, 3).await;
+    let props = cluster::BucketProps {
+        n_val: 2,
+        allow_mult: false,
+        ..cluster::BucketProps::default()
+    };
+    nodes[0]
+        .set_bucket_props(b"default", b"p", Some(props.clone()))
+        .await
+        .unwrap();
+    wait_for("every node has the new props", || {
+        nodes
+            .iter()
+            .all(|n| n.bucket_props(b"default", b"p") == props)
+    })
+    .await;
+    let err = nodes[2]
+        .set_bucket_props(
+            b"default",
+            b"p",
+            Some(cluster::BucketProps { n_val: 9, ..props }),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, NodeError::BadRequest(_)), "{err}");
+}

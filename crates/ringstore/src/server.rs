@@ -165,5 +165,6 @@ pub(crate) async fn run(flags: ServerFlags) -> Result<()> {
     );
     shutdown_signal().await;
     running.stop();
+    println!("stopped");
     Ok(())
 }

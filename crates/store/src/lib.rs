@@ -29,6 +29,7 @@ pub use engine::{Engine, Entries, FjallEngine, Space};
 pub use format::{decode_object, encode_object, OBJECT_VERSION_MARKER};
 pub use keys::{ObjectKey, BUCKET_BYTES_MAX, KEY_BYTES_MAX, TYPE_BYTES_MAX};
 pub use memory::MemoryEngine;
+pub use writer::PendingSync;
 
 use causal::Object;
 use std::collections::BTreeSet;
@@ -116,6 +117,25 @@ impl Store {
         obj: &Object,
         durable: bool,
     ) -> Result<(), StoreError> {
+        self.put_object_staged(key, obj, durable)
+            .await?
+            .wait()
+            .await
+    }
+
+    /// Store this node's replica of a key and return once reads see it; the
+    /// returned [`PendingSync`] resolves once it is durable. Lets a caller
+    /// release a lock before waiting for the fsync.
+    ///
+    /// # Errors
+    ///
+    /// Engine failures.
+    pub async fn put_object_staged(
+        &self,
+        key: &ObjectKey,
+        obj: &Object,
+        durable: bool,
+    ) -> Result<PendingSync, StoreError> {
         let mut batch = vec![(Space::Objects, key.encode(), Some(encode_object(obj)))];
         let bucket_id = (key.bucket_type.to_vec(), key.bucket.to_vec());
         let new_bucket = !self
@@ -130,13 +150,13 @@ impl Store {
                 Some(Vec::new()),
             ));
         }
-        self.writer.write(batch, durable).await?;
+        let pending = self.writer.write_staged(batch, durable).await?;
         if new_bucket {
             if let Ok(mut seen) = self.buckets_seen.lock() {
                 seen.insert(bucket_id);
             }
         }
-        Ok(())
+        Ok(pending)
     }
 
     /// Keys this node holds for a bucket in one partition, with their objects.

@@ -22,10 +22,31 @@ const WRITES_QUEUED_MAX: usize = 8192;
 /// Writes one round of the thread takes before it fsyncs.
 const WRITES_PER_ROUND_MAX: usize = 1024;
 
+type Reply = oneshot::Sender<Result<(), StoreError>>;
+
 struct Job {
     batch: Vec<BatchItem>,
-    durable: bool,
-    reply: oneshot::Sender<Result<(), StoreError>>,
+    /// Answered once the batch is applied (visible to reads).
+    applied: Reply,
+    /// Answered once an fsync covers the batch; `None`: no fsync wanted.
+    synced: Option<Reply>,
+}
+
+/// An fsync still to come for a write that is already applied.
+pub struct PendingSync(Option<oneshot::Receiver<Result<(), StoreError>>>);
+
+impl PendingSync {
+    /// Wait until the write is durable (at once if no fsync was asked).
+    ///
+    /// # Errors
+    ///
+    /// The fsync failed, or the writer stopped.
+    pub async fn wait(self) -> Result<(), StoreError> {
+        match self.0 {
+            Some(rx) => rx.await.map_err(|_| StoreError::SyncStopped)?,
+            None => Ok(()),
+        }
+    }
 }
 
 /// Handle to an engine's writer.
@@ -56,29 +77,49 @@ impl Writer {
         }
     }
 
+    /// Apply `batch` and return once it is visible to reads; with
+    /// `durable`, the returned [`PendingSync`] resolves after an fsync that
+    /// covers it. An empty batch with `durable` waits for an fsync of
+    /// everything written before.
+    pub(crate) async fn write_staged(
+        &self,
+        batch: Vec<BatchItem>,
+        durable: bool,
+    ) -> Result<PendingSync, StoreError> {
+        let Some(tx) = &self.tx else {
+            if !batch.is_empty() {
+                self.engine.write(batch)?;
+            }
+            if durable {
+                self.engine.sync()?;
+            }
+            return Ok(PendingSync(None));
+        };
+        let (applied, applied_rx) = oneshot::channel();
+        let (synced, synced_rx) = if durable {
+            let (tx, rx) = oneshot::channel();
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
+        tx.send(Job {
+            batch,
+            applied,
+            synced,
+        })
+        .await
+        .map_err(|_| StoreError::SyncStopped)?;
+        applied_rx.await.map_err(|_| StoreError::SyncStopped)??;
+        Ok(PendingSync(synced_rx))
+    }
+
     /// Apply `batch`; with `durable`, return after an fsync that covers it.
-    /// An empty batch with `durable` waits for an fsync of everything
-    /// written before.
     pub(crate) async fn write(
         &self,
         batch: Vec<BatchItem>,
         durable: bool,
     ) -> Result<(), StoreError> {
-        let Some(tx) = &self.tx else {
-            if !batch.is_empty() {
-                self.engine.write(batch)?;
-            }
-            return if durable { self.engine.sync() } else { Ok(()) };
-        };
-        let (reply, rx) = oneshot::channel();
-        tx.send(Job {
-            batch,
-            durable,
-            reply,
-        })
-        .await
-        .map_err(|_| StoreError::SyncStopped)?;
-        rx.await.map_err(|_| StoreError::SyncStopped)?
+        self.write_staged(batch, durable).await?.wait().await
     }
 }
 
@@ -98,11 +139,14 @@ fn run(engine: Arc<dyn Engine>, mut rx: mpsc::Receiver<Job>) {
             } else {
                 engine.write(job.batch)
             };
-            if applied.is_ok() && job.durable {
-                durable.push(job.reply);
-            } else {
-                let _ = job.reply.send(applied);
+            match job.synced {
+                Some(synced) if applied.is_ok() => durable.push(synced),
+                Some(synced) => {
+                    let _ = synced.send(applied.clone());
+                }
+                None => {}
             }
+            let _ = job.applied.send(applied);
         }
         if durable.is_empty() {
             continue;
