@@ -1,7 +1,7 @@
 //! Bucket requests: properties, key listing, bucket listing.
 
 use crate::error::ApiError;
-use crate::params;
+use crate::params::{self, raw, Pairs};
 use crate::App;
 use axum::body::Body;
 use axum::extract::{Query, RawPathParams, State};
@@ -11,14 +11,6 @@ use axum::Json;
 use bytes::Bytes;
 use cluster::{BucketProps, QuorumValue};
 use serde_json::{json, Map, Value};
-
-type Pairs = Query<Vec<(String, String)>>;
-
-fn raw(p: &RawPathParams) -> Vec<(String, String)> {
-    p.iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
 
 fn quorum_json(q: QuorumValue) -> Value {
     match q {

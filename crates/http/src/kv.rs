@@ -3,7 +3,7 @@
 
 use crate::encode::object_response;
 use crate::error::ApiError;
-use crate::params;
+use crate::params::{self, raw, Pairs};
 use crate::App;
 use axum::body::Bytes;
 use axum::extract::{Query, RawPathParams, State};
@@ -12,14 +12,6 @@ use axum::response::{IntoResponse, Response};
 use causal::Meta;
 use node::BKey;
 use rand::distr::{Alphanumeric, SampleString};
-
-type Pairs = Query<Vec<(String, String)>>;
-
-fn raw(p: &RawPathParams) -> Vec<(String, String)> {
-    p.iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
 
 pub(crate) async fn fetch(
     State(app): State<App>,

@@ -9,6 +9,16 @@ use cluster::QuorumValue;
 use node::{BKey, RequestOptions};
 use store::{BUCKET_BYTES_MAX, KEY_BYTES_MAX, TYPE_BYTES_MAX};
 
+/// Query parameters as the router hands them over.
+pub(crate) type Pairs = axum::extract::Query<Vec<(String, String)>>;
+
+/// Path parameters as owned pairs, still percent-encoded.
+pub(crate) fn raw(p: &axum::extract::RawPathParams) -> Vec<(String, String)> {
+    p.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 /// Decode one path segment as Riak does (mochiweb's unquote): `%XX`
 /// escapes, and `+` as a space, which is what `quote_plus` clients send.
 pub(crate) fn decode_segment(what: &str, raw: &str, max: usize) -> Result<Bytes, ApiError> {
