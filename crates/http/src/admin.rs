@@ -44,6 +44,59 @@ pub(crate) async fn join(
     .into_response())
 }
 
+#[derive(Deserialize)]
+pub(crate) struct FaultsBody {
+    #[serde(default)]
+    drop: Vec<String>,
+    #[serde(default)]
+    delay_ms: std::collections::BTreeMap<String, u64>,
+}
+
+fn fault_injection_enabled(app: &App) -> Result<(), ApiError> {
+    if app.node.config().enable_fault_injection {
+        Ok(())
+    } else {
+        Err(ApiError::not_found(
+            "fault injection is off; start the node with --enable-fault-injection (tests only)",
+        ))
+    }
+}
+
+fn node_id(text: &str) -> Result<ring::NodeId, ApiError> {
+    text.parse()
+        .map_err(|e: ring::RingError| ApiError::bad(e.to_string()))
+}
+
+pub(crate) async fn set_faults(
+    State(app): State<App>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    fault_injection_enabled(&app)?;
+    let req: FaultsBody = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad(format!(
+            "expected {{\"drop\": [\"NODE_ID\"], \"delay_ms\": {{\"NODE_ID\": 50}}}}: {e}"
+        ))
+    })?;
+    let drop = req
+        .drop
+        .iter()
+        .map(|n| node_id(n))
+        .collect::<Result<Vec<_>, _>>()?;
+    let delay = req
+        .delay_ms
+        .iter()
+        .map(|(n, ms)| Ok((node_id(n)?, *ms)))
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    app.node.set_faults(&drop, &delay)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub(crate) async fn clear_faults(State(app): State<App>) -> Result<Response, ApiError> {
+    fault_injection_enabled(&app)?;
+    app.node.set_faults(&[], &[])?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
 pub(crate) async fn live() -> &'static str {
     "OK\n"
 }

@@ -61,6 +61,10 @@ pub fn router(node: Node) -> Router {
         .route("/admin/layout", get(admin::layout))
         .route("/admin/transfers", get(admin::transfers))
         .route(
+            "/admin/debug/faults",
+            post(admin::set_faults).delete(admin::clear_faults),
+        )
+        .route(
             "/admin/replica/buckets/{bucket}/keys/{key}",
             get(kv::replica),
         )

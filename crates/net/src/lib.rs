@@ -17,6 +17,8 @@
 //!   each call with a request id and gives it a deadline; [`serve`] answers
 //!   calls, each in its own task, on every accepted connection.
 //!
+//! - [`faults`]: drop or delay traffic with named peers, for tests.
+//!
 //! ## Limits
 //!
 //! Frames above [`RpcConfig::frame_bytes_max`] are refused before decoding;
@@ -24,9 +26,11 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod faults;
 mod handshake;
 pub mod network;
 mod rpc;
 
+pub use faults::{FaultRules, Rules as FaultRuleSet};
 pub use network::{BoxStream, Faults, Listener, MemoryNetwork, Network, TcpNetwork};
 pub use rpc::{serve, Handler, RpcClient, RpcConfig, RpcError};

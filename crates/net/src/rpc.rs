@@ -28,6 +28,8 @@ pub struct RpcConfig {
     pub inflight_max: usize,
     /// Seed for handshake nonces (from the node's seeded RNG).
     pub rng_seed: u64,
+    /// Injected faults (empty unless a test sets some).
+    pub faults: Arc<crate::FaultRules>,
 }
 
 /// Why a call failed. Every variant names the peer.
@@ -154,6 +156,21 @@ where
         let Ok(permit) = permits.clone().acquire_owned().await else {
             break;
         };
+        match cfg.faults.verdict(peer) {
+            crate::faults::Verdict::Pass => {}
+            // Discarded unanswered: the dialer's deadline passes.
+            crate::faults::Verdict::Drop => continue,
+            crate::faults::Verdict::Delay(d) => {
+                let (handler, reply_tx, max) =
+                    (handler.clone(), reply_tx.clone(), cfg.frame_bytes_max);
+                tokio::spawn(async move {
+                    tokio::time::sleep(d).await;
+                    send_reply(&reply_tx, id, handler(peer, req).await, max).await;
+                    drop(permit);
+                });
+                continue;
+            }
+        }
         let mut answer = handler(peer, req);
         // Why poll once here: most calls (replica reads) finish at their first
         // poll, and answering inline saves a task per call. Only calls that
@@ -219,6 +236,8 @@ where
 type Pending<Resp> = Arc<Mutex<HashMap<u64, oneshot::Sender<Resp>>>>;
 
 struct Conn<Resp> {
+    /// The peer's node id, from the handshake.
+    peer: u64,
     tx: mpsc::Sender<Bytes>,
     pending: Pending<Resp>,
     alive: Arc<AtomicBool>,
@@ -303,6 +322,13 @@ where
             });
         }
         let conn = self.connection(addr).await?;
+        let verdict = self.cfg.faults.verdict(conn.peer);
+        match verdict {
+            // Never sent: the caller's deadline passes, as in a partition.
+            crate::faults::Verdict::Drop => return std::future::pending().await,
+            crate::faults::Verdict::Delay(d) => tokio::time::sleep(d).await,
+            crate::faults::Verdict::Pass => {}
+        }
         let (tx, rx) = oneshot::channel();
         if let Ok(mut p) = conn.pending.lock() {
             p.insert(id, tx);
@@ -315,7 +341,11 @@ where
             addr: addr.to_string(),
         };
         conn.tx.send(bytes.into()).await.map_err(|_| closed())?;
-        rx.await.map_err(|_| closed())
+        let reply = rx.await.map_err(|_| closed())?;
+        if let crate::faults::Verdict::Delay(d) = verdict {
+            tokio::time::sleep(d).await;
+        }
+        Ok(reply)
     }
 
     /// Forget the connection to `addr` so the next call dials again.
@@ -353,8 +383,8 @@ where
                 detail: e.to_string(),
             })?;
         let mut wire: Wire = Framed::new(stream, codec(&self.cfg));
-        handshake::dial(&mut wire, &self.key, self.cfg.node, nonce(&self.rng)).await?;
-        let conn = Arc::new(self.spawn_connection(wire));
+        let peer = handshake::dial(&mut wire, &self.key, self.cfg.node, nonce(&self.rng)).await?;
+        let conn = Arc::new(self.spawn_connection(wire, peer));
         *slot = Some(conn.clone());
         if let Ok(mut live) = self.live.write() {
             live.insert(addr.to_string(), conn.clone());
@@ -362,7 +392,7 @@ where
         Ok(conn)
     }
 
-    fn spawn_connection(&self, wire: Wire) -> Conn<Resp> {
+    fn spawn_connection(&self, wire: Wire, peer: u64) -> Conn<Resp> {
         let (mut sink, mut stream) = wire.split();
         // Bounded by: inflight_max frames waiting to be written.
         let (tx, mut rx) = mpsc::channel::<Bytes>(self.cfg.inflight_max);
@@ -391,6 +421,11 @@ where
                 p.clear();
             }
         });
-        Conn { tx, pending, alive }
+        Conn {
+            peer,
+            tx,
+            pending,
+            alive,
+        }
     }
 }

@@ -15,6 +15,7 @@ fn cfg(node: u64, secret: &str) -> RpcConfig {
         frame_bytes_max: 1 << 20,
         inflight_max: 64,
         rng_seed: node,
+        faults: Arc::default(),
     }
 }
 
@@ -110,4 +111,60 @@ async fn unreachable_peer_fails_fast() {
         .await
         .unwrap_err();
     assert!(matches!(err, RpcError::Connect { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn dropped_peer_times_out_and_delayed_peer_is_slow() {
+    let net: Arc<dyn Network> = Arc::new(TcpNetwork);
+    let listener = net.bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr();
+    let server_cfg = cfg(1, "s");
+    let server_faults = server_cfg.faults.clone();
+    tokio::spawn(serve(listener, server_cfg, echo()));
+    let client_cfg = cfg(2, "s");
+    let client_faults = client_cfg.faults.clone();
+    let client = RpcClient::<u32, u32>::new(net, client_cfg);
+    assert_eq!(
+        client.call(&addr, 1, Duration::from_secs(2)).await.unwrap(),
+        2
+    );
+    // The client drops the server (node 1): calls are never sent.
+    client_faults.set(ringstore_net::FaultRuleSet {
+        drop: [1].into(),
+        ..Default::default()
+    });
+    let err = client
+        .call(&addr, 1, Duration::from_millis(200))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RpcError::Timeout { .. }), "{err}");
+    client_faults.clear();
+    // The server drops the client (node 2): requests go unanswered.
+    server_faults.set(ringstore_net::FaultRuleSet {
+        drop: [2].into(),
+        ..Default::default()
+    });
+    let err = client
+        .call(&addr, 1, Duration::from_millis(200))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RpcError::Timeout { .. }), "{err}");
+    server_faults.set(ringstore_net::FaultRuleSet {
+        delay_ms: [(2, 150)].into(),
+        ..Default::default()
+    });
+    let started = std::time::Instant::now();
+    assert_eq!(
+        client.call(&addr, 3, Duration::from_secs(2)).await.unwrap(),
+        6
+    );
+    assert!(started.elapsed() >= Duration::from_millis(150));
+    server_faults.clear();
+    assert_eq!(
+        client
+            .call(&addr, 4, Duration::from_millis(500))
+            .await
+            .unwrap(),
+        8
+    );
 }

@@ -51,6 +51,8 @@ pub(crate) struct Inner {
     pub(crate) started: tokio::time::Instant,
     pub(crate) tasks: Mutex<Vec<JoinHandle<()>>>,
     pub(crate) stats: Stats,
+    /// Injected transport faults, shared with the RPC client and server.
+    pub(crate) faults: Arc<net::FaultRules>,
 }
 
 /// A running node. Cheap to clone; every clone is the same node.
@@ -101,6 +103,7 @@ impl Node {
             frame_bytes_max: cfg.rpc_frame_bytes_max,
             inflight_max: cfg.rpc_inflight_max,
             rng_seed: rng.random(),
+            faults: Arc::default(),
         };
         let state: ClusterState = match store.get_meta(META_CLUSTER)? {
             Some(b) => postcard::from_bytes(&b).map_err(|e| {
@@ -123,6 +126,7 @@ impl Node {
             started: tokio::time::Instant::now(),
             tasks: Mutex::default(),
             stats: Stats::default(),
+            faults: rpc_cfg.faults.clone(),
             store,
             cfg,
             env,
@@ -231,6 +235,27 @@ impl Node {
         let bytes = postcard::to_stdvec(&self.cluster_state())
             .map_err(|e| NodeError::Storage(format!("encoding cluster state: {e}")))?;
         self.inner.store.put_meta(META_CLUSTER, bytes, true).await?;
+        Ok(())
+    }
+
+    /// Drop or delay all traffic between this node and the named peers
+    /// (tests only; see `net::faults`).
+    ///
+    /// # Errors
+    ///
+    /// [`NodeError::BadRequest`] unless the node runs with
+    /// `enable_fault_injection`.
+    pub fn set_faults(&self, drop: &[NodeId], delay_ms: &[(NodeId, u64)]) -> Result<(), NodeError> {
+        if !self.inner.cfg.enable_fault_injection {
+            return Err(NodeError::BadRequest(
+                "fault injection is off; start the node with --enable-fault-injection".into(),
+            ));
+        }
+        self.inner.faults.set(net::FaultRuleSet {
+            drop: drop.iter().map(|n| n.0).collect(),
+            delay_ms: delay_ms.iter().map(|(n, ms)| (n.0, *ms)).collect(),
+        });
+        tracing::warn!(?drop, ?delay_ms, "fault injection rules set");
         Ok(())
     }
 

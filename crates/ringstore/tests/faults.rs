@@ -1,0 +1,154 @@
+//! Fault injection over real TCP: cut a node off without root, see quorums
+//! and liveness react, heal, and see read repair catch the node up.
+
+mod common;
+
+use common::{wait_until, Cluster};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+async fn node_id(c: &Cluster, i: usize) -> String {
+    let v: Value = c
+        .http
+        .get(c.nodes[i].url("/admin/cluster"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["node_id"].as_str().unwrap().to_string()
+}
+
+async fn liveness(c: &Cluster, on: usize, of: &str) -> String {
+    let v: Value = c
+        .http
+        .get(c.nodes[on].url("/admin/cluster"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let nodes = v["nodes"].as_array().unwrap();
+    let n = nodes.iter().find(|n| n["id"] == of).unwrap();
+    n["liveness"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn faults_endpoint_is_404_without_the_flag() {
+    let c = Cluster::start(1, &[]).await;
+    let r = c
+        .http
+        .post(c.nodes[0].url("/admin/debug/faults"))
+        .body(r#"{"drop": []}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let r = c
+        .http
+        .delete(c.nodes[0].url("/admin/debug/faults"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+}
+
+#[tokio::test]
+async fn cut_off_node_misses_writes_then_catches_up_by_read_repair() {
+    let c = Cluster::start(3, &["--enable-fault-injection"]).await;
+    let ids = [
+        node_id(&c, 0).await,
+        node_id(&c, 1).await,
+        node_id(&c, 2).await,
+    ];
+    let faults = |i: usize| c.nodes[i].url("/admin/debug/faults");
+    for (i, body) in [
+        (0, json!({"drop": [ids[2]]})),
+        (1, json!({"drop": [ids[2]]})),
+        (2, json!({"drop": [ids[0], ids[1]]})),
+    ] {
+        let r = c.http.post(faults(i)).json(&body).send().await.unwrap();
+        assert_eq!(r.status(), 204);
+    }
+    let r = c
+        .http
+        .post(faults(0))
+        .body(r#"{"drop": ["not-a-node"]}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+
+    let r = c
+        .http
+        .put(c.nodes[0].url("/buckets/f/keys/k?w=2&timeout=1000"))
+        .body("v")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let r = c
+        .http
+        .put(c.nodes[0].url("/buckets/f/keys/all?w=all&timeout=500"))
+        .body("v")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("no answer before the deadline"));
+    let r = c
+        .http
+        .get(c.nodes[2].url("/admin/replica/buckets/f/keys/k"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404, "the cut-off node must not have the write");
+    let cut = ids[2].clone();
+    wait_until(
+        "node 0 sees the cut-off node down",
+        Duration::from_secs(10),
+        || {
+            let cut = cut.clone();
+            let c = &c;
+            async move { liveness(c, 0, &cut).await == "down" }
+        },
+    )
+    .await;
+
+    for i in 0..3 {
+        assert_eq!(c.http.delete(faults(i)).send().await.unwrap().status(), 204);
+    }
+    let r = c
+        .http
+        .get(c.nodes[0].url("/buckets/f/keys/k?r=all"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    wait_until(
+        "read repair gives the healed node the write",
+        Duration::from_secs(5),
+        || {
+            let url = c.nodes[2].url("/admin/replica/buckets/f/keys/k");
+            let http = c.http.clone();
+            async move { http.get(url).send().await.is_ok_and(|r| r.status() == 200) }
+        },
+    )
+    .await;
+    wait_until(
+        "node 0 sees the healed node up",
+        Duration::from_secs(10),
+        || {
+            let cut = cut.clone();
+            let c = &c;
+            async move { liveness(c, 0, &cut).await == "up" }
+        },
+    )
+    .await;
+}
