@@ -52,12 +52,14 @@ fn with_context(mut resp: Response, obj: &Object) -> Response {
 }
 
 /// The response to a fetch of `obj` (already known to have live siblings),
-/// or to a store with `returnbody`. `ok` is the status for one sibling.
+/// or to a store with `returnbody`. `ok` is the status for one sibling;
+/// `deleted_vclock` returns a tombstone's context with its 404.
 pub(crate) fn object_response(
     obj: &Object,
     ok: StatusCode,
     request: &HeaderMap,
     vtag: Option<&str>,
+    deleted_vclock: bool,
 ) -> Response {
     let live: Vec<&Sibling> = obj.live_siblings().collect();
     if let Some(tag) = vtag {
@@ -70,7 +72,15 @@ pub(crate) fn object_response(
         };
     }
     match live.as_slice() {
-        [] => with_context(plain(StatusCode::NOT_FOUND, "not found\n".into()), obj),
+        [] if deleted_vclock => {
+            // Riak's deletedvclock: the tombstone's context, so a client can
+            // write over the delete instead of beside it.
+            let mut r = with_context(plain(StatusCode::NOT_FOUND, "not found\n".into()), obj);
+            r.headers_mut()
+                .insert("x-riak-deleted", HeaderValue::from_static("true"));
+            r
+        }
+        [] => plain(StatusCode::NOT_FOUND, "not found\n".into()),
         [one] => single(obj, one, ok),
         many => {
             let accepts_multipart = request

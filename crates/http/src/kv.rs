@@ -27,6 +27,7 @@ pub(crate) async fn fetch(
             StatusCode::OK,
             &headers,
             q.vtag.as_deref(),
+            q.deletedvclock,
         )),
         None => Err(ApiError::not_found("not found")),
     }
@@ -40,7 +41,7 @@ pub(crate) async fn replica(
 ) -> Result<Response, ApiError> {
     let key = params::bkey(&raw(&path))?;
     match app.node.local_object(&key)? {
-        Some(obj) => Ok(object_response(&obj, StatusCode::OK, &headers, None)),
+        Some(obj) => Ok(object_response(&obj, StatusCode::OK, &headers, None, true)),
         None => Err(ApiError::not_found("this node holds no replica of the key")),
     }
 }
@@ -114,7 +115,7 @@ async fn store(
         } else {
             StatusCode::OK
         };
-        object_response(&obj, ok, headers, None)
+        object_response(&obj, ok, headers, None, false)
     } else if created {
         StatusCode::CREATED.into_response()
     } else {

@@ -95,6 +95,7 @@ pub(crate) struct Query {
     pub(crate) options: RequestOptions,
     pub(crate) returnbody: bool,
     pub(crate) vtag: Option<String>,
+    pub(crate) deletedvclock: bool,
     pub(crate) keys: Option<String>,
     pub(crate) buckets: Option<String>,
 }
@@ -138,6 +139,7 @@ pub(crate) fn query(pairs: &[(String, String)]) -> Result<Query, ApiError> {
             }
             "returnbody" => q.returnbody = boolean(k, v)?,
             "vtag" => q.vtag = Some(v.clone()),
+            "deletedvclock" => q.deletedvclock = boolean(k, v)?,
             "keys" => q.keys = Some(v.clone()),
             "buckets" => q.buckets = Some(v.clone()),
             _ => {}

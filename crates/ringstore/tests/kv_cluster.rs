@@ -141,6 +141,16 @@ async fn blind_writes_are_siblings_and_a_context_resolves_them() {
     assert_eq!(r.status(), 204);
     let r = c.http.get(url(0)).send().await.unwrap();
     assert_eq!(r.status(), 404);
+    assert!(!r.headers().contains_key("x-riak-vclock"));
+    let r = c
+        .http
+        .get(format!("{}?deletedvclock=true", url(0)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(r.headers()["x-riak-deleted"], "true");
+    assert!(r.headers().contains_key("x-riak-vclock"));
 }
 
 #[tokio::test]
