@@ -97,11 +97,10 @@ async fn cut_off_node_misses_writes_then_catches_up_by_read_repair() {
         .await
         .unwrap();
     assert_eq!(r.status(), 503);
-    assert!(r
-        .text()
-        .await
-        .unwrap()
-        .contains("no answer before the deadline"));
+    // The 503 names the replica that did not answer (its call's own
+    // deadline and the request's may fire first: either message is right).
+    let body = r.text().await.unwrap();
+    assert!(body.contains(&ids[2]) && body.contains("w=all"), "{body}");
     let r = c
         .http
         .get(c.nodes[2].url("/admin/replica/buckets/f/keys/k"))
