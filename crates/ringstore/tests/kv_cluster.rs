@@ -31,6 +31,8 @@ async fn put_on_a_reads_on_b_and_c() {
 #[tokio::test]
 async fn quorums_with_one_node_killed() {
     let mut c = Cluster::start(3, &[]).await;
+    let status: serde_json::Value = c.http.get(c.nodes[2].url("/admin/cluster")).send().await.unwrap().json().await.unwrap();
+    let killed = status["node_id"].as_str().unwrap().to_string();
     c.nodes[2].kill9();
     let r = c
         .http
@@ -41,10 +43,9 @@ async fn quorums_with_one_node_killed() {
         .unwrap();
     assert_eq!(r.status(), 503);
     let body = r.text().await.unwrap();
-    assert!(
-        body.contains("w=all") && body.contains("Connection refused"),
-        "{body}"
-    );
+    // It names the replica that failed (refused, or closed under a pooled
+    // connection: which one depends on timing).
+    assert!(body.contains("w=all") && body.contains(&killed), "{body}");
     let r = c
         .http
         .put(c.nodes[0].url("/buckets/t/keys/two?w=2"))
