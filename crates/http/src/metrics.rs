@@ -25,6 +25,11 @@ struct OpStatus {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HintTarget {
+    target: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Op {
     op: &'static str,
 }
@@ -41,6 +46,8 @@ pub(crate) struct Metrics {
     members: Gauge,
     layout_version: Gauge,
     read_repairs: Gauge,
+    hints_pending: Family<HintTarget, Gauge>,
+    hints_delivered: Gauge,
     /// Per operation, latencies in microseconds, for percentiles in /stats.
     hdr: Mutex<HashMap<&'static str, hdrhistogram::Histogram<u64>>>,
 }
@@ -83,6 +90,18 @@ impl Metrics {
             "Layout version (membership events folded)",
             layout_version.clone(),
         );
+        let hints_pending = Family::<HintTarget, Gauge>::default();
+        let hints_delivered = Gauge::default();
+        registry.register(
+            "hints_pending",
+            "Hints this node holds, per target node",
+            hints_pending.clone(),
+        );
+        registry.register(
+            "hints_delivered",
+            "Hints this node delivered since start",
+            hints_delivered.clone(),
+        );
         registry.register(
             "read_repairs",
             "Replicas repaired by reads since start",
@@ -96,6 +115,8 @@ impl Metrics {
             members,
             layout_version,
             read_repairs,
+            hints_pending,
+            hints_delivered,
             hdr: Mutex::default(),
         }
     }
@@ -147,6 +168,15 @@ impl Metrics {
         let status = node.cluster_status();
         self.layout_version.set(status.layout_version as i64);
         self.read_repairs.set(status.read_repairs as i64);
+        self.hints_delivered.set(status.hints_delivered as i64);
+        // Every known node gets a series, so a drained target reads 0.
+        for n in &status.nodes {
+            self.hints_pending
+                .get_or_create(&HintTarget {
+                    target: n.id.clone(),
+                })
+                .set(n.hints_pending as i64);
+        }
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             out.push_str("# encoding failed\n");

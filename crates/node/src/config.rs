@@ -42,6 +42,17 @@ pub struct NodeConfig {
     pub rpc_inflight_max: usize,
     /// Accept `POST /admin/debug/faults` (tests only).
     pub enable_fault_injection: bool,
+    /// Keep writes for unreachable primaries as hints and deliver them when
+    /// the primary answers again. Off only to test anti-entropy alone.
+    pub hinted_handoff: bool,
+    /// How long a write waits for one primary before a fallback (or a
+    /// hint) stands in for it and the primary becomes suspect. The request
+    /// deadline still bounds the whole write.
+    pub replica_patience_ms: u64,
+    /// How often the node tries to deliver the hints it holds.
+    pub hint_delivery_interval_ms: u64,
+    /// Hints sent to one target per delivery round.
+    pub hint_batch_max: usize,
 }
 
 impl Default for NodeConfig {
@@ -62,6 +73,10 @@ impl Default for NodeConfig {
             rpc_frame_bytes_max: 64 * 1024 * 1024,
             rpc_inflight_max: 1024,
             enable_fault_injection: false,
+            hinted_handoff: true,
+            replica_patience_ms: 500,
+            hint_delivery_interval_ms: 200,
+            hint_batch_max: 256,
         }
     }
 }
@@ -105,6 +120,12 @@ impl NodeConfig {
                 ),
             );
         }
+        if self.hint_delivery_interval_ms == 0 || self.hint_batch_max == 0 {
+            return bad(
+                "hint_delivery_interval_ms/hint_batch_max",
+                "must be above 0".into(),
+            );
+        }
         if self.rpc_inflight_max == 0 {
             return bad("rpc_inflight_max", "must be above 0".into());
         }
@@ -117,6 +138,16 @@ impl NodeConfig {
     /// The client request deadline.
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms)
+    }
+
+    /// How long a write waits for one primary before handing off.
+    pub fn replica_patience(&self) -> Duration {
+        Duration::from_millis(self.replica_patience_ms)
+    }
+
+    /// The hint delivery period.
+    pub fn hint_delivery_interval(&self) -> Duration {
+        Duration::from_millis(self.hint_delivery_interval_ms)
     }
 
     /// The gossip period.

@@ -19,12 +19,14 @@
 //!   the background.
 //! - `service`: answers other nodes' calls (replicate, read, list, gossip).
 //! - `gossip`: spreads [`cluster::ClusterState`] by push-pull exchange.
+//! - `hints`: sloppy quorum's other half, hinted handoff: writes held for
+//!   primaries that did not answer, delivered when they do.
 //!
 //! ## What is not here yet
 //!
-//! Failure detection, sloppy quorum with hinted handoff, anti-entropy and
-//! ownership handoff build on this crate in later steps; until they land a
-//! write to an unreachable primary is simply not acknowledged by it.
+//! Failure detection by gossip (foca), anti-entropy and ownership handoff
+//! build on this crate in later steps. Until the failure detector lands, a
+//! peer is *suspect* from a failed call until it next answers or calls.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -33,6 +35,7 @@ mod env;
 pub mod error;
 mod get;
 mod gossip;
+mod hints;
 mod list;
 mod node;
 mod proto;

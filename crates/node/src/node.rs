@@ -32,6 +32,7 @@ pub(crate) struct ClusterView {
 #[derive(Default)]
 pub(crate) struct Stats {
     pub(crate) read_repairs: std::sync::atomic::AtomicU64,
+    pub(crate) hints_delivered: std::sync::atomic::AtomicU64,
 }
 
 pub(crate) struct Inner {
@@ -51,6 +52,11 @@ pub(crate) struct Inner {
     pub(crate) started: tokio::time::Instant,
     pub(crate) tasks: Mutex<Vec<JoinHandle<()>>>,
     pub(crate) stats: Stats,
+    /// Hints held per target. Bounded by: the nodes in the cluster state.
+    pub(crate) hint_counts: Mutex<std::collections::BTreeMap<NodeId, u64>>,
+    /// Peers whose last call failed, with when (ms since `started`);
+    /// cleared when they next answer or call. Bounded by: cluster nodes.
+    pub(crate) suspects: RwLock<HashMap<NodeId, u64>>,
     /// Injected transport faults, shared with the RPC client and server.
     pub(crate) faults: Arc<net::FaultRules>,
 }
@@ -112,6 +118,11 @@ impl Node {
             None => ClusterState::new(),
         };
         let layout = Arc::new(state.layout(cfg.partition_bits));
+        let hint_counts = store
+            .hint_counts()?
+            .into_iter()
+            .map(|(t, n)| (NodeId(t), n))
+            .collect();
         let inner = Arc::new(Inner {
             id,
             actor: Actor { node: id.0, epoch },
@@ -127,6 +138,8 @@ impl Node {
             tasks: Mutex::default(),
             stats: Stats::default(),
             faults: rpc_cfg.faults.clone(),
+            hint_counts: Mutex::new(hint_counts),
+            suspects: RwLock::default(),
             store,
             cfg,
             env,
@@ -136,6 +149,7 @@ impl Node {
         let handler = crate::service::handler(node.clone());
         node.spawn(net::serve(listener, rpc_cfg, handler));
         node.spawn(gossip::run(node.clone()));
+        node.spawn(crate::hints::run(node.clone()));
         tracing::info!(node = %id, epoch, rpc = %node.inner.cfg.rpc, "node started");
         Ok(node)
     }
@@ -318,6 +332,16 @@ impl Node {
     /// the common case takes only a read lock and an atomic store.
     pub(crate) fn mark_seen(&self, node: NodeId) {
         let now = self.uptime_ms();
+        let suspected = self
+            .inner
+            .suspects
+            .read()
+            .is_ok_and(|s| s.contains_key(&node));
+        if suspected {
+            if let Ok(mut s) = self.inner.suspects.write() {
+                s.remove(&node);
+            }
+        }
         if let Some(seen) = self
             .inner
             .last_seen
@@ -334,6 +358,23 @@ impl Node {
                 .or_default()
                 .store(now, std::sync::atomic::Ordering::Relaxed);
         }
+    }
+
+    /// A call to `node` failed: suspect it until it answers or calls again,
+    /// so writes stop waiting on it.
+    pub(crate) fn mark_failed(&self, node: NodeId) {
+        let now = self.uptime_ms();
+        if let Ok(mut s) = self.inner.suspects.write() {
+            s.insert(node, now);
+        }
+    }
+
+    /// Whether a recent call to `node` failed and it has not answered since.
+    pub(crate) fn is_suspect(&self, node: NodeId) -> bool {
+        self.inner
+            .suspects
+            .read()
+            .is_ok_and(|s| s.contains_key(&node))
     }
 
     /// When `node` was last seen, in [`Node::uptime_ms`] terms.
@@ -368,7 +409,10 @@ impl Node {
                 self.mark_seen(node);
                 Ok(r)
             }
-            Err(e) => Err(e.to_string()),
+            Err(e) => {
+                self.mark_failed(node);
+                Err(e.to_string())
+            }
         }
     }
 

@@ -46,6 +46,18 @@ pub enum Request {
         /// Bucket type.
         bucket_type: Bytes,
     },
+    /// Hold this object for `target`, a primary that did not answer, and
+    /// deliver it when the target is back (sloppy quorum).
+    StoreHint {
+        /// The primary the write is for.
+        target: u64,
+        /// The key.
+        key: BKey,
+        /// The coordinator's merged object.
+        object: Object,
+        /// Fsync before answering.
+        durable: bool,
+    },
 }
 
 /// The answer to a [`Request`].

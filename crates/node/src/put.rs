@@ -17,14 +17,28 @@
 
 use crate::error::{NodeError, QuorumError};
 use crate::proto::{Request, Response};
-use crate::quorum::{self, Kind, Progress, QuorumTracker};
+use crate::quorum::{self, Kind, Progress, QuorumTracker, Target};
 use crate::{BKey, Node, PutCommand, RequestOptions};
 use bytes::Bytes;
 use causal::{Meta, Object, VersionVector};
 use net::RpcError;
 use ring::{NodeId, PreferenceList};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 use store::ObjectKey;
 use tokio::sync::mpsc;
+
+/// Fallback nodes not yet used by this write.
+type FallbackPool = Arc<Mutex<VecDeque<NodeId>>>;
+
+/// One replica's share of a write.
+struct ReplicaWrite {
+    key: BKey,
+    obj: Object,
+    durable: bool,
+    collapse: bool,
+    timeout: std::time::Duration,
+}
 
 impl Node {
     /// Store `value` under `key`, replacing what `context` covers.
@@ -198,12 +212,20 @@ impl Node {
         };
         let (object, mut local_sync) = (object.0, Some(object.1));
         let timeout = cmd.options.timeout(self.config().request_timeout());
+        // Fallbacks still free to stand in for a primary, shared by the
+        // replication tasks so no two pick the same one.
+        let fallbacks: FallbackPool = Arc::new(Mutex::new(pl.fallbacks.iter().copied().collect()));
         // Bounded by: one reply per primary.
         let (tx, mut rx) = mpsc::channel(targets.len().max(1));
-        for t in &targets {
-            let (node, tx, obj, key) = (self.clone(), tx.clone(), object.clone(), cmd.key.clone());
-            let target = t.node;
-            if target == self.id() {
+        for (slot, t) in targets.iter().enumerate() {
+            let (node, tx, obj, key, t) = (
+                self.clone(),
+                tx.clone(),
+                object.clone(),
+                cmd.key.clone(),
+                t.clone(),
+            );
+            if t.node == self.id() {
                 let Some(pending) = local_sync.take() else {
                     continue;
                 };
@@ -213,15 +235,21 @@ impl Node {
                         .await
                         .map(|()| durable)
                         .map_err(|e| e.to_string());
-                    let _ = tx.send((target, reply)).await;
+                    let _ = tx.send((slot, t, reply)).await;
                 });
                 continue;
             }
+            let fallbacks = fallbacks.clone();
             tokio::spawn(async move {
-                let reply = node
-                    .replicate_to(target, key, obj, durable, collapse, timeout)
-                    .await;
-                let _ = tx.send((target, reply)).await;
+                let write = ReplicaWrite {
+                    key,
+                    obj,
+                    durable,
+                    collapse,
+                    timeout,
+                };
+                let (answered_by, reply) = node.replicate_or_hint(t, write, &fallbacks).await;
+                let _ = tx.send((slot, answered_by, reply)).await;
             });
         }
         drop(tx);
@@ -231,8 +259,8 @@ impl Node {
         let timed_out = loop {
             tokio::select! {
                 reply = rx.recv() => {
-                    let Some((node, reply)) = reply else { break false };
-                    match tracker.record(node, reply) {
+                    let Some((slot, answered_by, reply)) = reply else { break false };
+                    match tracker.record_at(slot, answered_by, reply) {
                         Progress::Met => return Ok(object),
                         Progress::Impossible => break false,
                         Progress::Pending => {}
@@ -244,25 +272,97 @@ impl Node {
         Err(NodeError::Quorum(tracker.error("put", timed_out)))
     }
 
-    /// Make another node hold `obj` (merged into what it has).
-    async fn replicate_to(
+    /// Write to `primary`; if it does not answer (or a recent call to it
+    /// failed), have a fallback hold the write as a hint for it, or, with no
+    /// fallback left, hold the hint here. Returns who acknowledged.
+    ///
+    /// Why a fallback's ack counts towards `w`: the write is on that many
+    /// distinct nodes (sloppy quorum); it does not count towards `pw`, and
+    /// a read quorum may miss it until the hint is delivered.
+    async fn replicate_or_hint(
         &self,
-        target: NodeId,
-        key: BKey,
-        obj: Object,
-        durable: bool,
-        collapse: bool,
-        timeout: std::time::Duration,
-    ) -> Result<bool, String> {
-        let req = Request::Replicate {
-            key,
-            object: obj,
-            durable,
-            collapse,
+        primary: Target,
+        w: ReplicaWrite,
+        fallbacks: &FallbackPool,
+    ) -> (Target, Result<bool, String>) {
+        let handoff = self.config().hinted_handoff;
+        let failure = if handoff && self.is_suspect(primary.node) {
+            "suspected down: a recent call failed".to_string()
+        } else {
+            let req = Request::Replicate {
+                key: w.key.clone(),
+                object: w.obj.clone(),
+                durable: w.durable,
+                collapse: w.collapse,
+            };
+            let call = self.call(primary.node, req, w.timeout);
+            // Why a patience shorter than the deadline: a partitioned
+            // primary never refuses, it just never answers; waiting out the
+            // deadline would leave every write meanwhile without a hint.
+            // Abandoning the call is safe: the primary may still apply it,
+            // and the hint delivers the same object again.
+            let patience = if handoff {
+                self.config().replica_patience().min(w.timeout)
+            } else {
+                w.timeout
+            };
+            match tokio::time::timeout(patience, call).await {
+                Ok(Ok(Response::Replicated { durable })) => return (primary, Ok(durable)),
+                Ok(Ok(other)) => format!("unexpected answer {other:?}"),
+                Ok(Err(e)) => e,
+                Err(_) => {
+                    self.mark_failed(primary.node);
+                    format!("no answer within {} ms", patience.as_millis())
+                }
+            }
         };
-        match self.call(target, req, timeout).await? {
-            Response::Replicated { durable } => Ok(durable),
-            other => Err(format!("unexpected answer {other:?}")),
+        if !handoff {
+            return (primary, Err(failure));
+        }
+        loop {
+            let next = fallbacks.lock().ok().and_then(|mut f| f.pop_front());
+            let Some(fallback) = next else { break };
+            if self.is_suspect(fallback) {
+                continue;
+            }
+            let req = Request::StoreHint {
+                target: primary.node.0,
+                key: w.key.clone(),
+                object: w.obj.clone(),
+                durable: w.durable,
+            };
+            if let Ok(Response::Replicated { durable }) = self.call(fallback, req, w.timeout).await
+            {
+                let zone = self
+                    .layout()
+                    .member(fallback)
+                    .map(|m| m.zone.clone())
+                    .unwrap_or_default();
+                return (
+                    Target {
+                        node: fallback,
+                        zone,
+                        primary: false,
+                    },
+                    Ok(durable),
+                );
+            }
+        }
+        match self
+            .store_hint(primary.node, &w.key, &w.obj, w.durable)
+            .await
+        {
+            Ok(()) => (
+                primary,
+                Err(format!("{failure} (the coordinator keeps a hint for it)")),
+            ),
+            Err(e) => {
+                tracing::error!(error = %e, primary = %primary.node, "cannot keep a hint");
+                (
+                    primary,
+                    Err(format!("{failure}; keeping a hint failed too: {e}")),
+                )
+            }
         }
     }
 

@@ -78,6 +78,21 @@ impl QuorumTracker {
         self.progress()
     }
 
+    /// Record the reply for slot `slot`, which `target` answered in place of
+    /// the node first asked (a fallback standing in for a primary).
+    pub fn record_at(
+        &mut self,
+        slot: usize,
+        target: Target,
+        reply: Result<bool, String>,
+    ) -> Progress {
+        if slot < self.targets.len() && self.replies[slot].is_none() {
+            self.targets[slot] = target;
+            self.replies[slot] = Some(reply);
+        }
+        self.progress()
+    }
+
     /// Whether the requirement is met, impossible, or pending.
     pub fn progress(&self) -> Progress {
         if self.met(false) {

@@ -49,6 +49,15 @@ impl Node {
             } => self
                 .local_keys(&bucket_type, &bucket, &partitions)
                 .map(Response::Keys),
+            Request::StoreHint {
+                target,
+                key,
+                object,
+                durable,
+            } => self
+                .store_hint(NodeId(target), &key, &object, durable)
+                .await
+                .map(|()| Response::Replicated { durable }),
             Request::ListBuckets { bucket_type } => {
                 self.local_buckets(&bucket_type).map(Response::Buckets)
             }

@@ -26,7 +26,7 @@ pub struct NodeStatus {
     pub liveness: &'static str,
     /// Partitions for which the node is one of the first `n_val` (default 3) owners.
     pub partitions: usize,
-    /// Hints waiting for delivery to this node.
+    /// Hints the answering node holds for this node, waiting for delivery.
     pub hints_pending: u64,
 }
 
@@ -43,6 +43,8 @@ pub struct ClusterStatus {
     pub under_replicated_partitions: usize,
     /// Replicas repaired by reads since start.
     pub read_repairs: u64,
+    /// Hints this node delivered since start.
+    pub hints_delivered: u64,
 }
 
 /// One owner of a partition.
@@ -107,7 +109,7 @@ impl Node {
                     },
                     liveness: if up { "up" } else { "down" },
                     partitions: layout.partitions_owned(id, N_VAL_DEFAULT),
-                    hints_pending: 0,
+                    hints_pending: self.hints_pending(id),
                 }
             })
             .collect();
@@ -120,6 +122,11 @@ impl Node {
                 .inner
                 .stats
                 .read_repairs
+                .load(std::sync::atomic::Ordering::Relaxed),
+            hints_delivered: self
+                .inner
+                .stats
+                .hints_delivered
                 .load(std::sync::atomic::Ordering::Relaxed),
         }
     }

@@ -31,7 +31,15 @@ async fn put_on_a_reads_on_b_and_c() {
 #[tokio::test]
 async fn quorums_with_one_node_killed() {
     let mut c = Cluster::start(3, &[]).await;
-    let status: serde_json::Value = c.http.get(c.nodes[2].url("/admin/cluster")).send().await.unwrap().json().await.unwrap();
+    let status: serde_json::Value = c
+        .http
+        .get(c.nodes[2].url("/admin/cluster"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let killed = status["node_id"].as_str().unwrap().to_string();
     c.nodes[2].kill9();
     let r = c

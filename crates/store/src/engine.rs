@@ -12,16 +12,20 @@ pub enum Space {
     Buckets,
     /// Node metadata: id, epoch, cluster state.
     Meta,
+    /// Hinted handoff: writes held for an unreachable owner, keyed by the
+    /// owner's node id then the object key.
+    Hints,
 }
 
 impl Space {
-    const ALL: [Space; 3] = [Space::Objects, Space::Buckets, Space::Meta];
+    const ALL: [Space; 4] = [Space::Objects, Space::Buckets, Space::Meta, Space::Hints];
 
     fn name(self) -> &'static str {
         match self {
             Space::Objects => "objects",
             Space::Buckets => "buckets",
             Space::Meta => "meta",
+            Space::Hints => "hints",
         }
     }
 }

@@ -39,6 +39,19 @@ impl ObjectKey {
         out
     }
 
+    /// Decode what [`ObjectKey::encode`] made; `None` for malformed bytes.
+    pub fn decode(bytes: &[u8]) -> Option<ObjectKey> {
+        let partition = u16::from_be_bytes([*bytes.first()?, *bytes.get(1)?]);
+        let (t, rest) = take_field(bytes.get(2..)?)?;
+        let (b, key) = take_field(rest)?;
+        Some(ObjectKey {
+            partition,
+            bucket_type: Bytes::copy_from_slice(t),
+            bucket: Bytes::copy_from_slice(b),
+            key: Bytes::copy_from_slice(key),
+        })
+    }
+
     /// The prefix shared by every key of a bucket in one partition.
     pub fn bucket_prefix(partition: u16, bucket_type: &[u8], bucket: &[u8]) -> Vec<u8> {
         let mut out = Vec::with_capacity(6 + bucket_type.len() + bucket.len());
@@ -78,6 +91,19 @@ pub(crate) fn decode_bucket_index_key(bytes: &[u8]) -> Result<(Vec<u8>, Vec<u8>)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn object_key_roundtrip_and_garbage() {
+        let k = ObjectKey {
+            partition: 7,
+            bucket_type: Bytes::from_static(b"default"),
+            bucket: Bytes::from_static(b"b"),
+            key: Bytes::from_static(b"k/1"),
+        };
+        assert_eq!(ObjectKey::decode(&k.encode()), Some(k));
+        assert_eq!(ObjectKey::decode(&[0, 1, 0, 9]), None);
+        assert_eq!(ObjectKey::decode(&[]), None);
+    }
 
     #[test]
     fn bucket_index_roundtrip_and_garbage() {

@@ -200,6 +200,108 @@ impl Store {
         self.writer.write(Vec::new(), true).await
     }
 
+    fn hint_key(target: u64, key: &ObjectKey) -> Vec<u8> {
+        let mut out = target.to_be_bytes().to_vec();
+        out.extend(key.encode());
+        out
+    }
+
+    /// The hint this node holds for `target` and `key`, if any.
+    ///
+    /// # Errors
+    ///
+    /// Engine failures and undecodable bytes.
+    pub fn get_hint(&self, target: u64, key: &ObjectKey) -> Result<Option<Object>, StoreError> {
+        match self
+            .engine
+            .get(Space::Hints, &Self::hint_key(target, key))?
+        {
+            Some(bytes) => decode_object(&bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Store the hint for `target` and `key` (the caller merged it with any
+    /// previous one); with `durable`, fsynced before return.
+    ///
+    /// # Errors
+    ///
+    /// Engine and fsync failures.
+    pub async fn put_hint(
+        &self,
+        target: u64,
+        key: &ObjectKey,
+        obj: &Object,
+        durable: bool,
+    ) -> Result<(), StoreError> {
+        let batch = vec![(
+            Space::Hints,
+            Self::hint_key(target, key),
+            Some(encode_object(obj)),
+        )];
+        self.writer.write(batch, durable).await
+    }
+
+    /// Forget a delivered hint.
+    ///
+    /// # Errors
+    ///
+    /// Engine failures.
+    pub async fn remove_hint(&self, target: u64, key: &ObjectKey) -> Result<(), StoreError> {
+        self.writer
+            .write(
+                vec![(Space::Hints, Self::hint_key(target, key), None)],
+                false,
+            )
+            .await
+    }
+
+    /// Up to `limit` hints held for `target`.
+    ///
+    /// # Errors
+    ///
+    /// Engine failures and undecodable entries.
+    pub fn hints_for(
+        &self,
+        target: u64,
+        limit: usize,
+    ) -> Result<Vec<(ObjectKey, Object)>, StoreError> {
+        let prefix = target.to_be_bytes();
+        let mut out = Vec::new();
+        for (k, v) in self
+            .engine
+            .scan_prefix(Space::Hints, &prefix)?
+            .into_iter()
+            .take(limit)
+        {
+            let key = ObjectKey::decode(&k[8..]).ok_or(StoreError::Corrupt {
+                what: "hint key",
+                detail: format!("{} bytes", k.len()),
+            })?;
+            out.push((key, decode_object(&v)?));
+        }
+        Ok(out)
+    }
+
+    /// How many hints this node holds, per target node.
+    ///
+    /// # Errors
+    ///
+    /// Engine failures.
+    pub fn hint_counts(&self) -> Result<std::collections::BTreeMap<u64, u64>, StoreError> {
+        let mut counts = std::collections::BTreeMap::new();
+        for (k, _) in self.engine.scan_prefix(Space::Hints, &[])? {
+            if let Some(id) = k
+                .get(..8)
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_be_bytes)
+            {
+                *counts.entry(id).or_insert(0) += 1;
+            }
+        }
+        Ok(counts)
+    }
+
     /// A node metadata record.
     ///
     /// # Errors

@@ -1,0 +1,243 @@
+//! Hinted handoff and sloppy quorum with real processes: writes made while
+//! a replica is dead or cut off reach it soon after it is back.
+
+mod common;
+
+use common::{wait_until, Cluster};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+const KEYS: usize = 200;
+
+async fn cluster_json(c: &Cluster, i: usize) -> Value {
+    c.http
+        .get(c.nodes[i].url("/admin/cluster"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn write_keys(c: &Cluster, via: usize, query: &str) {
+    for k in 0..KEYS {
+        let r = c
+            .http
+            .put(c.nodes[via].url(&format!("/buckets/h/keys/k{k}?{query}")))
+            .body(format!("v{k}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 204, "write k{k}: {}", r.text().await.unwrap());
+    }
+}
+
+async fn replica_count(c: &Cluster, i: usize) -> usize {
+    let mut n = 0;
+    for k in 0..KEYS {
+        let r = c
+            .http
+            .get(c.nodes[i].url(&format!("/admin/replica/buckets/h/keys/k{k}")))
+            .send()
+            .await;
+        if r.is_ok_and(|r| r.status() == 200) {
+            n += 1;
+        }
+    }
+    n
+}
+
+#[tokio::test]
+async fn killed_replica_gets_every_write_after_restart() {
+    let mut c = Cluster::start(3, &[]).await;
+    let dead = cluster_json(&c, 2).await["node_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    c.nodes[2].kill9();
+    write_keys(&c, 0, "w=2").await;
+    let status = cluster_json(&c, 0).await;
+    let pending: u64 = status["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["id"] == dead.as_str())
+        .map(|n| n["hints_pending"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        pending, KEYS as u64,
+        "node 0 coordinated every write and holds a hint for each"
+    );
+    let metrics = c
+        .http
+        .get(c.nodes[0].url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(&format!(
+            "ringstore_hints_pending{{target=\"{dead}\"}} {KEYS}"
+        )),
+        "{metrics}"
+    );
+
+    c.nodes[2].restart();
+    wait_until(
+        "the restarted node listens",
+        Duration::from_secs(10),
+        || {
+            let (http, url) = (c.http.clone(), c.nodes[2].url("/health/live"));
+            async move { http.get(url).send().await.is_ok() }
+        },
+    )
+    .await;
+    let back = Instant::now();
+    wait_until(
+        "every write reaches the restarted node",
+        Duration::from_secs(10),
+        || {
+            let c = &c;
+            async move { replica_count(c, 2).await == KEYS }
+        },
+    )
+    .await;
+    let took = back.elapsed();
+    eprintln!("hinted handoff delivered {KEYS} writes {took:?} after the node listened again");
+    assert!(took <= Duration::from_secs(2), "took {took:?}");
+    wait_until("no hints left", Duration::from_secs(5), || {
+        let c = &c;
+        let dead = dead.clone();
+        async move {
+            let s = cluster_json(c, 0).await;
+            s["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|n| n["id"] != dead.as_str() || n["hints_pending"] == 0)
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn cut_off_replica_converges_after_heal() {
+    let c = Cluster::start(3, &["--enable-fault-injection"]).await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        ids.push(
+            cluster_json(&c, i).await["node_id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    let faults = |i: usize| c.nodes[i].url("/admin/debug/faults");
+    for (i, drop) in [
+        (0, json!([ids[2]])),
+        (1, json!([ids[2]])),
+        (2, json!([ids[0], ids[1]])),
+    ] {
+        c.http
+            .post(faults(i))
+            .json(&json!({ "drop": drop }))
+            .send()
+            .await
+            .unwrap();
+    }
+    // The first write waits out its call to the cut-off node; after that
+    // the node is suspect and writes hint for it at once.
+    write_keys(&c, 0, "w=2&timeout=3000").await;
+    assert_eq!(replica_count(&c, 2).await, 0);
+    for i in 0..3 {
+        c.http.delete(faults(i)).send().await.unwrap();
+    }
+    let healed = Instant::now();
+    wait_until(
+        "the healed node holds every write",
+        Duration::from_secs(10),
+        || {
+            let c = &c;
+            async move { replica_count(c, 2).await == KEYS }
+        },
+    )
+    .await;
+    let took = healed.elapsed();
+    eprintln!("cut-off node converged {took:?} after heal");
+    assert!(took <= Duration::from_secs(2), "took {took:?}");
+}
+
+#[tokio::test]
+async fn fallback_stands_in_for_a_dead_primary() {
+    let mut c = Cluster::start(4, &[]).await;
+    // Find the primaries of one key: a w=all write lands on exactly them.
+    let r = c
+        .http
+        .put(c.nodes[0].url("/buckets/s/keys/probe?w=all"))
+        .body("p")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let mut holders = Vec::new();
+    for i in 0..4 {
+        let r = c
+            .http
+            .get(c.nodes[i].url("/admin/replica/buckets/s/keys/probe"))
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 200 {
+            holders.push(i);
+        }
+    }
+    assert_eq!(holders.len(), 3, "n_val 3: three primaries hold the key");
+    // A live primary coordinates; the last primary dies; the fourth node is
+    // the fallback.
+    let (via, victim) = (holders[0], holders[2]);
+    c.nodes[victim].kill9();
+    // w=all is met by the two live primaries and the fallback...
+    let r = c
+        .http
+        .put(c.nodes[via].url("/buckets/s/keys/probe?w=all"))
+        .body("q")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204, "{}", r.text().await.unwrap());
+    // ...but pw=all counts primaries only.
+    let r = c
+        .http
+        .put(c.nodes[via].url("/buckets/s/keys/probe?w=all&pw=all"))
+        .body("r")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    c.nodes[victim].restart();
+    wait_until(
+        "the dead primary receives the write it missed",
+        Duration::from_secs(10),
+        || {
+            let (http, url) = (
+                c.http.clone(),
+                c.nodes[victim].url("/admin/replica/buckets/s/keys/probe"),
+            );
+            async move {
+                match http
+                    .get(url)
+                    .header("accept", "multipart/mixed")
+                    .send()
+                    .await
+                {
+                    Ok(r) => r.text().await.is_ok_and(|t| t.contains('q')),
+                    Err(_) => false,
+                }
+            }
+        },
+    )
+    .await;
+}
