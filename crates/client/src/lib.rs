@@ -257,6 +257,54 @@ impl Client {
         })
     }
 
+    /// Whether this node's own replica holds a live value for the key
+    /// (`GET /admin/replica/...`, which asks no other node).
+    ///
+    /// # Errors
+    ///
+    /// Transport failures and error statuses other than 404.
+    pub async fn has_replica(&self, bucket: &str, key: &str) -> Result<bool, ClientError> {
+        let url = format!(
+            "{}/admin/replica/buckets/{}/keys/{}",
+            self.base,
+            encode(bucket),
+            encode(key)
+        );
+        let resp = Self::check(self.send(self.http.get(&url), &url).await?, &url).await?;
+        Ok(resp.status().as_u16() != 404)
+    }
+
+    /// Drop all traffic between this node and `peers` (node ids); needs a
+    /// node started with `--enable-fault-injection`.
+    ///
+    /// # Errors
+    ///
+    /// Transport failures and error statuses (404 without the flag).
+    pub async fn drop_traffic(&self, peers: &[String]) -> Result<(), ClientError> {
+        let url = format!("{}/admin/debug/faults", self.base);
+        let body = serde_json::json!({ "drop": peers }).to_string();
+        let req = self
+            .http
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(body);
+        Self::check(self.send(req, &url).await?, &url)
+            .await
+            .map(|_| ())
+    }
+
+    /// Clear every injected fault on this node.
+    ///
+    /// # Errors
+    ///
+    /// Transport failures and error statuses.
+    pub async fn clear_faults(&self) -> Result<(), ClientError> {
+        let url = format!("{}/admin/debug/faults", self.base);
+        Self::check(self.send(self.http.delete(&url), &url).await?, &url)
+            .await
+            .map(|_| ())
+    }
+
     /// `GET /admin/cluster`.
     ///
     /// # Errors

@@ -11,8 +11,9 @@
 //! Hints live in their own keyspace, one per (primary, key), merged by
 //! causality like replicas, and are fsynced like the write they carry.
 //! Unlike Cassandra's, they do not expire: every `hint_delivery_interval`
-//! the node sends up to `hint_batch_max` hints to each primary it holds
-//! hints for, and deletes a hint only after the primary acknowledged it
+//! the node sends each primary it holds hints for batches of
+//! `hint_batch_max` (32 in flight) until the primary has them all or stops
+//! answering, and deletes a hint only after the primary acknowledged it
 //! durably and only if the hint did not change meanwhile.
 //!
 //! Delivery does not wait for gossip to call the primary up: trying costs
@@ -107,34 +108,45 @@ pub(crate) async fn run(node: Node) {
     }
 }
 
-/// Send one batch of hints to `target`, several at a time; the round ends
-/// early once a delivery fails (the target is still away).
+/// Send `target` its hints, a batch at a time, several in flight: batch
+/// after batch while it acknowledges them all, so a long partition drains
+/// at the target's speed rather than one batch per interval. The round ends
+/// at the first failure (the target is still away) or when a batch
+/// delivers nothing (every hint in it changed meanwhile: next round).
 async fn deliver(node: &Node, target: NodeId) {
-    let batch = match node
-        .inner
-        .store
-        .hints_for(target.0, node.config().hint_batch_max)
-    {
-        Ok(b) => b,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot read hints");
+    loop {
+        let batch = match node
+            .inner
+            .store
+            .hints_for(target.0, node.config().hint_batch_max)
+        {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read hints");
+                return;
+            }
+        };
+        let full = batch.len() == node.config().hint_batch_max;
+        let before = node.hints_pending(target);
+        let failed = std::sync::atomic::AtomicBool::new(false);
+        futures::stream::iter(batch)
+            .for_each_concurrent(DELIVERIES_INFLIGHT_MAX, |(okey, obj)| {
+                let failed = &failed;
+                async move {
+                    if failed.load(std::sync::atomic::Ordering::Relaxed) {
+                        return;
+                    }
+                    if !deliver_one(node, target, okey, obj).await {
+                        failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+            })
+            .await;
+        let progressed = node.hints_pending(target) < before;
+        if !full || !progressed || failed.load(std::sync::atomic::Ordering::Relaxed) {
             return;
         }
-    };
-    let failed = std::sync::atomic::AtomicBool::new(false);
-    futures::stream::iter(batch)
-        .for_each_concurrent(DELIVERIES_INFLIGHT_MAX, |(okey, obj)| {
-            let failed = &failed;
-            async move {
-                if failed.load(std::sync::atomic::Ordering::Relaxed) {
-                    return;
-                }
-                if !deliver_one(node, target, okey, obj).await {
-                    failed.store(true, std::sync::atomic::Ordering::Relaxed);
-                }
-            }
-        })
-        .await;
+    }
 }
 
 /// Deliver one hint; on a durable acknowledgement, delete it. Returns

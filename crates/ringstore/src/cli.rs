@@ -44,8 +44,23 @@ enum Command {
         #[arg(long, global = true)]
         json: bool,
     },
-    /// Load-test a node's key-value API.
-    Bench(bench::BenchFlags),
+    /// Load-test a node's key-value API, or run `bench heal`.
+    Bench(BenchArgs),
+}
+
+#[derive(clap::Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+struct BenchArgs {
+    #[command(subcommand)]
+    mode: Option<BenchMode>,
+    #[command(flatten)]
+    kv: bench::BenchFlags,
+}
+
+#[derive(Subcommand, Debug)]
+enum BenchMode {
+    /// Cut a node off, write to the others, heal, time its catching up.
+    Heal(crate::heal::HealFlags),
 }
 
 #[derive(Subcommand, Debug)]
@@ -96,7 +111,13 @@ pub(crate) async fn run(args: Args) -> Result<ExitCode> {
     match args.command {
         Command::Server(f) => server::run(f).await.map(|()| ExitCode::SUCCESS),
         Command::Dev(f) => dev::run(f).await.map(|()| ExitCode::SUCCESS),
-        Command::Bench(f) => bench::run(f).await.map(|()| ExitCode::SUCCESS),
+        Command::Bench(BenchArgs {
+            mode: Some(BenchMode::Heal(f)),
+            ..
+        }) => crate::heal::run(f).await.map(|()| ExitCode::SUCCESS),
+        Command::Bench(BenchArgs { mode: None, kv }) => {
+            bench::run(kv).await.map(|()| ExitCode::SUCCESS)
+        }
         Command::Kv { op, node, json } => kv(op, &Client::new(&node), json).await,
         Command::Cluster { op, node, json } => cluster(op, &Client::new(&node), json).await,
     }

@@ -5,6 +5,7 @@
 mod bench;
 mod cli;
 mod dev;
+mod heal;
 mod server;
 
 use clap::Parser;

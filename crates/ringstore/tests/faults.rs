@@ -1,5 +1,6 @@
 //! Fault injection over real TCP: cut a node off without root, see quorums
-//! and liveness react, heal, and see read repair catch the node up.
+//! and liveness react, heal, and see the node catch up (by hinted handoff,
+//! or with hints off, by read repair alone).
 
 mod common;
 
@@ -56,7 +57,7 @@ async fn faults_endpoint_is_404_without_the_flag() {
 }
 
 #[tokio::test]
-async fn cut_off_node_misses_writes_then_catches_up_by_read_repair() {
+async fn cut_off_node_misses_writes_then_catches_up_after_heal() {
     let c = Cluster::start(3, &["--enable-fault-injection"]).await;
     let ids = [
         node_id(&c, 0).await,
@@ -150,4 +151,75 @@ async fn cut_off_node_misses_writes_then_catches_up_by_read_repair() {
         },
     )
     .await;
+}
+
+#[tokio::test]
+async fn one_read_with_r_1_repairs_a_replica_that_missed_a_write() {
+    let cfg = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(cfg.path(), "hinted_handoff = false\n").unwrap();
+    let c = Cluster::start(
+        3,
+        &[
+            "--enable-fault-injection",
+            "--config",
+            cfg.path().to_str().unwrap(),
+        ],
+    )
+    .await;
+    let ids = [
+        node_id(&c, 0).await,
+        node_id(&c, 1).await,
+        node_id(&c, 2).await,
+    ];
+    let faults = |i: usize| c.nodes[i].url("/admin/debug/faults");
+    for (i, body) in [
+        (0, json!({"drop": [ids[2]]})),
+        (1, json!({"drop": [ids[2]]})),
+        (2, json!({"drop": [ids[0], ids[1]]})),
+    ] {
+        c.http.post(faults(i)).json(&body).send().await.unwrap();
+    }
+    let r = c
+        .http
+        .put(c.nodes[0].url("/buckets/rr/keys/k?w=2"))
+        .body("v")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    for i in 0..3 {
+        c.http.delete(faults(i)).send().await.unwrap();
+    }
+    let replica = c.nodes[2].url("/admin/replica/buckets/rr/keys/k");
+    assert_eq!(
+        c.http.get(&replica).send().await.unwrap().status(),
+        404,
+        "no hints: the replica still misses the write"
+    );
+    let r = c
+        .http
+        .get(c.nodes[1].url("/buckets/rr/keys/k?r=1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    wait_until(
+        "read repair gives the replica the write",
+        Duration::from_secs(5),
+        || {
+            let (http, url) = (c.http.clone(), replica.clone());
+            async move { http.get(url).send().await.is_ok_and(|r| r.status() == 200) }
+        },
+    )
+    .await;
+    let metrics = c
+        .http
+        .get(c.nodes[1].url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("ringstore_read_repairs 1"), "{metrics}");
 }

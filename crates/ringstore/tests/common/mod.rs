@@ -41,7 +41,7 @@ impl Proc {
         .arg(&self.dir)
         .args(["--cluster-secret", "test-secret"])
         .args(&self.extra)
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", "error")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
         if let Some(seed) = &self.join {
