@@ -30,6 +30,11 @@ struct HintTarget {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PartitionLabel {
+    partition: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Op {
     op: &'static str,
 }
@@ -48,6 +53,9 @@ pub(crate) struct Metrics {
     read_repairs: Gauge,
     hints_pending: Family<HintTarget, Gauge>,
     hints_delivered: Gauge,
+    aae_exchanges: Gauge,
+    aae_keys_repaired: Gauge,
+    aae_last_exchange: Family<PartitionLabel, Gauge>,
     /// Per operation, latencies in microseconds, for percentiles in /stats.
     hdr: Mutex<HashMap<&'static str, hdrhistogram::Histogram<u64>>>,
 }
@@ -102,6 +110,23 @@ impl Metrics {
             "Hints this node delivered since start",
             hints_delivered.clone(),
         );
+        let (aae_exchanges, aae_keys_repaired) = (Gauge::default(), Gauge::default());
+        let aae_last_exchange = Family::<PartitionLabel, Gauge>::default();
+        registry.register(
+            "aae_exchanges",
+            "Anti-entropy exchanges completed since start",
+            aae_exchanges.clone(),
+        );
+        registry.register(
+            "aae_keys_repaired",
+            "Keys anti-entropy synced since start",
+            aae_keys_repaired.clone(),
+        );
+        registry.register(
+            "aae_last_exchange_timestamp_seconds",
+            "Unix time of each partition's last completed anti-entropy exchange",
+            aae_last_exchange.clone(),
+        );
         registry.register(
             "read_repairs",
             "Replicas repaired by reads since start",
@@ -117,6 +142,9 @@ impl Metrics {
             read_repairs,
             hints_pending,
             hints_delivered,
+            aae_exchanges,
+            aae_keys_repaired,
+            aae_last_exchange,
             hdr: Mutex::default(),
         }
     }
@@ -169,6 +197,13 @@ impl Metrics {
         self.layout_version.set(status.layout_version as i64);
         self.read_repairs.set(status.read_repairs as i64);
         self.hints_delivered.set(status.hints_delivered as i64);
+        self.aae_exchanges.set(status.aae_exchanges as i64);
+        self.aae_keys_repaired.set(status.aae_keys_repaired as i64);
+        for (partition, ms) in node.aae_last_exchanges() {
+            self.aae_last_exchange
+                .get_or_create(&PartitionLabel { partition })
+                .set((ms / 1000) as i64);
+        }
         // Every known node gets a series, so a drained target reads 0.
         for n in &status.nodes {
             self.hints_pending

@@ -49,6 +49,14 @@ pub struct NodeConfig {
     /// hint) stands in for it and the primary becomes suspect. The request
     /// deadline still bounds the whole write.
     pub replica_patience_ms: u64,
+    /// Active anti-entropy: compare Merkle trees with other replicas and
+    /// sync the keys that differ.
+    pub anti_entropy: bool,
+    /// Every partition this node is a primary of is compared with each
+    /// other primary once per interval.
+    pub aae_interval_ms: u64,
+    /// Keys one exchange syncs at most (the rest wait for the next one).
+    pub aae_keys_per_exchange_max: usize,
     /// How often the node tries to deliver the hints it holds.
     pub hint_delivery_interval_ms: u64,
     /// Hints sent to one target per delivery round.
@@ -74,6 +82,9 @@ impl Default for NodeConfig {
             rpc_inflight_max: 1024,
             enable_fault_injection: false,
             hinted_handoff: true,
+            anti_entropy: true,
+            aae_interval_ms: 60_000,
+            aae_keys_per_exchange_max: 1000,
             replica_patience_ms: 500,
             hint_delivery_interval_ms: 200,
             hint_batch_max: 256,
@@ -120,6 +131,12 @@ impl NodeConfig {
                 ),
             );
         }
+        if self.aae_interval_ms == 0 || self.aae_keys_per_exchange_max == 0 {
+            return bad(
+                "aae_interval_ms/aae_keys_per_exchange_max",
+                "must be above 0".into(),
+            );
+        }
         if self.hint_delivery_interval_ms == 0 || self.hint_batch_max == 0 {
             return bad(
                 "hint_delivery_interval_ms/hint_batch_max",
@@ -143,6 +160,11 @@ impl NodeConfig {
     /// How long a write waits for one primary before handing off.
     pub fn replica_patience(&self) -> Duration {
         Duration::from_millis(self.replica_patience_ms)
+    }
+
+    /// The anti-entropy period.
+    pub fn aae_interval(&self) -> Duration {
+        Duration::from_millis(self.aae_interval_ms)
     }
 
     /// The hint delivery period.

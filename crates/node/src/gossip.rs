@@ -7,6 +7,9 @@
 //! instead of `log n` intervals. The push stops on its own: a peer that
 //! learns nothing pushes nothing.
 //!
+//! Peers under suspicion (a recent call failed) are also probed every
+//! 250 ms, so a node that comes back is trusted again quickly.
+//!
 //! The state is small (membership events, addresses, bucket properties),
 //! so sending it whole keeps the protocol trivially convergent.
 
@@ -14,6 +17,38 @@ use crate::proto::{Request, Response};
 use crate::Node;
 use rand::seq::IndexedRandom;
 use ring::NodeId;
+
+/// How often suspect peers are probed, and how long a probe waits.
+const SUSPECT_PROBE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Probe every suspect peer a few times a second, so one that is back is
+/// trusted again (and gets writes, hints and exchanges) within a fraction
+/// of a second. Costs nothing while no peer is suspect.
+pub(crate) async fn probe_suspects(node: Node) {
+    let mut tick = tokio::time::interval(SUSPECT_PROBE_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let suspects: Vec<NodeId> = node
+            .inner
+            .suspects
+            .read()
+            .map(|s| s.keys().copied().collect())
+            .unwrap_or_default();
+        let probes = suspects.into_iter().map(|peer| {
+            let node = node.clone();
+            async move {
+                let req = Request::Gossip(node.cluster_state());
+                if let Ok(Response::Gossip(theirs)) =
+                    node.call(peer, req, SUSPECT_PROBE_INTERVAL).await
+                {
+                    let _ = node.merge_state(&theirs).await;
+                }
+            }
+        });
+        futures::future::join_all(probes).await;
+    }
+}
 
 pub(crate) async fn run(node: Node) {
     let mut tick = tokio::time::interval(node.config().gossip_interval());

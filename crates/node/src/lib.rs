@@ -30,6 +30,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod aae;
 mod config;
 mod env;
 pub mod error;

@@ -33,6 +33,8 @@ pub(crate) struct ClusterView {
 pub(crate) struct Stats {
     pub(crate) read_repairs: std::sync::atomic::AtomicU64,
     pub(crate) hints_delivered: std::sync::atomic::AtomicU64,
+    pub(crate) aae_exchanges: std::sync::atomic::AtomicU64,
+    pub(crate) aae_keys_repaired: std::sync::atomic::AtomicU64,
 }
 
 pub(crate) struct Inner {
@@ -52,6 +54,11 @@ pub(crate) struct Inner {
     pub(crate) started: tokio::time::Instant,
     pub(crate) tasks: Mutex<Vec<JoinHandle<()>>>,
     pub(crate) stats: Stats,
+    /// Anti-entropy trees, one per partition this node holds data in.
+    pub(crate) trees: crate::aae::Trees,
+    /// Wall-clock ms of each partition's last completed exchange.
+    /// Bounded by: partitions.
+    pub(crate) aae_last: Mutex<std::collections::BTreeMap<u16, u64>>,
     /// Hints held per target. Bounded by: the nodes in the cluster state.
     pub(crate) hint_counts: Mutex<std::collections::BTreeMap<NodeId, u64>>,
     /// Peers whose last call failed, with when (ms since `started`);
@@ -139,19 +146,47 @@ impl Node {
             stats: Stats::default(),
             faults: rpc_cfg.faults.clone(),
             hint_counts: Mutex::new(hint_counts),
+            trees: crate::aae::Trees::default(),
+            aae_last: Mutex::default(),
             suspects: RwLock::default(),
             store,
             cfg,
             env,
         });
         let node = Node { inner };
+        node.rebuild_trees()?;
         node.announce_self().await?;
         let handler = crate::service::handler(node.clone());
         node.spawn(net::serve(listener, rpc_cfg, handler));
         node.spawn(gossip::run(node.clone()));
+        node.spawn(gossip::probe_suspects(node.clone()));
         node.spawn(crate::hints::run(node.clone()));
+        if node.inner.cfg.anti_entropy {
+            node.spawn(crate::aae::run(node.clone()));
+        }
         tracing::info!(node = %id, epoch, rpc = %node.inner.cfg.rpc, "node started");
         Ok(node)
+    }
+
+    /// Build the anti-entropy trees from what is stored (once, at start).
+    fn rebuild_trees(&self) -> Result<(), NodeError> {
+        let started = std::time::Instant::now();
+        let mut keys = 0usize;
+        for p in 0..(1u32 << self.inner.cfg.partition_bits) {
+            let p = p as u16;
+            for (okey, obj) in self.inner.store.scan_partition(p)? {
+                self.inner
+                    .trees
+                    .update(p, &okey.encode(), &causal::Object::new(), &obj);
+                keys += 1;
+            }
+        }
+        tracing::info!(
+            keys,
+            ms = started.elapsed().as_millis() as u64,
+            "anti-entropy trees rebuilt"
+        );
+        Ok(())
     }
 
     /// Record this node's membership and addresses if the state lacks them.
@@ -360,9 +395,17 @@ impl Node {
         }
     }
 
-    /// A call to `node` failed: suspect it until it answers or calls again,
-    /// so writes stop waiting on it.
-    pub(crate) fn mark_failed(&self, node: NodeId) {
+    /// A call to `node` that started at `started_ms` (uptime) failed:
+    /// suspect it until it answers or calls again, so writes stop waiting
+    /// on it. Why the start time: a call sent before a partition healed
+    /// may time out after the peer answered newer ones; it proves nothing.
+    pub(crate) fn mark_failed(&self, node: NodeId, started_ms: u64) {
+        if self
+            .last_seen_ms(node)
+            .is_some_and(|seen| seen > started_ms)
+        {
+            return;
+        }
         let now = self.uptime_ms();
         if let Ok(mut s) = self.inner.suspects.write() {
             s.insert(node, now);
@@ -400,6 +443,7 @@ impl Node {
         let addr = self
             .rpc_addr(node)
             .ok_or_else(|| "address unknown (not gossiped yet)".to_string())?;
+        let started = self.uptime_ms();
         match self.inner.rpc.call(&addr, req, timeout).await {
             Ok(Response::Error(e)) => {
                 self.mark_seen(node);
@@ -410,7 +454,7 @@ impl Node {
                 Ok(r)
             }
             Err(e) => {
-                self.mark_failed(node);
+                self.mark_failed(node, started);
                 Err(e.to_string())
             }
         }

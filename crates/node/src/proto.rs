@@ -58,7 +58,22 @@ pub enum Request {
         /// Fsync before answering.
         durable: bool,
     },
+    /// Anti-entropy: your segment hashes for a partition.
+    AaeSegments {
+        /// Partition.
+        partition: u16,
+    },
+    /// Anti-entropy: your keys' digests in these segments of a partition.
+    AaeKeys {
+        /// Partition.
+        partition: u16,
+        /// Segments.
+        segments: Vec<u16>,
+    },
 }
+
+/// Anti-entropy: one key's encoded object key and digest.
+pub type KeyDigest = (Bytes, u64);
 
 /// The answer to a [`Request`].
 #[derive(Debug, Serialize, Deserialize)]
@@ -80,4 +95,8 @@ pub enum Response {
     Buckets(Vec<Bytes>),
     /// The request failed at the receiver.
     Error(NodeError),
+    /// Segment hashes of a partition.
+    Segments(Vec<u64>),
+    /// Key digests.
+    KeyDigests(Vec<KeyDigest>),
 }

@@ -193,6 +193,7 @@ impl Node {
         let object = {
             let _guard = self.key_lock(&cmd.key).lock().await;
             let mut obj = self.inner.store.get_object(&okey)?.unwrap_or_default();
+            let old = obj.clone();
             let meta = Meta {
                 last_modified_ms: self.timestamp_after(&obj),
                 ..cmd.meta
@@ -201,6 +202,9 @@ impl Node {
             if collapse {
                 obj.keep_newest();
             }
+            self.inner
+                .trees
+                .update(partition, &okey.encode(), &old, &obj);
             // The lock covers only read-modify-apply; the fsync is awaited
             // below, outside it, as this node's own acknowledgement.
             let pending = self
@@ -295,6 +299,7 @@ impl Node {
                 durable: w.durable,
                 collapse: w.collapse,
             };
+            let started = self.uptime_ms();
             let call = self.call(primary.node, req, w.timeout);
             // Why a patience shorter than the deadline: a partitioned
             // primary never refuses, it just never answers; waiting out the
@@ -311,7 +316,7 @@ impl Node {
                 Ok(Ok(other)) => format!("unexpected answer {other:?}"),
                 Ok(Err(e)) => e,
                 Err(_) => {
-                    self.mark_failed(primary.node);
+                    self.mark_failed(primary.node, started);
                     format!("no answer within {} ms", patience.as_millis())
                 }
             }
@@ -389,6 +394,9 @@ impl Node {
             if obj == before {
                 None
             } else {
+                self.inner
+                    .trees
+                    .update(partition, &okey.encode(), &before, &obj);
                 Some(
                     self.inner
                         .store

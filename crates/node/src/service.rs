@@ -49,6 +49,15 @@ impl Node {
             } => self
                 .local_keys(&bucket_type, &bucket, &partitions)
                 .map(Response::Keys),
+            Request::AaeSegments { partition } => {
+                Ok(Response::Segments(self.inner.trees.segments(partition)))
+            }
+            Request::AaeKeys {
+                partition,
+                segments,
+            } => self
+                .key_digests(partition, &segments)
+                .map(Response::KeyDigests),
             Request::StoreHint {
                 target,
                 key,

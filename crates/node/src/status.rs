@@ -4,6 +4,7 @@ use crate::Node;
 use cluster::MemberState;
 use ring::PartitionId;
 use serde::Serialize;
+use std::sync::atomic::Ordering::Relaxed;
 
 /// One node as `GET /admin/cluster` shows it.
 #[derive(Clone, Debug, Serialize)]
@@ -45,6 +46,10 @@ pub struct ClusterStatus {
     pub read_repairs: u64,
     /// Hints this node delivered since start.
     pub hints_delivered: u64,
+    /// Anti-entropy exchanges this node completed since start.
+    pub aae_exchanges: u64,
+    /// Keys anti-entropy synced since start.
+    pub aae_keys_repaired: u64,
 }
 
 /// One owner of a partition.
@@ -123,11 +128,9 @@ impl Node {
                 .stats
                 .read_repairs
                 .load(std::sync::atomic::Ordering::Relaxed),
-            hints_delivered: self
-                .inner
-                .stats
-                .hints_delivered
-                .load(std::sync::atomic::Ordering::Relaxed),
+            hints_delivered: self.inner.stats.hints_delivered.load(Relaxed),
+            aae_exchanges: self.inner.stats.aae_exchanges.load(Relaxed),
+            aae_keys_repaired: self.inner.stats.aae_keys_repaired.load(Relaxed),
         }
     }
 
@@ -138,6 +141,16 @@ impl Node {
         (0..layout.partition_count())
             .filter(|p| layout.owners(PartitionId(*p as u16)).len() < N_VAL_DEFAULT)
             .count()
+    }
+
+    /// Each partition's last completed anti-entropy exchange, as wall-clock
+    /// milliseconds since the Unix epoch.
+    pub fn aae_last_exchanges(&self) -> Vec<(u16, u64)> {
+        self.inner
+            .aae_last
+            .lock()
+            .map(|m| m.iter().map(|(p, t)| (*p, *t)).collect())
+            .unwrap_or_default()
     }
 
     /// The layout as the admin API shows it.

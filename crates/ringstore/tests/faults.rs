@@ -223,3 +223,152 @@ async fn one_read_with_r_1_repairs_a_replica_that_missed_a_write() {
         .unwrap();
     assert!(metrics.contains("ringstore_read_repairs 1"), "{metrics}");
 }
+
+#[tokio::test]
+async fn anti_entropy_alone_converges_and_keeps_concurrent_versions_as_siblings() {
+    let cfg = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        cfg.path(),
+        "hinted_handoff = false\naae_interval_ms = 2000\n",
+    )
+    .unwrap();
+    let c = Cluster::start(
+        3,
+        &[
+            "--enable-fault-injection",
+            "--config",
+            cfg.path().to_str().unwrap(),
+        ],
+    )
+    .await;
+    let ids = [
+        node_id(&c, 0).await,
+        node_id(&c, 1).await,
+        node_id(&c, 2).await,
+    ];
+    let faults = |i: usize| c.nodes[i].url("/admin/debug/faults");
+    for (i, body) in [
+        (0, json!({"drop": [ids[2]]})),
+        (1, json!({"drop": [ids[2]]})),
+        (2, json!({"drop": [ids[0], ids[1]]})),
+    ] {
+        c.http.post(faults(i)).json(&body).send().await.unwrap();
+    }
+    for k in 0..100 {
+        let r = c
+            .http
+            .put(c.nodes[k % 2].url(&format!("/buckets/ae/keys/k{k}?w=2")))
+            .body(format!("v{k}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 204);
+    }
+    // The same key written on both sides of the cut: concurrent versions.
+    let r = c
+        .http
+        .put(c.nodes[0].url("/buckets/ae/keys/both?w=2"))
+        .body("majority-side")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let r = c
+        .http
+        .put(c.nodes[2].url("/buckets/ae/keys/both?w=1&dw=1"))
+        .body("minority-side")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    for i in 0..3 {
+        c.http.delete(faults(i)).send().await.unwrap();
+    }
+    let healed = std::time::Instant::now();
+    let missing = |c: &Cluster| {
+        let (http, base) = (c.http.clone(), c.nodes[2].url(""));
+        async move {
+            let mut missing = 0;
+            for k in 0..100 {
+                let r = http
+                    .get(format!("{base}/admin/replica/buckets/ae/keys/k{k}"))
+                    .send()
+                    .await
+                    .unwrap();
+                missing += usize::from(r.status() != 200);
+            }
+            missing
+        }
+    };
+    assert_eq!(
+        missing(&c).await,
+        100,
+        "no hints, no reads: only anti-entropy can deliver"
+    );
+    wait_until(
+        "anti-entropy gives the healed node every key",
+        Duration::from_secs(10),
+        || {
+            let c = &c;
+            async move { missing(c).await == 0 }
+        },
+    )
+    .await;
+    let took = healed.elapsed();
+    eprintln!("anti-entropy converged 100 keys {took:?} after heal (interval 2 s)");
+    assert!(
+        took <= Duration::from_secs(4),
+        "one interval (2 s) plus 2 s; took {took:?}"
+    );
+    for i in [0, 2] {
+        let url = c.nodes[i].url("/admin/replica/buckets/ae/keys/both");
+        wait_until(
+            "both versions reach every replica",
+            Duration::from_secs(10),
+            || {
+                let (http, url) = (c.http.clone(), url.clone());
+                async move {
+                    let Ok(r) = http
+                        .get(url)
+                        .header("accept", "multipart/mixed")
+                        .send()
+                        .await
+                    else {
+                        return false;
+                    };
+                    r.status() == 300
+                        && r.text().await.is_ok_and(|t| {
+                            t.contains("majority-side") && t.contains("minority-side")
+                        })
+                }
+            },
+        )
+        .await;
+    }
+    let status: Value = c
+        .http
+        .get(c.nodes[2].url("/admin/cluster"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        status["aae_keys_repaired"].as_u64().unwrap() > 0,
+        "{status}"
+    );
+    let metrics = c
+        .http
+        .get(c.nodes[2].url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("ringstore_aae_last_exchange_timestamp_seconds{partition="),
+        "{metrics}"
+    );
+}

@@ -57,18 +57,27 @@ async fn killed_replica_gets_every_write_after_restart() {
         .to_string();
     c.nodes[2].kill9();
     write_keys(&c, 0, "w=2").await;
-    let status = cluster_json(&c, 0).await;
-    let pending: u64 = status["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|n| n["id"] == dead.as_str())
-        .map(|n| n["hints_pending"].as_u64().unwrap())
-        .sum();
-    assert_eq!(
-        pending, KEYS as u64,
-        "node 0 coordinated every write and holds a hint for each"
-    );
+    // Hints are stored just after each write answers (the quorum did not
+    // wait for them), so wait for the count rather than read it once.
+    wait_until(
+        "node 0 holds a hint for every write",
+        Duration::from_secs(5),
+        || {
+            let (c, dead) = (&c, dead.clone());
+            async move {
+                let status = cluster_json(c, 0).await;
+                let pending: u64 = status["nodes"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|n| n["id"] == dead.as_str())
+                    .map(|n| n["hints_pending"].as_u64().unwrap())
+                    .sum();
+                pending == KEYS as u64
+            }
+        },
+    )
+    .await;
     let metrics = c
         .http
         .get(c.nodes[0].url("/metrics"))

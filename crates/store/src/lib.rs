@@ -178,6 +178,25 @@ impl Store {
             .collect()
     }
 
+    /// Every object this node holds in one partition, all buckets.
+    ///
+    /// # Errors
+    ///
+    /// Engine failures and undecodable bytes.
+    pub fn scan_partition(&self, partition: u16) -> Result<Vec<(ObjectKey, Object)>, StoreError> {
+        self.engine
+            .scan_prefix(Space::Objects, &partition.to_be_bytes())?
+            .into_iter()
+            .map(|(k, v)| {
+                let key = ObjectKey::decode(&k).ok_or(StoreError::Corrupt {
+                    what: "object key",
+                    detail: format!("{} bytes", k.len()),
+                })?;
+                Ok((key, decode_object(&v)?))
+            })
+            .collect()
+    }
+
     /// Every (type, bucket) this node has stored an object in.
     ///
     /// # Errors

@@ -1,0 +1,31 @@
+//! # Active anti-entropy
+//!
+//! Read repair fixes keys that are read; hinted handoff fixes writes a
+//! replica missed while a coordinator noticed. Anything else (a hint lost
+//! with its holder's disk, a write that reached one replica before a crash,
+//! hints turned off) is found here.
+//!
+//! Each node keeps, per partition, a tree of 1024 segment hashes
+//! (`Trees`): a key's contribution is a hash of the key and of its
+//! object's causal state, and a segment is the XOR of its keys'
+//! contributions (Riak's Tictac AAE). XOR makes each write an O(1) update
+//! (remove the old contribution, add the new), so no rescan is needed in
+//! steady state; trees are rebuilt from storage when a node starts.
+//!
+//! Every primary of a partition compares its tree with each other primary's
+//! once per `aae_interval_ms` (`exchange`): equal segments are skipped, and
+//! for differing ones the two sides list their keys' digests and sync the
+//! keys that differ in both directions by causal merge (never overwrite),
+//! at most `aae_keys_per_exchange_max` keys per exchange.
+//!
+//! ## Not guaranteed
+//!
+//! A key is synced only between nodes that are both primaries for it under
+//! its bucket's `n_val`; a bucket with a smaller `n_val` than the default 3
+//! leaves a difference the exchange sees and skips each time.
+
+mod exchange;
+mod tree;
+
+pub(crate) use exchange::run;
+pub(crate) use tree::Trees;
