@@ -1,7 +1,9 @@
 //! # Gossip of cluster state
 //!
 //! Every `gossip_interval` the node sends its whole [`cluster::ClusterState`]
-//! to one random peer, which merges it and answers with its own (push-pull).
+//! to one random peer, which merges it and answers with its own (push-pull),
+//! and pings every other member, so liveness ("answered within 3
+//! intervals") never depends on which peer the dice picked.
 //! A node that learns something from a gossip message pushes to every peer
 //! at once, so a join or a bucket property spreads in one round trip
 //! instead of `log n` intervals. The push stops on its own: a peer that
@@ -62,8 +64,23 @@ pub(crate) async fn run(node: Node) {
             .lock()
             .ok()
             .and_then(|mut r| peers.choose(&mut *r).copied());
-        if let Some(peer) = peer {
-            exchange(&node, peer).await;
+        // Why ping everyone: liveness is "answered within 3 intervals", and
+        // a random gossip peer alone can leave a live node uncontacted that
+        // long. A ping per member per interval bounds both detection times:
+        // down within 3 intervals of a crash, up within 1 of recovery.
+        let pings = peers
+            .iter()
+            .filter(|p| Some(**p) != peer)
+            .map(|p| ping(&node, *p));
+        match peer {
+            Some(peer) => {
+                let _ =
+                    futures::future::join(exchange(&node, peer), futures::future::join_all(pings))
+                        .await;
+            }
+            None => {
+                futures::future::join_all(pings).await;
+            }
         }
         retry_join(&node).await;
     }
@@ -77,6 +94,12 @@ fn peers(node: &Node) -> Vec<NodeId> {
         .map(|m| m.id)
         .filter(|id| *id != node.id())
         .collect()
+}
+
+async fn ping(node: &Node, peer: NodeId) {
+    let _ = node
+        .call(peer, Request::Ping, node.config().gossip_interval())
+        .await;
 }
 
 async fn exchange(node: &Node, peer: NodeId) {

@@ -70,6 +70,8 @@ pub enum Request {
         /// Segments.
         segments: Vec<u16>,
     },
+    /// Liveness probe.
+    Ping,
 }
 
 /// Anti-entropy: one key's encoded object key and digest.
@@ -99,4 +101,6 @@ pub enum Response {
     Segments(Vec<u64>),
     /// Key digests.
     KeyDigests(Vec<KeyDigest>),
+    /// Answer to [`Request::Ping`].
+    Pong,
 }

@@ -89,7 +89,10 @@ impl Node {
     pub fn cluster_status(&self) -> ClusterStatus {
         let state = self.cluster_state();
         let layout = self.layout();
-        let stale_after = self.config().gossip_interval() * 3;
+        // Why 2.5 intervals: every member is pinged each interval, so a live
+        // peer is heard from about once per interval; this calls a crashed
+        // node down within 3 s at the default 1 s interval.
+        let stale_after = self.config().gossip_interval() * 5 / 2;
         let now = self.uptime_ms();
         let nodes = state
             .nodes()

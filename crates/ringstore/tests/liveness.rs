@@ -1,0 +1,74 @@
+//! Liveness as every node reports it: a killed node is seen down within
+//! 3 s (default settings) and up again within 1 s of listening again.
+
+mod common;
+
+use common::{wait_until, Cluster};
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+async fn liveness_of(c: &Cluster, on: usize, id: &str) -> String {
+    let Ok(r) = c.http.get(c.nodes[on].url("/admin/cluster")).send().await else {
+        return String::new();
+    };
+    let v: Value = r.json().await.unwrap_or_default();
+    v["nodes"]
+        .as_array()
+        .and_then(|ns| ns.iter().find(|n| n["id"] == id))
+        .and_then(|n| n["liveness"].as_str())
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[tokio::test]
+async fn killed_node_is_down_within_3s_and_up_within_1s_of_restart() {
+    let mut c = Cluster::start(3, &[]).await;
+    let status: Value = c
+        .http
+        .get(c.nodes[2].url("/admin/cluster"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = status["node_id"].as_str().unwrap().to_string();
+    c.nodes[2].kill9();
+    let killed = Instant::now();
+    wait_until(
+        "both survivors see the killed node down",
+        Duration::from_secs(10),
+        || {
+            let (c, id) = (&c, id.clone());
+            async move {
+                liveness_of(c, 0, &id).await == "down" && liveness_of(c, 1, &id).await == "down"
+            }
+        },
+    )
+    .await;
+    let down_after = killed.elapsed();
+    c.nodes[2].restart();
+    wait_until(
+        "the restarted node listens",
+        Duration::from_secs(10),
+        || {
+            let (http, url) = (c.http.clone(), c.nodes[2].url("/health/live"));
+            async move { http.get(url).send().await.is_ok() }
+        },
+    )
+    .await;
+    let back = Instant::now();
+    wait_until("both survivors see it up again", Duration::from_secs(10), || {
+        let (c, id) = (&c, id.clone());
+        async move { liveness_of(c, 0, &id).await == "up" && liveness_of(c, 1, &id).await == "up" }
+    })
+    .await;
+    let up_after = back.elapsed();
+    eprintln!("seen down {down_after:?} after kill -9, up {up_after:?} after restart");
+    // Polling adds up to ~50 ms to each figure.
+    assert!(
+        down_after <= Duration::from_secs(3),
+        "down after {down_after:?}"
+    );
+    assert!(up_after <= Duration::from_secs(1), "up after {up_after:?}");
+}
