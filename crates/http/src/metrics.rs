@@ -30,6 +30,11 @@ struct HintTarget {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Peer {
+    peer: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PartitionLabel {
     partition: u16,
 }
@@ -52,6 +57,7 @@ pub(crate) struct Metrics {
     layout_version: Gauge,
     read_repairs: Gauge,
     hints_pending: Family<HintTarget, Gauge>,
+    peer_up: Family<Peer, Gauge>,
     hints_delivered: Gauge,
     aae_exchanges: Gauge,
     aae_keys_repaired: Gauge,
@@ -99,6 +105,12 @@ impl Metrics {
             layout_version.clone(),
         );
         let hints_pending = Family::<HintTarget, Gauge>::default();
+        let peer_up = Family::<Peer, Gauge>::default();
+        registry.register(
+            "peer_up",
+            "1 if this node heard from the peer within 2.5 gossip intervals, else 0",
+            peer_up.clone(),
+        );
         let hints_delivered = Gauge::default();
         registry.register(
             "hints_pending",
@@ -141,6 +153,7 @@ impl Metrics {
             layout_version,
             read_repairs,
             hints_pending,
+            peer_up,
             hints_delivered,
             aae_exchanges,
             aae_keys_repaired,
@@ -206,6 +219,9 @@ impl Metrics {
         }
         // Every known node gets a series, so a drained target reads 0.
         for n in &status.nodes {
+            self.peer_up
+                .get_or_create(&Peer { peer: n.id.clone() })
+                .set(i64::from(n.liveness == "up"));
             self.hints_pending
                 .get_or_create(&HintTarget {
                     target: n.id.clone(),
