@@ -5,21 +5,8 @@
 mod common;
 
 use common::{wait_until, Cluster};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::time::Duration;
-
-async fn node_id(c: &Cluster, i: usize) -> String {
-    let v: Value = c
-        .http
-        .get(c.nodes[i].url("/admin/cluster"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["node_id"].as_str().unwrap().to_string()
-}
 
 async fn liveness(c: &Cluster, on: usize, of: &str) -> String {
     let v: Value = c
@@ -59,23 +46,11 @@ async fn faults_endpoint_is_404_without_the_flag() {
 #[tokio::test]
 async fn cut_off_node_misses_writes_then_catches_up_after_heal() {
     let c = Cluster::start(3, &["--enable-fault-injection"]).await;
-    let ids = [
-        node_id(&c, 0).await,
-        node_id(&c, 1).await,
-        node_id(&c, 2).await,
-    ];
-    let faults = |i: usize| c.nodes[i].url("/admin/debug/faults");
-    for (i, body) in [
-        (0, json!({"drop": [ids[2]]})),
-        (1, json!({"drop": [ids[2]]})),
-        (2, json!({"drop": [ids[0], ids[1]]})),
-    ] {
-        let r = c.http.post(faults(i)).json(&body).send().await.unwrap();
-        assert_eq!(r.status(), 204);
-    }
+    let ids = c.node_ids().await;
+    c.cut_off(2).await;
     let r = c
         .http
-        .post(faults(0))
+        .post(c.nodes[0].url("/admin/debug/faults"))
         .body(r#"{"drop": ["not-a-node"]}"#)
         .send()
         .await
@@ -121,9 +96,7 @@ async fn cut_off_node_misses_writes_then_catches_up_after_heal() {
     )
     .await;
 
-    for i in 0..3 {
-        assert_eq!(c.http.delete(faults(i)).send().await.unwrap().status(), 204);
-    }
+    c.heal().await;
     let r = c
         .http
         .get(c.nodes[0].url("/buckets/f/keys/k?r=all"))
@@ -166,19 +139,7 @@ async fn one_read_with_r_1_repairs_a_replica_that_missed_a_write() {
         ],
     )
     .await;
-    let ids = [
-        node_id(&c, 0).await,
-        node_id(&c, 1).await,
-        node_id(&c, 2).await,
-    ];
-    let faults = |i: usize| c.nodes[i].url("/admin/debug/faults");
-    for (i, body) in [
-        (0, json!({"drop": [ids[2]]})),
-        (1, json!({"drop": [ids[2]]})),
-        (2, json!({"drop": [ids[0], ids[1]]})),
-    ] {
-        c.http.post(faults(i)).json(&body).send().await.unwrap();
-    }
+    c.cut_off(2).await;
     let r = c
         .http
         .put(c.nodes[0].url("/buckets/rr/keys/k?w=2"))
@@ -187,9 +148,7 @@ async fn one_read_with_r_1_repairs_a_replica_that_missed_a_write() {
         .await
         .unwrap();
     assert_eq!(r.status(), 204);
-    for i in 0..3 {
-        c.http.delete(faults(i)).send().await.unwrap();
-    }
+    c.heal().await;
     let replica = c.nodes[2].url("/admin/replica/buckets/rr/keys/k");
     assert_eq!(
         c.http.get(&replica).send().await.unwrap().status(),
@@ -241,19 +200,7 @@ async fn anti_entropy_alone_converges_and_keeps_concurrent_versions_as_siblings(
         ],
     )
     .await;
-    let ids = [
-        node_id(&c, 0).await,
-        node_id(&c, 1).await,
-        node_id(&c, 2).await,
-    ];
-    let faults = |i: usize| c.nodes[i].url("/admin/debug/faults");
-    for (i, body) in [
-        (0, json!({"drop": [ids[2]]})),
-        (1, json!({"drop": [ids[2]]})),
-        (2, json!({"drop": [ids[0], ids[1]]})),
-    ] {
-        c.http.post(faults(i)).json(&body).send().await.unwrap();
-    }
+    c.cut_off(2).await;
     for k in 0..100 {
         let r = c
             .http
@@ -281,9 +228,7 @@ async fn anti_entropy_alone_converges_and_keeps_concurrent_versions_as_siblings(
         .await
         .unwrap();
     assert_eq!(r.status(), 204);
-    for i in 0..3 {
-        c.http.delete(faults(i)).send().await.unwrap();
-    }
+    c.heal().await;
     let healed = std::time::Instant::now();
     let missing = |c: &Cluster| {
         let (http, base) = (c.http.clone(), c.nodes[2].url(""));

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{wait_until, Cluster};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::time::{Duration, Instant};
 
 const KEYS: usize = 200;
@@ -51,10 +51,7 @@ async fn replica_count(c: &Cluster, i: usize) -> usize {
 #[tokio::test]
 async fn killed_replica_gets_every_write_after_restart() {
     let mut c = Cluster::start(3, &[]).await;
-    let dead = cluster_json(&c, 2).await["node_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let dead = c.node_id(2).await;
     c.nodes[2].kill9();
     write_keys(&c, 0, "w=2").await;
     // Hints are stored just after each write answers (the quorum did not
@@ -95,15 +92,7 @@ async fn killed_replica_gets_every_write_after_restart() {
     );
 
     c.nodes[2].restart();
-    wait_until(
-        "the restarted node listens",
-        Duration::from_secs(10),
-        || {
-            let (http, url) = (c.http.clone(), c.nodes[2].url("/health/live"));
-            async move { http.get(url).send().await.is_ok() }
-        },
-    )
-    .await;
+    c.wait_listening(2).await;
     let back = Instant::now();
     wait_until(
         "every write reaches the restarted node",
@@ -135,35 +124,12 @@ async fn killed_replica_gets_every_write_after_restart() {
 #[tokio::test]
 async fn cut_off_replica_converges_after_heal() {
     let c = Cluster::start(3, &["--enable-fault-injection"]).await;
-    let mut ids = Vec::new();
-    for i in 0..3 {
-        ids.push(
-            cluster_json(&c, i).await["node_id"]
-                .as_str()
-                .unwrap()
-                .to_string(),
-        );
-    }
-    let faults = |i: usize| c.nodes[i].url("/admin/debug/faults");
-    for (i, drop) in [
-        (0, json!([ids[2]])),
-        (1, json!([ids[2]])),
-        (2, json!([ids[0], ids[1]])),
-    ] {
-        c.http
-            .post(faults(i))
-            .json(&json!({ "drop": drop }))
-            .send()
-            .await
-            .unwrap();
-    }
+    c.cut_off(2).await;
     // The first write waits out its call to the cut-off node; after that
     // the node is suspect and writes hint for it at once.
     write_keys(&c, 0, "w=2&timeout=3000").await;
     assert_eq!(replica_count(&c, 2).await, 0);
-    for i in 0..3 {
-        c.http.delete(faults(i)).send().await.unwrap();
-    }
+    c.heal().await;
     let healed = Instant::now();
     wait_until(
         "the healed node holds every write",

@@ -23,16 +23,7 @@ async fn liveness_of(c: &Cluster, on: usize, id: &str) -> String {
 #[tokio::test]
 async fn killed_node_is_down_within_3s_and_up_within_1s_of_restart() {
     let mut c = Cluster::start(3, &[]).await;
-    let status: Value = c
-        .http
-        .get(c.nodes[2].url("/admin/cluster"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = status["node_id"].as_str().unwrap().to_string();
+    let id = c.node_id(2).await;
     c.nodes[2].kill9();
     let killed = Instant::now();
     wait_until(
@@ -61,15 +52,7 @@ async fn killed_node_is_down_within_3s_and_up_within_1s_of_restart() {
         "{metrics}"
     );
     c.nodes[2].restart();
-    wait_until(
-        "the restarted node listens",
-        Duration::from_secs(10),
-        || {
-            let (http, url) = (c.http.clone(), c.nodes[2].url("/health/live"));
-            async move { http.get(url).send().await.is_ok() }
-        },
-    )
-    .await;
+    c.wait_listening(2).await;
     let back = Instant::now();
     wait_until("both survivors see it up again", Duration::from_secs(10), || {
         let (c, id) = (&c, id.clone());

@@ -163,3 +163,76 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+impl Cluster {
+    /// Node `i`'s id, as its admin API reports it.
+    pub async fn node_id(&self, i: usize) -> String {
+        let v: serde_json::Value = self
+            .http
+            .get(self.nodes[i].url("/admin/cluster"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["node_id"].as_str().unwrap().to_string()
+    }
+
+    /// Every node's id, in node order.
+    pub async fn node_ids(&self) -> Vec<String> {
+        let mut ids = Vec::new();
+        for i in 0..self.nodes.len() {
+            ids.push(self.node_id(i).await);
+        }
+        ids
+    }
+
+    /// Drop all traffic between node `i` and every other node, both ways
+    /// (nodes must run with `--enable-fault-injection`).
+    pub async fn cut_off(&self, i: usize) {
+        let ids = self.node_ids().await;
+        for (j, n) in self.nodes.iter().enumerate() {
+            let drop: Vec<&String> = if j == i {
+                ids.iter().filter(|id| **id != ids[i]).collect()
+            } else {
+                vec![&ids[i]]
+            };
+            let r = self
+                .http
+                .post(n.url("/admin/debug/faults"))
+                .json(&serde_json::json!({ "drop": drop }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 204, "setting faults on node {j}");
+        }
+    }
+
+    /// Clear every injected fault on every node.
+    pub async fn heal(&self) {
+        for (j, n) in self.nodes.iter().enumerate() {
+            let r = self
+                .http
+                .delete(n.url("/admin/debug/faults"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 204, "clearing faults on node {j}");
+        }
+    }
+
+    /// Wait until node `i` answers HTTP again (after a restart).
+    pub async fn wait_listening(&self, i: usize) {
+        let url = self.nodes[i].url("/health/live");
+        wait_until(
+            &format!("node {i} listens"),
+            Duration::from_secs(10),
+            || {
+                let (http, url) = (self.http.clone(), url.clone());
+                async move { http.get(url).send().await.is_ok() }
+            },
+        )
+        .await;
+    }
+}
