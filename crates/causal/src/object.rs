@@ -175,11 +175,4 @@ impl Object {
             self.siblings = vec![newest];
         }
     }
-
-    /// Whether `other` has nothing this object lacks.
-    pub fn covers(&self, other: &Object) -> bool {
-        let mut merged = self.clone();
-        merged.merge(other);
-        &merged == self
-    }
 }

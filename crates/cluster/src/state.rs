@@ -209,11 +209,6 @@ impl ClusterState {
             }
         }
     }
-
-    /// Buckets with properties set, for listing.
-    pub fn buckets_with_props(&self) -> impl Iterator<Item = &(Vec<u8>, Vec<u8>)> {
-        self.props.keys()
-    }
 }
 
 /// A total order on property values, to break timestamp ties.

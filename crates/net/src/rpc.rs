@@ -348,16 +348,6 @@ where
         Ok(reply)
     }
 
-    /// Forget the connection to `addr` so the next call dials again.
-    pub fn disconnect(&self, addr: &str) {
-        if let Ok(mut peers) = self.peers.lock() {
-            peers.remove(addr);
-        }
-        if let Ok(mut live) = self.live.write() {
-            live.remove(addr);
-        }
-    }
-
     async fn connection(&self, addr: &str) -> Result<Arc<Conn<Resp>>, RpcError> {
         let live = self.live.read().ok().and_then(|l| l.get(addr).cloned());
         if let Some(c) = live.filter(|c| c.alive.load(Ordering::Acquire)) {

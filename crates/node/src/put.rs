@@ -193,7 +193,8 @@ impl Node {
         let object = {
             let _guard = self.key_lock(&cmd.key).lock().await;
             let mut obj = self.inner.store.get_object(&okey)?.unwrap_or_default();
-            let old = obj.clone();
+            let tree_key = okey.encode();
+            let old = crate::aae::contribution(&tree_key, &obj);
             let meta = Meta {
                 last_modified_ms: self.timestamp_after(&obj),
                 ..cmd.meta
@@ -204,7 +205,7 @@ impl Node {
             }
             self.inner
                 .trees
-                .update(partition, &okey.encode(), &old, &obj);
+                .update_from(partition, &tree_key, old, &obj);
             // The lock covers only read-modify-apply; the fsync is awaited
             // below, outside it, as this node's own acknowledgement.
             let pending = self

@@ -100,29 +100,6 @@ impl Store {
         }
     }
 
-    /// Store this node's replica of a key. With `durable`, returns only after
-    /// an fsync that covers the write (shared with concurrent writers).
-    ///
-    /// # Errors
-    ///
-    /// Engine failures; when `durable`, also fsync failures.
-    ///
-    /// # Cancel safety
-    ///
-    /// If cancelled after the batch is applied the write may still become
-    /// durable with a later fsync; it is never torn.
-    pub async fn put_object(
-        &self,
-        key: &ObjectKey,
-        obj: &Object,
-        durable: bool,
-    ) -> Result<(), StoreError> {
-        self.put_object_staged(key, obj, durable)
-            .await?
-            .wait()
-            .await
-    }
-
     /// Store this node's replica of a key and return once reads see it; the
     /// returned [`PendingSync`] resolves once it is durable. Lets a caller
     /// release a lock before waiting for the fsync.

@@ -28,4 +28,4 @@ mod exchange;
 mod tree;
 
 pub(crate) use exchange::run;
-pub(crate) use tree::Trees;
+pub(crate) use tree::{contribution, Trees};

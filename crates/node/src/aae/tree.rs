@@ -27,7 +27,7 @@ pub(crate) fn digest(obj: &Object) -> u64 {
 }
 
 /// A key's contribution to its segment; 0 for an object that saw nothing.
-fn contribution(key: &[u8], obj: &Object) -> u64 {
+pub(crate) fn contribution(key: &[u8], obj: &Object) -> u64 {
     if obj.context().is_empty() {
         return 0;
     }
@@ -44,7 +44,13 @@ pub(crate) struct Trees {
 impl Trees {
     /// Record that `key` (encoded, in `partition`) went from `old` to `new`.
     pub(crate) fn update(&self, partition: u16, key: &[u8], old: &Object, new: &Object) {
-        let delta = contribution(key, old) ^ contribution(key, new);
+        self.update_from(partition, key, contribution(key, old), new);
+    }
+
+    /// As [`Trees::update`], with the old object's [`contribution`] taken
+    /// before it was changed in place (so the writer need not copy it).
+    pub(crate) fn update_from(&self, partition: u16, key: &[u8], old: u64, new: &Object) {
+        let delta = old ^ contribution(key, new);
         if delta == 0 {
             return;
         }
