@@ -20,14 +20,20 @@
 //! Addresses and bucket properties are last-writer-wins registers keyed by
 //! node and bucket, stamped with the same clock.
 //!
-//! This crate is pure; the `node` crate drives the gossip exchange.
+//! Liveness is the other half of membership and is not agreed on: each
+//! node's [`Detector`] (SWIM, by foca) judges which peers are up.
+//!
+//! This crate is pure; the `node` crate drives the gossip exchange and
+//! carries the detector's packets.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod detector;
 mod hlc;
 mod props;
 mod state;
 
+pub use detector::{Detector, DetectorConfig, DetectorError, DetectorTimer, Drained, Peer};
 pub use hlc::{Hlc, Timestamp};
 pub use props::{BucketProps, QuorumValue};
 pub use state::{Change, ClusterState, Event, MemberState, NodeAddrs};

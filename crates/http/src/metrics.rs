@@ -61,6 +61,7 @@ pub(crate) struct Metrics {
     hints_delivered: Gauge,
     aae_exchanges: Gauge,
     aae_keys_repaired: Gauge,
+    aae_trees_loaded: Gauge,
     aae_last_exchange: Family<PartitionLabel, Gauge>,
     /// Per operation, latencies in microseconds, for percentiles in /stats.
     hdr: Mutex<HashMap<&'static str, hdrhistogram::Histogram<u64>>>,
@@ -123,6 +124,12 @@ impl Metrics {
             hints_delivered.clone(),
         );
         let (aae_exchanges, aae_keys_repaired) = (Gauge::default(), Gauge::default());
+        let aae_trees_loaded = Gauge::default();
+        registry.register(
+            "aae_trees_loaded",
+            "1 if the anti-entropy trees were loaded as a clean stop saved them, 0 if rebuilt from storage",
+            aae_trees_loaded.clone(),
+        );
         let aae_last_exchange = Family::<PartitionLabel, Gauge>::default();
         registry.register(
             "aae_exchanges",
@@ -157,6 +164,7 @@ impl Metrics {
             hints_delivered,
             aae_exchanges,
             aae_keys_repaired,
+            aae_trees_loaded,
             aae_last_exchange,
             hdr: Mutex::default(),
         }
@@ -212,6 +220,8 @@ impl Metrics {
         self.hints_delivered.set(status.hints_delivered as i64);
         self.aae_exchanges.set(status.aae_exchanges as i64);
         self.aae_keys_repaired.set(status.aae_keys_repaired as i64);
+        self.aae_trees_loaded
+            .set(i64::from(status.aae_trees_loaded));
         for (partition, ms) in node.aae_last_exchanges() {
             self.aae_last_exchange
                 .get_or_create(&PartitionLabel { partition })

@@ -17,6 +17,8 @@
 //!   each call with a request id and gives it a deadline; [`serve`] answers
 //!   calls, each in its own task, on every accepted connection.
 //!
+//! - [`datagram`]: sealed datagrams for the failure detector, on UDP or
+//!   in memory, under the same fault rules as RPC.
 //! - [`faults`]: drop or delay traffic with named peers, for tests.
 //!
 //! ## Limits
@@ -26,11 +28,13 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod datagram;
 pub mod faults;
 mod handshake;
 pub mod network;
 mod rpc;
 
+pub use datagram::{Datagram, GossipSocket, Inbound, PAYLOAD_BYTES_MAX};
 pub use faults::{FaultRules, Rules as FaultRuleSet};
 pub use network::{BoxStream, Faults, Listener, MemoryNetwork, Network, TcpNetwork};
 pub use rpc::{serve, Handler, RpcClient, RpcConfig, RpcError};

@@ -1,5 +1,7 @@
 //! The network seam: how a node opens and accepts byte streams.
 
+use crate::datagram::{Datagram, UdpDatagram};
+use bytes::Bytes;
 use futures::future::BoxFuture;
 use std::collections::{HashMap, HashSet};
 use std::io;
@@ -30,6 +32,8 @@ pub trait Network: Send + Sync + 'static {
     fn connect(&self, addr: &str) -> BoxFuture<'static, io::Result<BoxStream>>;
     /// Listen on `addr` (`host:port`; port 0 picks a free one).
     fn bind(&self, addr: &str) -> BoxFuture<'static, io::Result<Box<dyn Listener>>>;
+    /// Open a datagram socket on `addr` (`host:port`).
+    fn bind_datagram(&self, addr: &str) -> BoxFuture<'static, io::Result<Arc<dyn Datagram>>>;
 }
 
 /// Real TCP. Every socket gets `TCP_NODELAY`: small RPCs must not wait for
@@ -73,14 +77,25 @@ impl Network for TcpNetwork {
             Ok(Box::new(TcpListener(l)) as Box<dyn Listener>)
         })
     }
+
+    fn bind_datagram(&self, addr: &str) -> BoxFuture<'static, io::Result<Arc<dyn Datagram>>> {
+        let addr = addr.to_string();
+        Box::pin(async move {
+            let s = tokio::net::UdpSocket::bind(&addr).await?;
+            Ok(Arc::new(UdpDatagram(s)) as Arc<dyn Datagram>)
+        })
+    }
 }
 
 /// Bytes each in-memory pipe buffers before a writer waits.
 const PIPE_BYTES_MAX: usize = 256 * 1024;
 /// Inbound streams waiting for `accept` on one in-memory listener.
 const BACKLOG_MAX: usize = 128;
+/// Datagrams queued on one in-memory socket; more are lost, as with UDP.
+const DATAGRAM_QUEUE_MAX: usize = 1024;
 
 type Inbox = mpsc::Sender<(BoxStream, String)>;
+type DatagramInbox = mpsc::Sender<(Bytes, String)>;
 
 /// Traffic rules for in-process tests: addresses that cannot reach each
 /// other. Shared by every handle of one [`MemoryNetwork`].
@@ -113,6 +128,7 @@ impl Faults {
 #[derive(Clone, Default)]
 pub struct MemoryNetwork {
     listeners: Arc<Mutex<HashMap<String, Inbox>>>,
+    datagrams: Arc<Mutex<HashMap<String, DatagramInbox>>>,
     /// Shared fault rules.
     pub faults: Arc<Mutex<Faults>>,
     local: String,
@@ -207,6 +223,65 @@ impl Network for MemoryNetwork {
             _ => Err(io::Error::new(io::ErrorKind::AddrInUse, addr.to_string())),
         };
         Box::pin(async move { result })
+    }
+
+    fn bind_datagram(&self, addr: &str) -> BoxFuture<'static, io::Result<Arc<dyn Datagram>>> {
+        let (tx, rx) = mpsc::channel(DATAGRAM_QUEUE_MAX);
+        let result = match self.datagrams.lock() {
+            Ok(mut d) if !d.contains_key(addr) || d[addr].is_closed() => {
+                d.insert(addr.to_string(), tx);
+                Ok(Arc::new(MemoryDatagram {
+                    rx: tokio::sync::Mutex::new(rx),
+                    addr: addr.to_string(),
+                    net: self.clone(),
+                }) as Arc<dyn Datagram>)
+            }
+            _ => Err(io::Error::new(io::ErrorKind::AddrInUse, addr.to_string())),
+        };
+        Box::pin(async move { result })
+    }
+}
+
+/// An in-memory datagram socket: a queue registered under its address.
+struct MemoryDatagram {
+    rx: tokio::sync::Mutex<mpsc::Receiver<(Bytes, String)>>,
+    addr: String,
+    net: MemoryNetwork,
+}
+
+impl Datagram for MemoryDatagram {
+    fn send_to<'a>(&'a self, data: &'a [u8], addr: &'a str) -> BoxFuture<'a, io::Result<()>> {
+        let cut = self
+            .net
+            .faults
+            .lock()
+            .is_ok_and(|f| f.is_cut(&self.addr, addr));
+        let inbox = self
+            .net
+            .datagrams
+            .lock()
+            .ok()
+            .and_then(|d| d.get(addr).cloned());
+        if let (false, Some(inbox)) = (cut, inbox) {
+            // Like UDP: a full queue or a closed socket loses the packet.
+            let _ = inbox.try_send((Bytes::copy_from_slice(data), self.addr.clone()));
+        }
+        Box::pin(async { Ok(()) })
+    }
+
+    fn recv_from(&self) -> BoxFuture<'_, io::Result<(Bytes, String)>> {
+        Box::pin(async move {
+            self.rx
+                .lock()
+                .await
+                .recv()
+                .await
+                .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "network dropped"))
+        })
+    }
+
+    fn local_addr(&self) -> String {
+        self.addr.clone()
     }
 }
 

@@ -5,7 +5,7 @@ use crate::network::{BoxStream, Listener, Network};
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::{SinkExt, StreamExt};
-use rand::{RngCore, SeedableRng};
+use rand::{Rng, SeedableRng};
 use serde::{de::DeserializeOwned, Serialize};
 use std::collections::HashMap;
 use std::marker::PhantomData;

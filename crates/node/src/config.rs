@@ -34,6 +34,14 @@ pub struct NodeConfig {
     pub request_timeout_ms: u64,
     /// How often the node exchanges cluster state with a random peer.
     pub gossip_interval_ms: u64,
+    /// Failure detector (SWIM): how often this node probes one member.
+    pub probe_interval_ms: u64,
+    /// How long a probe waits for a direct answer before asking other
+    /// members to probe indirectly; above the network's round trip.
+    pub probe_rtt_ms: u64,
+    /// How long a suspected member has to refute the suspicion before it
+    /// is declared down.
+    pub suspect_timeout_ms: u64,
     /// Largest value the key-value API accepts.
     pub value_bytes_max: usize,
     /// Largest inter-node message.
@@ -77,6 +85,9 @@ impl Default for NodeConfig {
             partition_bits: ring::PARTITION_BITS_DEFAULT,
             request_timeout_ms: 2000,
             gossip_interval_ms: 1000,
+            probe_interval_ms: 400,
+            probe_rtt_ms: 150,
+            suspect_timeout_ms: 800,
             value_bytes_max: 50 * 1024 * 1024,
             rpc_frame_bytes_max: 64 * 1024 * 1024,
             rpc_inflight_max: 1024,
@@ -120,6 +131,18 @@ impl NodeConfig {
             return bad(
                 "request_timeout_ms/gossip_interval_ms",
                 "must be above 0".into(),
+            );
+        }
+        if self.probe_rtt_ms == 0
+            || self.suspect_timeout_ms == 0
+            || self.probe_interval_ms < 2 * self.probe_rtt_ms
+        {
+            return bad(
+                "probe_interval_ms/probe_rtt_ms/suspect_timeout_ms",
+                format!(
+                    "need probe_interval_ms ({}) at least twice probe_rtt_ms ({}), both above 0, and suspect_timeout_ms above 0",
+                    self.probe_interval_ms, self.probe_rtt_ms
+                ),
             );
         }
         if self.value_bytes_max + 1024 * 1024 > self.rpc_frame_bytes_max {
@@ -175,5 +198,15 @@ impl NodeConfig {
     /// The gossip period.
     pub fn gossip_interval(&self) -> Duration {
         Duration::from_millis(self.gossip_interval_ms)
+    }
+
+    /// The failure detector's timing.
+    pub fn detector(&self) -> cluster::DetectorConfig {
+        cluster::DetectorConfig {
+            probe_period: Duration::from_millis(self.probe_interval_ms),
+            probe_rtt: Duration::from_millis(self.probe_rtt_ms),
+            suspect_to_down_after: Duration::from_millis(self.suspect_timeout_ms),
+            packet_bytes_max: net::PAYLOAD_BYTES_MAX,
+        }
     }
 }

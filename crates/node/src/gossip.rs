@@ -1,9 +1,8 @@
 //! # Gossip of cluster state
 //!
 //! Every `gossip_interval` the node sends its whole [`cluster::ClusterState`]
-//! to one random peer, which merges it and answers with its own (push-pull),
-//! and pings every other member, so liveness ("answered within 3
-//! intervals") never depends on which peer the dice picked.
+//! to one random peer that the failure detector sees up, which merges it
+//! and answers with its own (push-pull), over RPC.
 //! A node that learns something from a gossip message pushes to every peer
 //! at once, so a join or a bucket property spreads in one round trip
 //! instead of `log n` intervals. The push stops on its own: a peer that
@@ -13,7 +12,11 @@
 //! 250 ms, so a node that comes back is trusted again quickly.
 //!
 //! The state is small (membership events, addresses, bucket properties),
-//! so sending it whole keeps the protocol trivially convergent.
+//! so sending it whole keeps the protocol trivially convergent. It does
+//! not ride on the failure detector's datagrams because it grows with
+//! buckets and history, and a datagram does not.
+//!
+//! Liveness is not decided here but by the failure detector (`swim`).
 
 use crate::proto::{Request, Response};
 use crate::Node;
@@ -58,29 +61,18 @@ pub(crate) async fn run(node: Node) {
     loop {
         tick.tick().await;
         let peers = peers(&node);
+        let up: Vec<NodeId> = peers.iter().copied().filter(|p| node.is_up(*p)).collect();
+        // Why fall back to any peer: a node that just started sees nobody
+        // up yet, and the state must still flow.
+        let candidates = if up.is_empty() { &peers } else { &up };
         let peer = node
             .inner
             .rng
             .lock()
             .ok()
-            .and_then(|mut r| peers.choose(&mut *r).copied());
-        // Why ping everyone: liveness is "answered within 3 intervals", and
-        // a random gossip peer alone can leave a live node uncontacted that
-        // long. A ping per member per interval bounds both detection times:
-        // down within 3 intervals of a crash, up within 1 of recovery.
-        let pings = peers
-            .iter()
-            .filter(|p| Some(**p) != peer)
-            .map(|p| ping(&node, *p));
-        match peer {
-            Some(peer) => {
-                let _ =
-                    futures::future::join(exchange(&node, peer), futures::future::join_all(pings))
-                        .await;
-            }
-            None => {
-                futures::future::join_all(pings).await;
-            }
+            .and_then(|mut r| candidates.choose(&mut *r).copied());
+        if let Some(peer) = peer {
+            exchange(&node, peer).await;
         }
         retry_join(&node).await;
     }
@@ -94,12 +86,6 @@ fn peers(node: &Node) -> Vec<NodeId> {
         .map(|m| m.id)
         .filter(|id| *id != node.id())
         .collect()
-}
-
-async fn ping(node: &Node, peer: NodeId) {
-    let _ = node
-        .call(peer, Request::Ping, node.config().gossip_interval())
-        .await;
 }
 
 async fn exchange(node: &Node, peer: NodeId) {

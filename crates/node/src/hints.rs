@@ -16,10 +16,11 @@
 //! answering, and deletes a hint only after the primary acknowledged it
 //! durably and only if the hint did not change meanwhile.
 //!
-//! Delivery does not wait for gossip to call the primary up: trying costs
-//! one refused connection (or one timeout) per target and interval, in the
-//! background, and a primary back from a crash gets its hints within one
-//! interval of listening again.
+//! Delivery does not wait for the failure detector to call the primary up:
+//! trying costs one refused connection (or one timeout) per target and
+//! interval, in the background, and a primary back from a crash gets its
+//! hints within one interval of listening again. When the detector does
+//! see a peer come up, a round starts at once.
 
 use crate::proto::{Request, Response};
 use crate::{BKey, Node, NodeError};
@@ -101,7 +102,10 @@ pub(crate) async fn run(node: Node) {
     let mut tick = tokio::time::interval(node.config().hint_delivery_interval());
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = node.inner.hints_wake.notified() => {}
+        }
         let targets = node.hints_pending_all();
         let rounds = targets.into_iter().map(|(t, _)| deliver(&node, t));
         futures::future::join_all(rounds).await;

@@ -19,14 +19,20 @@
 //!   the background.
 //! - `service`: answers other nodes' calls (replicate, read, list, gossip).
 //! - `gossip`: spreads [`cluster::ClusterState`] by push-pull exchange.
+//! - `swim`: runs the failure detector ([`cluster::Detector`], SWIM by
+//!   foca) over sealed UDP datagrams; its verdicts are the node's view of
+//!   which peers are up.
 //! - `hints`: sloppy quorum's other half, hinted handoff: writes held for
 //!   primaries that did not answer, delivered when they do.
+//! - `aae`: active anti-entropy, Merkle trees per partition compared
+//!   between replicas on a schedule.
 //!
-//! ## What is not here yet
+//! ## Two views of a peer
 //!
-//! Failure detection by gossip (foca), anti-entropy and ownership handoff
-//! build on this crate in later steps. Until the failure detector lands, a
-//! peer is *suspect* from a failed call until it next answers or calls.
+//! A peer is *suspect* from a failed call until it next answers or calls,
+//! so requests stop waiting on it at once; the failure detector's verdict
+//! ("down") is slower but agreed on through gossip. Requests avoid a peer
+//! that is either.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -45,6 +51,7 @@ pub mod quorum;
 mod request;
 mod service;
 mod status;
+mod swim;
 
 pub use config::{ConfigError, NodeConfig};
 pub use env::{Clock, Env, SystemClock};

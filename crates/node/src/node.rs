@@ -6,7 +6,7 @@ use crate::{Env, NodeConfig, NodeError};
 use causal::Actor;
 use cluster::{Change, ClusterState, Hlc, NodeAddrs, Timestamp};
 use net::{RpcClient, RpcConfig};
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use ring::{Layout, NodeId};
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -35,6 +35,8 @@ pub(crate) struct Stats {
     pub(crate) hints_delivered: std::sync::atomic::AtomicU64,
     pub(crate) aae_exchanges: std::sync::atomic::AtomicU64,
     pub(crate) aae_keys_repaired: std::sync::atomic::AtomicU64,
+    /// Whether the anti-entropy trees were loaded (not rebuilt) at start.
+    pub(crate) trees_loaded: std::sync::atomic::AtomicBool,
 }
 
 pub(crate) struct Inner {
@@ -66,6 +68,10 @@ pub(crate) struct Inner {
     pub(crate) suspects: RwLock<HashMap<NodeId, u64>>,
     /// Injected transport faults, shared with the RPC client and server.
     pub(crate) faults: Arc<net::FaultRules>,
+    /// The failure detector's verdicts. Bounded by: cluster nodes.
+    pub(crate) liveness: RwLock<crate::swim::Liveness>,
+    /// Wakes hint delivery early (a peer came up).
+    pub(crate) hints_wake: tokio::sync::Notify,
 }
 
 /// A running node. Cheap to clone; every clone is the same node.
@@ -109,6 +115,14 @@ impl Node {
             NodeError::Unavailable(format!("cannot listen for peers on {}: {e}", cfg.rpc))
         })?;
         cfg.rpc = listener.local_addr();
+        // Why the same port: operators open one port per node, and the
+        // detector's view of a peer's address is its RPC address.
+        let datagrams = env.network.bind_datagram(&cfg.rpc).await.map_err(|e| {
+            NodeError::Unavailable(format!(
+                "cannot open the gossip UDP socket on {}: {e}",
+                cfg.rpc
+            ))
+        })?;
 
         let rpc_cfg = RpcConfig {
             node: id.0,
@@ -149,44 +163,36 @@ impl Node {
             trees: crate::aae::Trees::default(),
             aae_last: Mutex::default(),
             suspects: RwLock::default(),
+            liveness: RwLock::default(),
+            hints_wake: tokio::sync::Notify::new(),
             store,
             cfg,
             env,
         });
         let node = Node { inner };
-        node.rebuild_trees()?;
+        let trees = node.load_or_rebuild_trees().await?;
+        node.inner.stats.trees_loaded.store(
+            trees == crate::aae::TreesSource::Loaded,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         node.announce_self().await?;
         let handler = crate::service::handler(node.clone());
         node.spawn(net::serve(listener, rpc_cfg, handler));
         node.spawn(gossip::run(node.clone()));
         node.spawn(gossip::probe_suspects(node.clone()));
+        let socket = net::GossipSocket::new(
+            datagrams,
+            node.inner.cfg.cluster_secret.as_bytes(),
+            id.0,
+            node.inner.faults.clone(),
+        );
+        crate::swim::start(&node, socket, epoch);
         node.spawn(crate::hints::run(node.clone()));
         if node.inner.cfg.anti_entropy {
             node.spawn(crate::aae::run(node.clone()));
         }
         tracing::info!(node = %id, epoch, rpc = %node.inner.cfg.rpc, "node started");
         Ok(node)
-    }
-
-    /// Build the anti-entropy trees from what is stored (once, at start).
-    fn rebuild_trees(&self) -> Result<(), NodeError> {
-        let started = std::time::Instant::now();
-        let mut keys = 0usize;
-        for p in 0..(1u32 << self.inner.cfg.partition_bits) {
-            let p = p as u16;
-            for (okey, obj) in self.inner.store.scan_partition(p)? {
-                self.inner
-                    .trees
-                    .update(p, &okey.encode(), &causal::Object::new(), &obj);
-                keys += 1;
-            }
-        }
-        tracing::info!(
-            keys,
-            ms = started.elapsed().as_millis() as u64,
-            "anti-entropy trees rebuilt"
-        );
-        Ok(())
     }
 
     /// Record this node's membership and addresses if the state lacks them.
@@ -248,12 +254,34 @@ impl Node {
 
     /// Stop every background task and listener of this node. Requests in
     /// flight may fail; acknowledged writes are already durable as promised.
+    /// The next start rebuilds the anti-entropy trees; [`Node::stop`]
+    /// saves them instead.
     pub fn shutdown(&self) {
         if let Ok(mut tasks) = self.inner.tasks.lock() {
             for t in tasks.drain(..) {
                 t.abort();
             }
         }
+    }
+
+    /// Stop cleanly: shut down, let writes in flight finish, refuse any
+    /// more (they wait forever), fsync, and save the anti-entropy trees so
+    /// the next start need not rebuild them.
+    ///
+    /// # Errors
+    ///
+    /// Storage failures; the next start then rebuilds the trees.
+    pub async fn stop(&self) -> Result<(), NodeError> {
+        self.shutdown();
+        // Why keep the locks: every local write updates its tree under its
+        // key lock, so holding them all freezes trees and storage together.
+        // The process is about to exit; a write still arriving must not
+        // change storage behind the saved trees.
+        for lock in &self.inner.key_locks {
+            std::mem::forget(lock.lock().await);
+        }
+        self.inner.store.sync().await?;
+        self.save_trees().await
     }
 
     /// A fresh hybrid-logical-clock timestamp.
@@ -412,12 +440,35 @@ impl Node {
         }
     }
 
-    /// Whether a recent call to `node` failed and it has not answered since.
+    /// Whether a recent call to `node` failed and it has not answered
+    /// since, or the failure detector declared it down.
     pub(crate) fn is_suspect(&self, node: NodeId) -> bool {
         self.inner
             .suspects
             .read()
             .is_ok_and(|s| s.contains_key(&node))
+            || self
+                .inner
+                .liveness
+                .read()
+                .is_ok_and(|l| l.down.contains(&node.0))
+    }
+
+    /// Trust `node` again (the failure detector saw it come up).
+    pub(crate) fn clear_suspect(&self, node: NodeId) {
+        if let Ok(mut s) = self.inner.suspects.write() {
+            s.remove(&node);
+        }
+    }
+
+    /// Whether the failure detector sees `node` up (this node always is).
+    pub(crate) fn is_up(&self, node: NodeId) -> bool {
+        node == self.id()
+            || self
+                .inner
+                .liveness
+                .read()
+                .is_ok_and(|l| l.up.contains(&node.0))
     }
 
     /// When `node` was last seen, in [`Node::uptime_ms`] terms.

@@ -70,8 +70,6 @@ pub enum Request {
         /// Segments.
         segments: Vec<u16>,
     },
-    /// Liveness probe.
-    Ping,
 }
 
 /// Anti-entropy: one key's encoded object key and digest.
@@ -101,6 +99,4 @@ pub enum Response {
     Segments(Vec<u64>),
     /// Key digests.
     KeyDigests(Vec<KeyDigest>),
-    /// Answer to [`Request::Ping`].
-    Pong,
 }

@@ -49,7 +49,6 @@ impl Node {
             } => self
                 .local_keys(&bucket_type, &bucket, &partitions)
                 .map(Response::Keys),
-            Request::Ping => Ok(Response::Pong),
             Request::AaeSegments { partition } => {
                 Ok(Response::Segments(self.inner.trees.segments(partition)))
             }

@@ -50,6 +50,9 @@ pub struct ClusterStatus {
     pub aae_exchanges: u64,
     /// Keys anti-entropy synced since start.
     pub aae_keys_repaired: u64,
+    /// Whether this node's anti-entropy trees were loaded as a clean stop
+    /// saved them (`false`: rebuilt by reading every object).
+    pub aae_trees_loaded: bool,
 }
 
 /// One owner of a partition.
@@ -89,21 +92,13 @@ impl Node {
     pub fn cluster_status(&self) -> ClusterStatus {
         let state = self.cluster_state();
         let layout = self.layout();
-        // Why 2.5 intervals: every member is pinged each interval, so a live
-        // peer is heard from about once per interval; this calls a crashed
-        // node down within 3 s at the default 1 s interval.
-        let stale_after = self.config().gossip_interval() * 5 / 2;
-        let now = self.uptime_ms();
         let nodes = state
             .nodes()
             .into_iter()
             .map(|(id, ms)| {
                 let addrs = state.addrs(id).cloned().unwrap_or_default();
                 let member = layout.member(id);
-                let up = id == self.id()
-                    || self
-                        .last_seen_ms(id)
-                        .is_some_and(|t| now.saturating_sub(t) <= stale_after.as_millis() as u64);
+                let up = self.is_up(id);
                 NodeStatus {
                     id: id.to_string(),
                     http: addrs.http,
@@ -134,6 +129,7 @@ impl Node {
             hints_delivered: self.inner.stats.hints_delivered.load(Relaxed),
             aae_exchanges: self.inner.stats.aae_exchanges.load(Relaxed),
             aae_keys_repaired: self.inner.stats.aae_keys_repaired.load(Relaxed),
+            aae_trees_loaded: self.inner.stats.trees_loaded.load(Relaxed),
         }
     }
 

@@ -105,7 +105,7 @@ pub(crate) async fn run(flags: DevFlags) -> Result<()> {
     server::shutdown_signal().await;
     println!("stopping");
     for r in running {
-        r.stop();
+        r.stop().await;
     }
     Ok(())
 }

@@ -90,10 +90,13 @@ pub(crate) struct Running {
 }
 
 impl Running {
-    /// Stop serving and make every write durable.
-    pub(crate) fn stop(self) {
+    /// Stop serving, make every write durable, and save what the next
+    /// start would otherwise rebuild.
+    pub(crate) async fn stop(self) {
         self.http.abort();
-        self.node.shutdown();
+        if let Err(e) = self.node.stop().await {
+            tracing::error!(error = %e, "clean stop failed; the next start rebuilds anti-entropy trees");
+        }
         if let Err(e) = self.engine.sync() {
             tracing::error!(error = %e, "final fsync failed");
         }
@@ -164,7 +167,7 @@ pub(crate) async fn run(flags: ServerFlags) -> Result<()> {
         Path::new(&c.data_dir).display()
     );
     shutdown_signal().await;
-    running.stop();
+    running.stop().await;
     println!("stopped");
     Ok(())
 }

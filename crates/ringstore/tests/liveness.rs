@@ -68,3 +68,73 @@ async fn killed_node_is_down_within_3s_and_up_within_1s_of_restart() {
     );
     assert!(up_after <= Duration::from_secs(1), "up after {up_after:?}");
 }
+
+/// Rules set on the cut-off node alone: its peers only see it down if the
+/// fault rules drop the detector's datagrams in both directions.
+#[tokio::test]
+async fn cut_off_node_is_down_within_3s_and_up_within_1s_of_heal() {
+    let c = Cluster::start(3, &["--enable-fault-injection"]).await;
+    let ids = c.node_ids().await;
+    let cut = ids[2].clone();
+    let r = c
+        .http
+        .post(c.nodes[2].url("/admin/debug/faults"))
+        .json(&serde_json::json!({ "drop": [&ids[0], &ids[1]] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let cut_at = Instant::now();
+    wait_until(
+        "both peers see the cut-off node down",
+        Duration::from_secs(10),
+        || {
+            let (c, cut) = (&c, cut.clone());
+            async move {
+                liveness_of(c, 0, &cut).await == "down" && liveness_of(c, 1, &cut).await == "down"
+            }
+        },
+    )
+    .await;
+    let down_after = cut_at.elapsed();
+    wait_until(
+        "the cut-off node sees its peers down",
+        Duration::from_secs(10),
+        || {
+            let (c, ids) = (&c, ids.clone());
+            async move {
+                liveness_of(c, 2, &ids[0]).await == "down"
+                    && liveness_of(c, 2, &ids[1]).await == "down"
+            }
+        },
+    )
+    .await;
+
+    c.heal().await;
+    let healed_at = Instant::now();
+    wait_until(
+        "every node sees every other up",
+        Duration::from_secs(10),
+        || {
+            let (c, ids) = (&c, ids.clone());
+            async move {
+                for on in 0..3 {
+                    for id in &ids {
+                        if liveness_of(c, on, id).await != "up" {
+                            return false;
+                        }
+                    }
+                }
+                true
+            }
+        },
+    )
+    .await;
+    let up_after = healed_at.elapsed();
+    eprintln!("cut-off node seen down {down_after:?} after the cut, up {up_after:?} after heal");
+    assert!(
+        down_after <= Duration::from_secs(3),
+        "down after {down_after:?}"
+    );
+    assert!(up_after <= Duration::from_secs(1), "up after {up_after:?}");
+}

@@ -321,4 +321,14 @@ impl Store {
         let batch = vec![(Space::Meta, name.as_bytes().to_vec(), Some(value))];
         self.writer.write(batch, durable).await
     }
+
+    /// Delete a node metadata record; with `durable`, fsynced before return.
+    ///
+    /// # Errors
+    ///
+    /// Engine and fsync failures.
+    pub async fn delete_meta(&self, name: &str, durable: bool) -> Result<(), StoreError> {
+        let batch = vec![(Space::Meta, name.as_bytes().to_vec(), None)];
+        self.writer.write(batch, durable).await
+    }
 }

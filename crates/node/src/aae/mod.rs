@@ -10,7 +10,8 @@
 //! object's causal state, and a segment is the XOR of its keys'
 //! contributions (Riak's Tictac AAE). XOR makes each write an O(1) update
 //! (remove the old contribution, add the new), so no rescan is needed in
-//! steady state; trees are rebuilt from storage when a node starts.
+//! steady state. A clean stop saves the trees and the next start loads
+//! them; after a crash they are rebuilt from storage (`persist`).
 //!
 //! Every primary of a partition compares its tree with each other primary's
 //! once per `aae_interval_ms` (`exchange`): equal segments are skipped, and
@@ -25,7 +26,9 @@
 //! leaves a difference the exchange sees and skips each time.
 
 mod exchange;
+mod persist;
 mod tree;
 
 pub(crate) use exchange::run;
+pub(crate) use persist::TreesSource;
 pub(crate) use tree::{contribution, Trees};

@@ -60,6 +60,27 @@ impl Trees {
         }
     }
 
+    /// Every non-empty tree, for saving.
+    pub(crate) fn snapshot(&self) -> Vec<(u16, Vec<u64>)> {
+        let Ok(t) = self.trees.lock() else {
+            return Vec::new();
+        };
+        let mut all: Vec<(u16, Vec<u64>)> = t
+            .iter()
+            .filter(|(_, segs)| segs.iter().any(|s| *s != 0))
+            .map(|(p, segs)| (*p, segs.clone()))
+            .collect();
+        all.sort_unstable_by_key(|(p, _)| *p);
+        all
+    }
+
+    /// Replace every tree with saved ones.
+    pub(crate) fn restore(&self, saved: Vec<(u16, Vec<u64>)>) {
+        if let Ok(mut t) = self.trees.lock() {
+            *t = saved.into_iter().collect();
+        }
+    }
+
     /// The segment hashes of a partition (all zero if it holds nothing).
     pub(crate) fn segments(&self, partition: u16) -> Vec<u64> {
         self.trees

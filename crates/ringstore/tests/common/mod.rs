@@ -58,6 +58,24 @@ impl Proc {
         }
     }
 
+    /// SIGTERM, then wait for the process to exit: a clean stop.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let status = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status()
+                .expect("run kill");
+            assert!(status.success(), "kill -TERM failed");
+            let exit = c.wait().expect("wait for the stopped node");
+            assert!(exit.success(), "a cleanly stopped node exited with {exit}");
+        }
+    }
+
+    /// Start again after [`Proc::stop`] or [`Proc::kill9`].
+    pub fn start(&mut self) {
+        self.spawn();
+    }
+
     /// Start again with the same data directory and addresses.
     pub fn restart(&mut self) {
         self.kill9();
