@@ -19,8 +19,9 @@
 //! Delivery does not wait for the failure detector to call the primary up:
 //! trying costs one refused connection (or one timeout) per target and
 //! interval, in the background, and a primary back from a crash gets its
-//! hints within one interval of listening again. When the detector does
-//! see a peer come up, a round starts at once.
+//! hints within one interval of listening again. Only a primary the
+//! detector declared down is skipped, and when the detector sees it come
+//! up, a round starts at once.
 
 use crate::proto::{Request, Response};
 use crate::{BKey, Node, NodeError};
@@ -106,8 +107,14 @@ pub(crate) async fn run(node: Node) {
             _ = tick.tick() => {}
             () = node.inner.hints_wake.notified() => {}
         }
+        // Why skip down targets: a call into a partition is swallowed and
+        // holds the round until its timeout, which would then delay the
+        // delivery that the detector's "up" is about to trigger.
         let targets = node.hints_pending_all();
-        let rounds = targets.into_iter().map(|(t, _)| deliver(&node, t));
+        let rounds = targets
+            .into_iter()
+            .filter(|(t, _)| !node.is_down(*t))
+            .map(|(t, _)| deliver(&node, t));
         futures::future::join_all(rounds).await;
     }
 }

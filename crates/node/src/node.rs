@@ -447,11 +447,15 @@ impl Node {
             .suspects
             .read()
             .is_ok_and(|s| s.contains_key(&node))
-            || self
-                .inner
-                .liveness
-                .read()
-                .is_ok_and(|l| l.down.contains(&node.0))
+            || self.is_down(node)
+    }
+
+    /// Whether the failure detector declared `node` down.
+    pub(crate) fn is_down(&self, node: NodeId) -> bool {
+        self.inner
+            .liveness
+            .read()
+            .is_ok_and(|l| l.down.contains(&node.0))
     }
 
     /// Trust `node` again (the failure detector saw it come up).
