@@ -321,13 +321,54 @@ impl Client {
     ///
     /// Transport failures and error statuses.
     pub async fn join(&self, seed: &str) -> Result<serde_json::Value, ClientError> {
-        let url = format!("{}/admin/cluster/join", self.base);
-        let body = serde_json::json!({ "seed": seed }).to_string();
+        self.post_json("/admin/cluster/join", serde_json::json!({ "seed": seed }))
+            .await
+    }
+
+    /// Start handing `node`'s partitions off, then remove it.
+    ///
+    /// # Errors
+    ///
+    /// Transport failures and error statuses.
+    pub async fn leave(&self, node: &str) -> Result<serde_json::Value, ClientError> {
+        self.post_json("/admin/cluster/leave", serde_json::json!({ "node": node }))
+            .await
+    }
+
+    /// Give the partitions of `old` to `new` (already a member).
+    ///
+    /// # Errors
+    ///
+    /// Transport failures and error statuses.
+    pub async fn replace(&self, old: &str, new: &str) -> Result<serde_json::Value, ClientError> {
+        self.post_json(
+            "/admin/cluster/replace",
+            serde_json::json!({ "old": old, "new": new }),
+        )
+        .await
+    }
+
+    /// Handoffs in progress on this node.
+    ///
+    /// # Errors
+    ///
+    /// Transport failures and error statuses.
+    pub async fn transfers(&self) -> Result<serde_json::Value, ClientError> {
+        let url = format!("{}/admin/transfers", self.base);
+        self.json(self.http.get(&url), &url).await
+    }
+
+    async fn post_json(
+        &self,
+        path: &str,
+        body: serde_json::Value,
+    ) -> Result<serde_json::Value, ClientError> {
+        let url = format!("{}{path}", self.base);
         self.json(
             self.http
                 .post(&url)
                 .header("content-type", "application/json")
-                .body(body),
+                .body(body.to_string()),
             &url,
         )
         .await

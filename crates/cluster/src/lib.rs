@@ -32,8 +32,10 @@ mod detector;
 mod hlc;
 mod props;
 mod state;
+mod transition;
 
 pub use detector::{Detector, DetectorConfig, DetectorError, DetectorTimer, Drained, Peer};
 pub use hlc::{Hlc, Timestamp};
 pub use props::{BucketProps, QuorumValue};
 pub use state::{Change, ClusterState, Event, MemberState, NodeAddrs};
+pub use transition::{fingerprint, Layouts};

@@ -42,6 +42,13 @@ pub enum Change {
         /// The node.
         node: NodeId,
     },
+    /// `old` leaves and `new` takes its places in the layout.
+    Replace {
+        /// The node that leaves (usually dead).
+        old: NodeId,
+        /// The member that takes over its partitions.
+        new: NodeId,
+    },
 }
 
 /// One membership change, stamped when and where it was made.
@@ -71,9 +78,37 @@ pub struct ClusterState {
     events: BTreeSet<Event>,
     addrs: BTreeMap<NodeId, (Timestamp, NodeAddrs)>,
     props: PropsMap,
+    /// Per node, the newest (layout version, fingerprint) it holds all
+    /// its data for (see `transition`).
+    pub(crate) synced: BTreeMap<NodeId, (u64, u64)>,
+}
+
+/// The persisted form before sync reports existed.
+#[derive(Deserialize)]
+struct LegacyState {
+    events: BTreeSet<Event>,
+    addrs: BTreeMap<NodeId, (Timestamp, NodeAddrs)>,
+    props: PropsMap,
 }
 
 impl ClusterState {
+    /// Decode a state stored by this or an earlier version.
+    ///
+    /// # Errors
+    ///
+    /// Bytes that are neither.
+    pub fn decode(bytes: &[u8]) -> Result<ClusterState, postcard::Error> {
+        postcard::from_bytes(bytes).or_else(|e| {
+            let legacy: LegacyState = postcard::from_bytes(bytes).map_err(|_| e)?;
+            Ok(ClusterState {
+                events: legacy.events,
+                addrs: legacy.addrs,
+                props: legacy.props,
+                synced: BTreeMap::new(),
+            })
+        })
+    }
+
     /// An empty state.
     pub fn new() -> Self {
         Self::default()
@@ -81,7 +116,15 @@ impl ClusterState {
 
     /// Fold in another node's state. Returns whether anything changed.
     pub fn merge(&mut self, other: &ClusterState) -> bool {
-        let before = (self.events.len(), self.addrs.clone(), self.props.len());
+        let before = (
+            self.events.len(),
+            self.addrs.clone(),
+            self.props.len(),
+            self.synced.clone(),
+        );
+        for (node, (v, f)) in &other.synced {
+            self.record_synced(*node, *v, *f);
+        }
         self.events.extend(other.events.iter().cloned());
         for (node, (at, a)) in &other.addrs {
             let mine = self.addrs.entry(*node).or_insert_with(|| (*at, a.clone()));
@@ -105,7 +148,14 @@ impl ClusterState {
                 }
             }
         }
-        props_changed || before != (self.events.len(), self.addrs.clone(), self.props.len())
+        props_changed
+            || before
+                != (
+                    self.events.len(),
+                    self.addrs.clone(),
+                    self.props.len(),
+                    self.synced.clone(),
+                )
     }
 
     /// Record a membership change.
@@ -137,7 +187,7 @@ impl ClusterState {
                 Change::Join { node, .. } | Change::Update { node, .. } => {
                     out.insert(*node, MemberState::Member);
                 }
-                Change::Leave { node } => {
+                Change::Leave { node } | Change::Replace { old: node, .. } => {
                     out.insert(*node, MemberState::Removed);
                 }
             }
@@ -152,8 +202,17 @@ impl ClusterState {
 
     /// The layout after folding every event in order, from `bits` partitions.
     pub fn layout(&self, bits: u8) -> Layout {
+        self.layout_versions(bits)
+            .pop()
+            .unwrap_or_else(|| Layout::empty(bits))
+    }
+
+    /// The layout after each prefix of the history: version 0 (no members)
+    /// first, the current layout last.
+    pub fn layout_versions(&self, bits: u8) -> Vec<Layout> {
         let mut members: BTreeMap<NodeId, Member> = BTreeMap::new();
         let mut layout = Layout::empty(bits);
+        let mut versions = vec![layout.clone()];
         for e in &self.events {
             match &e.change {
                 Change::Join {
@@ -178,11 +237,28 @@ impl ClusterState {
                 Change::Leave { node } => {
                     members.remove(node);
                 }
+                Change::Replace { old, new } => {
+                    if members.contains_key(new) && members.remove(old).is_some() {
+                        layout = layout.renamed(*old, *new);
+                    }
+                }
             }
             let list: Vec<Member> = members.values().cloned().collect();
             layout = layout.next(&list);
+            versions.push(layout.clone());
         }
-        layout
+        versions
+    }
+
+    /// Every `n_val` some bucket uses (the default 3 included).
+    pub fn n_vals(&self) -> BTreeSet<u8> {
+        let mut out: BTreeSet<u8> = self
+            .props
+            .values()
+            .filter_map(|(_, p)| p.as_ref().map(|p| p.n_val))
+            .collect();
+        out.insert(BucketProps::default().n_val);
+        out
     }
 
     /// A bucket's properties, or the defaults.

@@ -21,9 +21,48 @@ pub(crate) async fn layout(State(app): State<App>) -> Response {
     Json(app.node.layout_status()).into_response()
 }
 
-pub(crate) async fn transfers() -> Response {
-    // Ownership handoff is not implemented yet, so nothing is ever in flight.
-    Json(json!({ "transfers": [] })).into_response()
+pub(crate) async fn transfers(State(app): State<App>) -> Response {
+    Json(json!({ "transfers": app.node.transfers() })).into_response()
+}
+
+#[derive(Deserialize)]
+pub(crate) struct LeaveBody {
+    node: String,
+}
+
+pub(crate) async fn leave(
+    State(app): State<App>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let req: LeaveBody = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad(format!("expected {{\"node\": \"NODE_ID\"}}: {e}")))?;
+    let node = node_id(&req.node)?;
+    app.node.leave(node).await?;
+    Ok(Json(
+        json!({ "leaving": req.node, "layout_version": app.node.cluster_state().layout_version() }),
+    )
+    .into_response())
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ReplaceBody {
+    old: String,
+    new: String,
+}
+
+pub(crate) async fn replace(
+    State(app): State<App>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let req: ReplaceBody = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad(format!(
+            "expected {{\"old\": \"NODE_ID\", \"new\": \"NODE_ID\"}}: {e}"
+        ))
+    })?;
+    app.node
+        .replace(node_id(&req.old)?, node_id(&req.new)?)
+        .await?;
+    Ok(Json(json!({ "replaced": req.old, "by": req.new, "layout_version": app.node.cluster_state().layout_version() })).into_response())
 }
 
 #[derive(Deserialize)]
@@ -103,14 +142,20 @@ pub(crate) async fn live() -> &'static str {
 
 pub(crate) async fn ready(State(app): State<App>) -> Response {
     let layout = app.node.layout();
-    if layout.member(app.node.id()).is_some() {
-        (StatusCode::OK, "ready\n").into_response()
-    } else {
+    if layout.member(app.node.id()).is_none() {
         (
             StatusCode::SERVICE_UNAVAILABLE,
             "not a member of the layout yet; join a cluster\n",
         )
             .into_response()
+    } else if !app.node.is_ready_node(app.node.id()) {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "still pulling the partitions this node owns; see GET /admin/transfers\n",
+        )
+            .into_response()
+    } else {
+        (StatusCode::OK, "ready\n").into_response()
     }
 }
 

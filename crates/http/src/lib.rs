@@ -58,6 +58,8 @@ pub fn router(node: Node) -> Router {
         .route("/types/{type}/buckets/{bucket}/props", props)
         .route("/admin/cluster", get(admin::cluster))
         .route("/admin/cluster/join", post(admin::join))
+        .route("/admin/cluster/leave", post(admin::leave))
+        .route("/admin/cluster/replace", post(admin::replace))
         .route("/admin/layout", get(admin::layout))
         .route("/admin/transfers", get(admin::transfers))
         .route(

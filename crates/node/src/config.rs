@@ -69,6 +69,8 @@ pub struct NodeConfig {
     pub hint_delivery_interval_ms: u64,
     /// Hints sent to one target per delivery round.
     pub hint_batch_max: usize,
+    /// Ownership handoff: bytes per second this node pulls at most.
+    pub handoff_bytes_per_sec: u64,
 }
 
 impl Default for NodeConfig {
@@ -99,6 +101,7 @@ impl Default for NodeConfig {
             replica_patience_ms: 500,
             hint_delivery_interval_ms: 200,
             hint_batch_max: 256,
+            handoff_bytes_per_sec: 200_000_000,
         }
     }
 }
@@ -165,6 +168,9 @@ impl NodeConfig {
                 "hint_delivery_interval_ms/hint_batch_max",
                 "must be above 0".into(),
             );
+        }
+        if self.handoff_bytes_per_sec == 0 {
+            return bad("handoff_bytes_per_sec", "must be above 0".into());
         }
         if self.rpc_inflight_max == 0 {
             return bad("rpc_inflight_max", "must be above 0".into());

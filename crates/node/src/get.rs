@@ -42,8 +42,8 @@ impl Node {
         options: &RequestOptions,
     ) -> Result<Option<Object>, NodeError> {
         let props = self.bucket_props(&key.bucket_type, &key.bucket);
-        let (_, pl) = self.preference_list(key, props.n_val)?;
-        let targets = self.primary_targets(&pl);
+        let (partition, pl) = self.preference_list(key, props.n_val)?;
+        let targets = self.read_targets(partition, &pl, usize::from(props.n_val));
         let req = quorum::requirement(Kind::Read, &props, options, &targets, &self.config().zone)?;
         let notfound_ok = options.notfound_ok.unwrap_or(props.notfound_ok);
         let basic_quorum = options.basic_quorum.unwrap_or(props.basic_quorum);

@@ -24,6 +24,9 @@
 //!   which peers are up.
 //! - `hints`: sloppy quorum's other half, hinted handoff: writes held for
 //!   primaries that did not answer, delivered when they do.
+//! - `handoff` and `release`: after a layout change, new owners pull
+//!   their partitions and report; old owners drop what they lost once
+//!   every owner has.
 //! - `aae`: active anti-entropy, Merkle trees per partition compared
 //!   between replicas on a schedule.
 //!
@@ -42,12 +45,14 @@ mod env;
 pub mod error;
 mod get;
 mod gossip;
+mod handoff;
 mod hints;
 mod list;
 mod node;
 mod proto;
 mod put;
 pub mod quorum;
+mod release;
 mod request;
 mod service;
 mod status;
@@ -56,6 +61,7 @@ mod swim;
 pub use config::{ConfigError, NodeConfig};
 pub use env::{Clock, Env, SystemClock};
 pub use error::{NodeError, QuorumError};
+pub use handoff::Transfer;
 pub use node::Node;
 pub use request::{BKey, PutCommand, RequestOptions};
 pub use status::{ClusterStatus, LayoutStatus, NodeStatus, OwnerStatus, PartitionStatus};

@@ -4,7 +4,7 @@ use crate::gossip;
 use crate::proto::{Request, Response};
 use crate::{Env, NodeConfig, NodeError};
 use causal::Actor;
-use cluster::{Change, ClusterState, Hlc, NodeAddrs, Timestamp};
+use cluster::{Change, ClusterState, Hlc, Layouts, NodeAddrs, Timestamp};
 use net::{RpcClient, RpcConfig};
 use rand::{RngExt, SeedableRng};
 use ring::{Layout, NodeId};
@@ -22,10 +22,13 @@ const META_NODE_ID: &str = "node_id";
 const META_EPOCH: &str = "epoch";
 const META_CLUSTER: &str = "cluster_state";
 
-/// Cluster state with the layout it folds to, recomputed on change.
+/// Cluster state with the layouts it folds to, recomputed on change.
 pub(crate) struct ClusterView {
     pub(crate) state: ClusterState,
+    /// The current layout (`layouts.current`).
     pub(crate) layout: Arc<Layout>,
+    /// The stable and current layouts (see `cluster::Layouts`).
+    pub(crate) layouts: Layouts,
 }
 
 /// Counters the admin API and metrics report.
@@ -70,6 +73,10 @@ pub(crate) struct Inner {
     pub(crate) faults: Arc<net::FaultRules>,
     /// The failure detector's verdicts. Bounded by: cluster nodes.
     pub(crate) liveness: RwLock<crate::swim::Liveness>,
+    /// Ownership handoff in progress.
+    pub(crate) transfers: crate::handoff::Transfers,
+    /// The layout (version, fingerprint) whose lost partitions were dropped.
+    pub(crate) released_for: Mutex<Option<(u64, u64)>>,
     /// Wakes hint delivery early (a peer came up).
     pub(crate) hints_wake: tokio::sync::Notify,
 }
@@ -133,12 +140,13 @@ impl Node {
             faults: Arc::default(),
         };
         let state: ClusterState = match store.get_meta(META_CLUSTER)? {
-            Some(b) => postcard::from_bytes(&b).map_err(|e| {
+            Some(b) => ClusterState::decode(&b).map_err(|e| {
                 NodeError::Storage(format!("stored cluster state does not decode: {e}"))
             })?,
             None => ClusterState::new(),
         };
-        let layout = Arc::new(state.layout(cfg.partition_bits));
+        let layouts = state.layouts(cfg.partition_bits);
+        let layout = layouts.current.clone();
         let hint_counts = store
             .hint_counts()?
             .into_iter()
@@ -148,7 +156,11 @@ impl Node {
             id,
             actor: Actor { node: id.0, epoch },
             rpc: RpcClient::new(env.network.clone(), rpc_cfg.clone()),
-            view: RwLock::new(ClusterView { state, layout }),
+            view: RwLock::new(ClusterView {
+                state,
+                layout,
+                layouts,
+            }),
             hlc: Mutex::new(Hlc::new(id.0)),
             rng: Mutex::new(rng),
             key_locks: (0..KEY_LOCK_STRIPES)
@@ -165,6 +177,8 @@ impl Node {
             suspects: RwLock::default(),
             liveness: RwLock::default(),
             hints_wake: tokio::sync::Notify::new(),
+            transfers: crate::handoff::Transfers::default(),
+            released_for: Mutex::default(),
             store,
             cfg,
             env,
@@ -188,6 +202,7 @@ impl Node {
         );
         crate::swim::start(&node, socket, epoch);
         node.spawn(crate::hints::run(node.clone()));
+        node.spawn(crate::handoff::run(node.clone()));
         if node.inner.cfg.anti_entropy {
             node.spawn(crate::aae::run(node.clone()));
         }
@@ -302,7 +317,8 @@ impl Node {
         };
         let changed = f(&mut view.state);
         if changed {
-            view.layout = Arc::new(view.state.layout(self.inner.cfg.partition_bits));
+            view.layouts = view.state.layouts(self.inner.cfg.partition_bits);
+            view.layout = view.layouts.current.clone();
             debug_assert_eq!(view.layout.check(), Ok(()));
         }
         changed
@@ -364,6 +380,15 @@ impl Node {
             .unwrap_or_else(|_| Arc::new(Layout::empty(self.inner.cfg.partition_bits)))
     }
 
+    /// The stable and current layouts.
+    pub(crate) fn layouts(&self) -> Layouts {
+        self.inner
+            .view
+            .read()
+            .map(|v| v.layouts.clone())
+            .unwrap_or_else(|_| Layouts::settled(Layout::empty(self.inner.cfg.partition_bits), 0))
+    }
+
     pub(crate) fn rpc_addr(&self, node: NodeId) -> Option<String> {
         let v = self.inner.view.read().ok()?;
         v.state.addrs(node).map(|a| a.rpc.clone())
@@ -379,6 +404,35 @@ impl Node {
                 node: *n,
                 zone: layout
                     .member(*n)
+                    .map(|m| m.zone.clone())
+                    .unwrap_or_default(),
+                primary: true,
+            })
+            .collect()
+    }
+
+    /// The replicas a read asks: the primaries, unless the layout is in
+    /// transition, when new owners that still pull are replaced by the
+    /// stable owners that hold the data (see `cluster::Layouts`).
+    pub(crate) fn read_targets(
+        &self,
+        partition: u16,
+        pl: &ring::PreferenceList,
+        n_val: usize,
+    ) -> Vec<crate::quorum::Target> {
+        let layouts = self.layouts();
+        if !layouts.in_transition() {
+            return self.primary_targets(pl);
+        }
+        layouts
+            .read_owners(ring::PartitionId(partition), n_val)
+            .into_iter()
+            .map(|n| crate::quorum::Target {
+                node: n,
+                zone: layouts
+                    .current
+                    .member(n)
+                    .or_else(|| layouts.stable.member(n))
                     .map(|m| m.zone.clone())
                     .unwrap_or_default(),
                 primary: true,
@@ -542,6 +596,67 @@ impl Node {
                 "seed {seed} answered {other:?} to a join"
             ))),
         }
+    }
+
+    /// Start handing `node`'s partitions off; it stops owning them once
+    /// their new owners hold them, and leaves the layout.
+    ///
+    /// # Errors
+    ///
+    /// [`NodeError::BadRequest`] if `node` is not a member or is the last
+    /// one; storage failures.
+    pub async fn leave(&self, node: NodeId) -> Result<(), NodeError> {
+        let layout = self.layout();
+        if layout.member(node).is_none() {
+            return Err(NodeError::BadRequest(format!(
+                "{node} is not a member of the layout (see GET /admin/cluster)"
+            )));
+        }
+        if layout
+            .members()
+            .iter()
+            .all(|m| m.id == node || m.capacity == 0)
+        {
+            return Err(NodeError::BadRequest(format!(
+                "{node} is the last node holding data; add another before it leaves"
+            )));
+        }
+        let at = self.now();
+        self.update_state(|s| {
+            s.record(at, Change::Leave { node });
+            true
+        });
+        self.persist_state().await?;
+        gossip::push_to_all(self).await;
+        tracing::info!(%node, "leave recorded; its partitions are being handed off");
+        Ok(())
+    }
+
+    /// Give the partitions of `old` (usually dead) to `new`, a member
+    /// already (start it with `--join`): `old` leaves, and the new layout
+    /// starts from the old one with `new` in `old`'s places, so mostly
+    /// `new` receives them, copied from the surviving replicas.
+    ///
+    /// # Errors
+    ///
+    /// [`NodeError::BadRequest`] unless `old` and `new` are distinct
+    /// members; storage failures.
+    pub async fn replace(&self, old: NodeId, new: NodeId) -> Result<(), NodeError> {
+        let layout = self.layout();
+        if old == new || layout.member(old).is_none() || layout.member(new).is_none() {
+            return Err(NodeError::BadRequest(format!(
+                "replace needs two distinct members; {old} or {new} is not one (start the new node with --join first)"
+            )));
+        }
+        let at = self.now();
+        self.update_state(|s| {
+            s.record(at, Change::Replace { old, new });
+            true
+        });
+        self.persist_state().await?;
+        gossip::push_to_all(self).await;
+        tracing::info!(%old, %new, "replace recorded");
+        Ok(())
     }
 
     /// Merge a peer's cluster state; persist and observe its clock if it

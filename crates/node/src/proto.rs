@@ -70,6 +70,20 @@ pub enum Request {
         /// Segments.
         segments: Vec<u16>,
     },
+    /// How many objects and bytes you hold in a partition.
+    PartitionSize {
+        /// The partition.
+        partition: u16,
+    },
+    /// A page of the objects you hold in a partition (ownership handoff).
+    PullPartition {
+        /// The partition.
+        partition: u16,
+        /// Resume after this encoded object key (`None`: from the start).
+        after: Option<Vec<u8>>,
+        /// About this many bytes per page.
+        bytes_max: usize,
+    },
 }
 
 /// Anti-entropy: one key's encoded object key and digest.
@@ -99,4 +113,14 @@ pub enum Response {
     Segments(Vec<u64>),
     /// Key digests.
     KeyDigests(Vec<KeyDigest>),
+    /// Objects and bytes held in a partition.
+    PartitionSize {
+        /// Objects.
+        objects: u64,
+        /// Bytes, keys and stored values.
+        bytes: u64,
+    },
+    /// A page of a partition: encoded object keys with their objects and
+    /// stored sizes. Empty when the partition has no more.
+    PartitionPage(Vec<(Vec<u8>, Object, u64)>),
 }

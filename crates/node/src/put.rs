@@ -165,6 +165,67 @@ impl Node {
         }))
     }
 
+    /// Who a write goes to and what it needs. In a layout transition the
+    /// stable owners that are not current owners are added, and the write
+    /// needs the same quorum among the stable owners as among the current
+    /// ones, so the owners that new ones pull from hold every acknowledged
+    /// write.
+    fn write_targets(
+        &self,
+        cmd: &PutCommand,
+        partition: u16,
+        pl: &PreferenceList,
+    ) -> Result<(Vec<Target>, quorum::Requirement), NodeError> {
+        let zone = &self.config().zone;
+        let mut targets = self.primary_targets(pl);
+        let mut req = quorum::requirement(Kind::Write, &cmd.props, &cmd.options, &targets, zone)?;
+        let layouts = self.layouts();
+        let p = ring::PartitionId(partition);
+        let n_val = usize::from(cmd.props.n_val);
+        let extra = layouts.extra_write_owners(p, n_val);
+        if extra.is_empty() {
+            return Ok((targets, req));
+        }
+        let current_slots: Vec<usize> = (0..targets.len()).collect();
+        targets.extend(extra.iter().map(|n| {
+            Target {
+                node: *n,
+                zone: layouts
+                    .stable
+                    .member(*n)
+                    .map(|m| m.zone.clone())
+                    .unwrap_or_default(),
+                primary: true,
+            }
+        }));
+        let stable: Vec<NodeId> = layouts
+            .stable
+            .owners(p)
+            .iter()
+            .take(n_val)
+            .copied()
+            .collect();
+        let stable_slots: Vec<usize> = (0..targets.len())
+            .filter(|i| stable.contains(&targets[*i].node))
+            .collect();
+        let stable_targets: Vec<Target> =
+            stable_slots.iter().map(|i| targets[*i].clone()).collect();
+        let stable_req =
+            quorum::requirement(Kind::Write, &cmd.props, &cmd.options, &stable_targets, zone)?;
+        req.groups = vec![
+            quorum::SlotGroup {
+                slots: current_slots,
+                need: req.total,
+            },
+            quorum::SlotGroup {
+                slots: stable_slots,
+                need: stable_req.total,
+            },
+        ];
+        req.described = format!("{} (and as many of the previous owners)", req.described);
+        Ok((targets, req))
+    }
+
     /// A timestamp for a new sibling: after every sibling already stored, so
     /// a node with a slow clock cannot make its write lose to older ones.
     fn timestamp_after(&self, obj: &Object) -> u64 {
@@ -179,14 +240,7 @@ impl Node {
 
     pub(crate) async fn coordinate_put(&self, cmd: PutCommand) -> Result<Object, NodeError> {
         let (partition, pl) = self.preference_list(&cmd.key, cmd.props.n_val)?;
-        let targets = self.primary_targets(&pl);
-        let req = quorum::requirement(
-            Kind::Write,
-            &cmd.props,
-            &cmd.options,
-            &targets,
-            &self.config().zone,
-        )?;
+        let (targets, req) = self.write_targets(&cmd, partition, &pl)?;
         let durable = req.durable > 0;
         let collapse = cmd.props.last_write_wins || !cmd.props.allow_mult;
         let okey = Self::object_key(&cmd.key, partition);

@@ -34,6 +34,19 @@ pub struct Requirement {
     pub per_zone: BTreeMap<String, usize>,
     /// For messages: the requirement as the client asked it.
     pub described: String,
+    /// Sets of target slots that must each reach their own count too: a
+    /// write during a layout transition needs a quorum of the old owners
+    /// and one of the new.
+    pub groups: Vec<SlotGroup>,
+}
+
+/// Target slots that must give `need` successful replies among them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SlotGroup {
+    /// Indexes into the tracker's targets.
+    pub slots: Vec<usize>,
+    /// Replies needed from them.
+    pub need: usize,
 }
 
 /// The state of a quorum request.
@@ -111,13 +124,17 @@ impl QuorumTracker {
         let mut durable = 0;
         let mut primary = 0;
         let mut zones: BTreeMap<&str, usize> = BTreeMap::new();
-        for (t, r) in self.targets.iter().zip(&self.replies) {
+        let mut groups = vec![0usize; self.req.groups.len()];
+        for (i, (t, r)) in self.targets.iter().zip(&self.replies).enumerate() {
             let (ok, dur) = match r {
                 Some(Ok(d)) => (true, *d),
                 None if optimistic => (true, true),
                 _ => (false, false),
             };
             if ok {
+                for (g, count) in self.req.groups.iter().zip(groups.iter_mut()) {
+                    *count += usize::from(g.slots.contains(&i));
+                }
                 total += 1;
                 durable += usize::from(dur);
                 primary += usize::from(t.primary);
@@ -132,6 +149,12 @@ impl QuorumTracker {
                 .per_zone
                 .iter()
                 .all(|(z, need)| zones.get(z.as_str()).copied().unwrap_or(0) >= *need)
+            && self
+                .req
+                .groups
+                .iter()
+                .zip(&groups)
+                .all(|(g, count)| *count >= g.need)
     }
 
     /// The error to return when the requirement was not met; `timed_out`
@@ -281,6 +304,7 @@ pub fn requirement(
         primary,
         per_zone,
         described,
+        groups: Vec::new(),
     })
 }
 

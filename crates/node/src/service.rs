@@ -49,6 +49,12 @@ impl Node {
             } => self
                 .local_keys(&bucket_type, &bucket, &partitions)
                 .map(Response::Keys),
+            Request::PartitionSize { partition } => self.partition_size(partition),
+            Request::PullPartition {
+                partition,
+                after,
+                bytes_max,
+            } => self.partition_page(partition, after, bytes_max),
             Request::AaeSegments { partition } => {
                 Ok(Response::Segments(self.inner.trees.segments(partition)))
             }

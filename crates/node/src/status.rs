@@ -2,7 +2,7 @@
 
 use crate::Node;
 use cluster::MemberState;
-use ring::PartitionId;
+use ring::{NodeId, PartitionId};
 use serde::Serialize;
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -78,8 +78,11 @@ pub struct PartitionStatus {
 /// `GET /admin/layout`.
 #[derive(Clone, Debug, Serialize)]
 pub struct LayoutStatus {
-    /// Layout version.
+    /// Layout version (the current layout).
     pub version: u64,
+    /// The newest version every owner holds its data for; below `version`
+    /// while new owners pull their partitions.
+    pub stable_version: u64,
     /// Every partition.
     pub partitions: Vec<PartitionStatus>,
 }
@@ -107,7 +110,9 @@ impl Node {
                     zone: member.map(|m| m.zone.clone()).unwrap_or_default(),
                     capacity: member.map_or(0, |m| m.capacity),
                     state: match ms {
+                        MemberState::Member if !self.is_ready_node(id) => "joining",
                         MemberState::Member => "member",
+                        MemberState::Removed if self.holds_stable(id) => "leaving",
                         MemberState::Removed => "removed",
                     },
                     liveness: if up { "up" } else { "down" },
@@ -133,6 +138,18 @@ impl Node {
         }
     }
 
+    /// Whether `node` holds every partition it owns (not still pulling).
+    pub fn is_ready_node(&self, node: NodeId) -> bool {
+        self.layouts().has_synced_current(node)
+    }
+
+    /// Whether `node` still owns data in the stable layout (a leaving node
+    /// that has not handed everything off).
+    fn holds_stable(&self, node: NodeId) -> bool {
+        let l = self.layouts();
+        l.in_transition() && l.stable.member(node).is_some_and(|m| m.capacity > 0)
+    }
+
     /// Partitions with fewer owners than the default `n_val`: a cluster
     /// smaller than 3 nodes serves, but cannot keep 3 copies.
     pub fn under_replicated_partitions(&self) -> usize {
@@ -152,30 +169,32 @@ impl Node {
             .unwrap_or_default()
     }
 
-    /// The layout as the admin API shows it.
+    /// The layout as the admin API shows it: current owners, each ready
+    /// once it holds the partition (a stable owner, or done pulling).
     pub fn layout_status(&self) -> LayoutStatus {
-        let layout = self.layout();
+        let layouts = self.layouts();
+        let layout = layouts.current.clone();
         let partitions = (0..layout.partition_count() as u16)
             .map(|p| PartitionStatus {
                 id: p,
                 owners: layout
                     .owners(PartitionId(p))
                     .iter()
-                    .map(|o| OwnerStatus {
+                    .enumerate()
+                    .map(|(rank, o)| OwnerStatus {
                         node: o.to_string(),
                         zone: layout
                             .member(*o)
                             .map(|m| m.zone.clone())
                             .unwrap_or_default(),
-                        // Ownership handoff is not implemented yet: owners are
-                        // ready as soon as they are assigned.
-                        ready: true,
+                        ready: layouts.is_ready(*o, PartitionId(p), rank + 1),
                     })
                     .collect(),
             })
             .collect();
         LayoutStatus {
-            version: self.cluster_state().layout_version(),
+            version: layouts.current_version,
+            stable_version: layouts.stable_version,
             partitions,
         }
     }

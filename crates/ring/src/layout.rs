@@ -76,6 +76,28 @@ impl Layout {
         layout
     }
 
+    /// This layout with `new` in every place of `old` (where `new` was not
+    /// an owner already), as the start of a replace: the next layout then
+    /// moves `old`'s partitions to `new` and little else.
+    pub fn renamed(&self, old: NodeId, new: NodeId) -> Layout {
+        let owners = self
+            .owners
+            .iter()
+            .map(|o| {
+                if o.contains(&new) {
+                    o.iter().copied().filter(|x| *x != old).collect()
+                } else {
+                    o.iter().map(|x| if *x == old { new } else { *x }).collect()
+                }
+            })
+            .collect();
+        Layout {
+            bits: self.bits,
+            members: self.members.clone(),
+            owners,
+        }
+    }
+
     /// Partition bits this layout was built for.
     pub fn bits(&self) -> u8 {
         self.bits

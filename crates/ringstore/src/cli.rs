@@ -105,6 +105,25 @@ enum ClusterOp {
         /// RPC address (host:port) of any member.
         seed: String,
     },
+    /// Hand a node's partitions off to the others, then remove it.
+    Leave {
+        /// The node's id (see `cluster status`).
+        node: String,
+    },
+    /// Give a (dead) node's partitions to another member.
+    Replace {
+        /// The node that goes.
+        old: String,
+        /// The member that takes its partitions (start it with --join).
+        new: String,
+    },
+    /// Show the handoffs the node (--node) is pulling; with --watch, a
+    /// progress bar until they finish.
+    Transfers {
+        /// Follow progress until nothing is left to pull.
+        #[arg(long)]
+        watch: bool,
+    },
 }
 
 pub(crate) async fn run(args: Args) -> Result<ExitCode> {
@@ -186,6 +205,11 @@ async fn cluster(op: ClusterOp, c: &Client, as_json: bool) -> Result<ExitCode> {
             .await
             .with_context(|| format!("asking {} for the cluster status", c.base()))?,
         ClusterOp::Join { seed } => c.join(&seed).await?,
+        ClusterOp::Leave { node } => c.leave(&node).await?,
+        ClusterOp::Replace { old, new } => c.replace(&old, &new).await?,
+        ClusterOp::Transfers { watch } => {
+            return crate::transfers::show(c, watch, as_json).await;
+        }
     };
     if as_json {
         println!("{value}");
@@ -222,6 +246,15 @@ async fn cluster(op: ClusterOp, c: &Client, as_json: bool) -> Result<ExitCode> {
         None if value.get("joined").is_some() => {
             println!("joined through {}", value["joined"].as_str().unwrap_or("?"))
         }
+        None if value.get("leaving").is_some() => println!(
+            "{} is handing its partitions off; `ringstore cluster transfers --watch` on the new owners shows progress",
+            value["leaving"].as_str().unwrap_or("?")
+        ),
+        None if value.get("replaced").is_some() => println!(
+            "{} replaces {}; its partitions are copied from the surviving replicas",
+            value["by"].as_str().unwrap_or("?"),
+            value["replaced"].as_str().unwrap_or("?")
+        ),
         None => bail!("unexpected answer: {value}"),
     }
     Ok(ExitCode::SUCCESS)

@@ -7,6 +7,7 @@ mod cli;
 mod dev;
 mod heal;
 mod server;
+mod transfers;
 
 use clap::Parser;
 use std::process::ExitCode;

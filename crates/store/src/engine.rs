@@ -67,6 +67,38 @@ pub trait Engine: Send + Sync + 'static {
     ///
     /// I/O failures.
     fn scan_prefix(&self, space: Space, prefix: &[u8]) -> Result<Entries, StoreError>;
+    /// Keys with `prefix` strictly after `after` (from the first if
+    /// `None`), in key order, until their values reach `bytes_max` (at
+    /// least one entry is returned if any is left).
+    ///
+    /// # Errors
+    ///
+    /// I/O failures.
+    fn scan_page(
+        &self,
+        space: Space,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        bytes_max: usize,
+    ) -> Result<Entries, StoreError>;
+}
+
+/// Take entries until their values reach `bytes_max` (at least one).
+pub(crate) fn take_page<E>(
+    entries: impl Iterator<Item = Result<(Vec<u8>, Vec<u8>), E>>,
+    bytes_max: usize,
+) -> Result<Entries, E> {
+    let mut out = Vec::new();
+    let mut bytes = 0;
+    for e in entries {
+        if bytes >= bytes_max {
+            break;
+        }
+        let (k, v) = e?;
+        bytes += k.len() + v.len();
+        out.push((k, v));
+    }
+    Ok(out)
 }
 
 /// The fjall engine: one database per node, one keyspace per [`Space`].
@@ -158,5 +190,33 @@ impl Engine for FjallEngine {
                 Ok((k.to_vec(), v.to_vec()))
             })
             .collect()
+    }
+
+    fn scan_page(
+        &self,
+        space: Space,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        bytes_max: usize,
+    ) -> Result<Entries, StoreError> {
+        let entries = |g: fjall::Guard| {
+            let (k, v) = g.into_inner().map_err(engine_err("scanning"))?;
+            Ok((k.to_vec(), v.to_vec()))
+        };
+        match after {
+            None => take_page(self.space(space).prefix(prefix).map(entries), bytes_max),
+            Some(after) => {
+                let from = (
+                    std::ops::Bound::Excluded(after.to_vec()),
+                    std::ops::Bound::Unbounded,
+                );
+                let page = self
+                    .space(space)
+                    .range(from)
+                    .map(entries)
+                    .take_while(|e| e.as_ref().map_or(true, |(k, _)| k.starts_with(prefix)));
+                take_page(page, bytes_max)
+            }
+        }
     }
 }

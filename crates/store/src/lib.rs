@@ -174,6 +174,55 @@ impl Store {
             .collect()
     }
 
+    /// The objects of one partition after `after` (from the first if
+    /// `None`), in key order, about `bytes_max` of them; each with its
+    /// stored size. An empty page means the partition has no more.
+    ///
+    /// # Errors
+    ///
+    /// Engine failures and undecodable bytes.
+    pub fn scan_partition_page(
+        &self,
+        partition: u16,
+        after: Option<&ObjectKey>,
+        bytes_max: usize,
+    ) -> Result<Vec<(ObjectKey, Object, usize)>, StoreError> {
+        let after = after.map(ObjectKey::encode);
+        self.engine
+            .scan_page(
+                Space::Objects,
+                &partition.to_be_bytes(),
+                after.as_deref(),
+                bytes_max,
+            )?
+            .into_iter()
+            .map(|(k, v)| {
+                let key = ObjectKey::decode(&k).ok_or(StoreError::Corrupt {
+                    what: "object key",
+                    detail: format!("{} bytes", k.len()),
+                })?;
+                Ok((key, decode_object(&v)?, k.len() + v.len()))
+            })
+            .collect()
+    }
+
+    /// Delete this node's replicas of `keys` (a partition handed off).
+    ///
+    /// # Errors
+    ///
+    /// Engine and fsync failures.
+    pub async fn delete_objects(
+        &self,
+        keys: &[ObjectKey],
+        durable: bool,
+    ) -> Result<(), StoreError> {
+        let batch = keys
+            .iter()
+            .map(|k| (Space::Objects, k.encode(), None))
+            .collect();
+        self.writer.write(batch, durable).await
+    }
+
     /// Every (type, bucket) this node has stored an object in.
     ///
     /// # Errors

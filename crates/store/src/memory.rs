@@ -88,6 +88,27 @@ impl Engine for MemoryEngine {
             .map(|((_, k), v)| (k.clone(), v.clone()))
             .collect())
     }
+
+    fn scan_page(
+        &self,
+        space: Space,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        bytes_max: usize,
+    ) -> Result<Entries, StoreError> {
+        use std::ops::Bound;
+        let l = self.lock();
+        let from = match after {
+            Some(a) => Bound::Excluded((space, a.to_vec())),
+            None => Bound::Included((space, prefix.to_vec())),
+        };
+        let page = l
+            .current
+            .range((from, Bound::Unbounded))
+            .take_while(|((s, k), _)| *s == space && k.starts_with(prefix))
+            .map(|((_, k), v)| Ok::<_, StoreError>((k.clone(), v.clone())));
+        crate::engine::take_page(page, bytes_max)
+    }
 }
 
 #[cfg(test)]

@@ -60,6 +60,20 @@ impl Trees {
         }
     }
 
+    /// Partitions whose tree is not empty (the node holds data there).
+    pub(crate) fn partitions(&self) -> Vec<u16> {
+        let Ok(t) = self.trees.lock() else {
+            return Vec::new();
+        };
+        let mut out: Vec<u16> = t
+            .iter()
+            .filter(|(_, segs)| segs.iter().any(|s| *s != 0))
+            .map(|(p, _)| *p)
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
     /// Every non-empty tree, for saving.
     pub(crate) fn snapshot(&self) -> Vec<(u16, Vec<u64>)> {
         let Ok(t) = self.trees.lock() else {

@@ -123,3 +123,36 @@ fn error_names_every_replica() {
         "{msg}"
     );
 }
+
+#[test]
+fn a_transition_write_needs_a_quorum_of_old_and_of_new_owners() {
+    // Slots 0..3 are the new owners, 1..4 the old ones (3 leaves, 0 joins).
+    let mut req = write_req(QuorumValue::Quorum, QuorumValue::Number(0), 3);
+    req.groups = vec![
+        SlotGroup {
+            slots: vec![0, 1, 2],
+            need: 2,
+        },
+        SlotGroup {
+            slots: vec![1, 2, 3],
+            need: 2,
+        },
+    ];
+    let t = targets(4, 1);
+    let mut tracker = QuorumTracker::new(req.clone(), t.clone());
+    assert_eq!(tracker.record(t[0].node, Ok(true)), Progress::Pending);
+    assert_eq!(tracker.record(t[3].node, Ok(true)), Progress::Pending);
+    assert_eq!(
+        tracker.record(t[1].node, Ok(true)),
+        Progress::Met,
+        "0,1 are two new owners and 1,3 two old ones"
+    );
+    let mut tracker = QuorumTracker::new(req, t.clone());
+    tracker.record(t[0].node, Ok(true));
+    tracker.record(t[1].node, Err("down".into()));
+    assert_eq!(
+        tracker.record(t[2].node, Err("down".into())),
+        Progress::Impossible,
+        "old owners 1 and 2 failed: only 3 is left of the three"
+    );
+}

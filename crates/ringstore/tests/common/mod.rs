@@ -128,6 +128,22 @@ impl Cluster {
         c
     }
 
+    /// Start one more node that joins node 0; returns its index.
+    pub fn add(&mut self, extra: &[&str]) -> usize {
+        let i = self.nodes.len();
+        let mut p = Proc {
+            http: format!("127.0.0.1:{}", free_port()),
+            join: Some(self.nodes[0].rpc.clone()),
+            rpc: format!("127.0.0.1:{}", free_port()),
+            dir: self._dir.path().join(format!("node-{i}")),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            child: None,
+        };
+        p.spawn();
+        self.nodes.push(p);
+        i
+    }
+
     /// Wait until every running node lists every node as an up member.
     pub async fn wait_formed(&self) {
         let n = self.nodes.len();

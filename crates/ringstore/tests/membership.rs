@@ -1,0 +1,234 @@
+//! Live membership: a node joins and another leaves while clients write
+//! and read at quorum; no request fails, nothing acknowledged is lost, and
+//! afterwards every key is held by exactly its owners.
+
+mod common;
+
+use common::{wait_until, Cluster};
+use serde_json::Value;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+async fn get_json(c: &Cluster, on: usize, path: &str) -> Value {
+    c.http
+        .get(c.nodes[on].url(path))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Whether every node in `on` sees a stable layout with `members` members.
+async fn settled(c: &Cluster, on: &[usize], members: usize) -> bool {
+    for &i in on {
+        let Ok(r) = c.http.get(c.nodes[i].url("/admin/layout")).send().await else {
+            return false;
+        };
+        let v: Value = r.json().await.unwrap_or_default();
+        if v["version"] != v["stable_version"] {
+            return false;
+        }
+        let st = get_json(c, i, "/admin/cluster").await;
+        let n = st["nodes"]
+            .as_array()
+            .map_or(0, |ns| ns.iter().filter(|n| n["state"] == "member").count());
+        if n != members {
+            return false;
+        }
+    }
+    true
+}
+
+struct Load {
+    acked: Mutex<Vec<String>>,
+    failures: Mutex<Vec<String>>,
+    stop: AtomicBool,
+}
+
+/// One client: write a new key at quorum, read the previous one back.
+async fn client(c: Arc<Vec<String>>, http: reqwest::Client, load: Arc<Load>, id: usize) {
+    let mut i = 0usize;
+    let mut last: Option<String> = None;
+    while !load.stop.load(Ordering::Relaxed) {
+        let base = &c[i % c.len()];
+        let key = format!("c{id}-{i}");
+        let url = format!("http://{base}/buckets/m/keys/{key}?w=quorum&timeout=3000");
+        match http.put(&url).body(format!("v{i}")).send().await {
+            Ok(r) if r.status() == 204 => load.acked.lock().unwrap().push(key.clone()),
+            Ok(r) => {
+                let s = r.status();
+                let body = r.text().await.unwrap_or_default();
+                load.failures
+                    .lock()
+                    .unwrap()
+                    .push(format!("put {key}: {s} {body}"));
+            }
+            Err(e) => load
+                .failures
+                .lock()
+                .unwrap()
+                .push(format!("put {key}: {e}")),
+        }
+        if let Some(prev) = last.replace(key) {
+            let url = format!("http://{base}/buckets/m/keys/{prev}?r=quorum&timeout=3000");
+            match http.get(&url).send().await {
+                Ok(r) if r.status() == 200 => {}
+                Ok(r) => load
+                    .failures
+                    .lock()
+                    .unwrap()
+                    .push(format!("get {prev}: {}", r.status())),
+                Err(e) => load
+                    .failures
+                    .lock()
+                    .unwrap()
+                    .push(format!("get {prev}: {e}")),
+            }
+        }
+        i += 1;
+    }
+}
+
+/// The first `n` owners of `key`'s partition, by node id.
+fn owners(layout: &Value, bits: u8, key: &str, n: usize) -> Vec<String> {
+    let p = ring::partition_of(bits, b"default", b"m", key.as_bytes()).0 as usize;
+    layout["partitions"][p]["owners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .take(n)
+        .map(|o| o["node"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn join_then_leave_under_load_fails_nothing_and_loses_nothing() {
+    let mut c = Cluster::start(3, &[]).await;
+    let load = Arc::new(Load {
+        acked: Mutex::default(),
+        failures: Mutex::default(),
+        stop: AtomicBool::new(false),
+    });
+    // Clients talk to the nodes that stay.
+    let bases = Arc::new(vec![c.nodes[0].http.clone(), c.nodes[2].http.clone()]);
+    let clients: Vec<_> = (0..4)
+        .map(|id| tokio::spawn(client(bases.clone(), c.http.clone(), load.clone(), id)))
+        .collect();
+    let some_acked = |n: usize| {
+        let load = load.clone();
+        move || {
+            let load = load.clone();
+            async move { load.acked.lock().unwrap().len() >= n }
+        }
+    };
+    wait_until(
+        "clients wrote 100 keys",
+        Duration::from_secs(20),
+        some_acked(100),
+    )
+    .await;
+
+    let joined = c.add(&[]);
+    wait_until(
+        "the 4th node joined and pulled its partitions",
+        Duration::from_secs(60),
+        || {
+            let c = &c;
+            async move { settled(c, &[0, 2, joined], 4).await }
+        },
+    )
+    .await;
+    let before_leave = load.acked.lock().unwrap().len();
+    wait_until(
+        "more keys written after the join",
+        Duration::from_secs(20),
+        some_acked(before_leave + 100),
+    )
+    .await;
+
+    let leaver = c.node_id(1).await;
+    let r = c
+        .http
+        .post(c.nodes[0].url("/admin/cluster/leave"))
+        .json(&serde_json::json!({ "node": leaver }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    wait_until(
+        "node 1 handed off and left",
+        Duration::from_secs(60),
+        || {
+            let c = &c;
+            async move { settled(c, &[0, 2, joined], 3).await }
+        },
+    )
+    .await;
+    let after_leave = load.acked.lock().unwrap().len();
+    wait_until(
+        "more keys written after the leave",
+        Duration::from_secs(20),
+        some_acked(after_leave + 100),
+    )
+    .await;
+    load.stop.store(true, Ordering::Relaxed);
+    for t in clients {
+        t.await.unwrap();
+    }
+    let failures = load.failures.lock().unwrap().clone();
+    assert!(
+        failures.is_empty(),
+        "{} failed requests: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(10)]
+    );
+
+    // Every acknowledged write is held by exactly its owners (node 1 by
+    // none), once the old owners have dropped what they handed off.
+    let acked = load.acked.lock().unwrap().clone();
+    eprintln!(
+        "{} writes acknowledged ({before_leave} before the leave, {after_leave} before it completed)",
+        acked.len()
+    );
+    let layout = get_json(&c, 0, "/admin/layout").await;
+    let bits = (layout["partitions"].as_array().unwrap().len() as f64).log2() as u8;
+    let ids = c.node_ids().await;
+    wait_until(
+        "every key is held by exactly its owners",
+        Duration::from_secs(30),
+        || {
+            let (c, acked, layout, ids) = (&c, &acked, &layout, &ids);
+            async move {
+                for key in acked.iter().step_by(7) {
+                    let own = owners(layout, bits, key, 3);
+                    for (i, id) in ids.iter().enumerate() {
+                        let url = c.nodes[i].url(&format!("/admin/replica/buckets/m/keys/{key}"));
+                        let has = c
+                            .http
+                            .get(url)
+                            .send()
+                            .await
+                            .is_ok_and(|r| r.status() == 200);
+                        if has != own.contains(id) {
+                            return false;
+                        }
+                    }
+                }
+                true
+            }
+        },
+    )
+    .await;
+    for key in &acked {
+        let r = c
+            .http
+            .get(c.nodes[joined].url(&format!("/buckets/m/keys/{key}?r=quorum")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "acknowledged {key} lost");
+    }
+}
