@@ -232,3 +232,111 @@ async fn join_then_leave_under_load_fails_nothing_and_loses_nothing() {
         assert_eq!(r.status(), 200, "acknowledged {key} lost");
     }
 }
+
+async fn put(c: &Cluster, on: usize, key: &str) -> u16 {
+    c.http
+        .put(c.nodes[on].url(&format!("/buckets/m/keys/{key}?w=quorum&timeout=3000")))
+        .body(key.to_string())
+        .send()
+        .await
+        .map_or(0, |r| r.status().as_u16())
+}
+
+async fn get(c: &Cluster, on: usize, key: &str) -> u16 {
+    c.http
+        .get(c.nodes[on].url(&format!("/buckets/m/keys/{key}?r=quorum&timeout=3000")))
+        .send()
+        .await
+        .map_or(0, |r| r.status().as_u16())
+}
+
+#[tokio::test]
+async fn six_nodes_in_three_zones_survive_losing_a_zone() {
+    let zones = ["a", "a", "b", "b", "c", "c"];
+    let mut c = Cluster::start_each(6, &[], |i| vec!["--zone".into(), zones[i].into()]).await;
+    let layout = get_json(&c, 0, "/admin/layout").await;
+    for p in layout["partitions"].as_array().unwrap() {
+        let mut z: Vec<&str> = p["owners"].as_array().unwrap()[..3]
+            .iter()
+            .map(|o| o["zone"].as_str().unwrap())
+            .collect();
+        z.sort_unstable();
+        assert_eq!(
+            z,
+            ["a", "b", "c"],
+            "partition {} is not spread over the zones",
+            p["id"]
+        );
+    }
+    for i in 0..200 {
+        assert_eq!(put(&c, i % 6, &format!("z{i}")).await, 204);
+    }
+    c.nodes[4].kill9();
+    c.nodes[5].kill9();
+    for i in 200..400 {
+        assert_eq!(
+            put(&c, i % 4, &format!("z{i}")).await,
+            204,
+            "write z{i} with zone c down"
+        );
+    }
+    for i in 0..400 {
+        assert_eq!(
+            get(&c, i % 4, &format!("z{i}")).await,
+            200,
+            "read z{i} with zone c down"
+        );
+    }
+}
+
+#[tokio::test]
+async fn replace_of_a_killed_node_restores_every_replica() {
+    let mut c = Cluster::start(3, &[]).await;
+    for i in 0..100 {
+        assert_eq!(put(&c, i % 3, &format!("r{i}")).await, 204);
+    }
+    let ids = c.node_ids().await;
+    c.nodes[2].kill9();
+    let new = c.add(&[]);
+    c.wait_listening(new).await;
+    let new_id = c.node_id(new).await;
+    wait_until(
+        "node 0 knows the new member",
+        Duration::from_secs(10),
+        || {
+            let (c, new_id) = (&c, new_id.clone());
+            async move {
+                let st = get_json(c, 0, "/admin/cluster").await;
+                st["nodes"]
+                    .as_array()
+                    .is_some_and(|ns| ns.iter().any(|n| n["id"] == new_id.as_str()))
+            }
+        },
+    )
+    .await;
+    let r = c
+        .http
+        .post(c.nodes[0].url("/admin/cluster/replace"))
+        .json(&serde_json::json!({ "old": ids[2], "new": new_id }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    wait_until(
+        "the replacement pulled its partitions",
+        Duration::from_secs(60),
+        || {
+            let c = &c;
+            async move { settled(c, &[0, 1, new], 3).await }
+        },
+    )
+    .await;
+    // With n_val 3 on three live nodes, every key is on every one of them.
+    for i in 0..100 {
+        for on in [0, 1, new] {
+            let url = c.nodes[on].url(&format!("/admin/replica/buckets/m/keys/r{i}"));
+            let r = c.http.get(url).send().await.unwrap();
+            assert_eq!(r.status(), 200, "r{i} missing on node {on} after replace");
+        }
+    }
+}

@@ -104,6 +104,15 @@ impl Cluster {
     /// Start `n` nodes; nodes 1.. join node 0. Waits until every node sees
     /// every member up.
     pub async fn start(n: usize, extra: &[&str]) -> Cluster {
+        Self::start_each(n, extra, |_| Vec::new()).await
+    }
+
+    /// As [`Cluster::start`], with `per_node(i)` added to node `i`'s flags.
+    pub async fn start_each(
+        n: usize,
+        extra: &[&str],
+        per_node: impl Fn(usize) -> Vec<String>,
+    ) -> Cluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut nodes: Vec<Proc> = Vec::new();
         for i in 0..n {
@@ -113,7 +122,11 @@ impl Cluster {
                 join: nodes.first().map(|f: &Proc| f.rpc.clone()),
                 rpc,
                 dir: dir.path().join(format!("node-{i}")),
-                extra: extra.iter().map(|s| s.to_string()).collect(),
+                extra: extra
+                    .iter()
+                    .map(|s| s.to_string())
+                    .chain(per_node(i))
+                    .collect(),
                 child: None,
             };
             p.spawn();
