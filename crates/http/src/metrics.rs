@@ -62,6 +62,9 @@ pub(crate) struct Metrics {
     aae_exchanges: Gauge,
     aae_keys_repaired: Gauge,
     aae_trees_loaded: Gauge,
+    handoff_partitions: Gauge,
+    handoff_bytes_left: Gauge,
+    handoff_bytes: Gauge,
     aae_last_exchange: Family<PartitionLabel, Gauge>,
     /// Per operation, latencies in microseconds, for percentiles in /stats.
     hdr: Mutex<HashMap<&'static str, hdrhistogram::Histogram<u64>>>,
@@ -125,6 +128,23 @@ impl Metrics {
         );
         let (aae_exchanges, aae_keys_repaired) = (Gauge::default(), Gauge::default());
         let aae_trees_loaded = Gauge::default();
+        let (handoff_partitions, handoff_bytes_left, handoff_bytes) =
+            (Gauge::default(), Gauge::default(), Gauge::default());
+        registry.register(
+            "handoff_partitions_in_flight",
+            "Partitions this node is pulling from their previous owners",
+            handoff_partitions.clone(),
+        );
+        registry.register(
+            "handoff_bytes_left",
+            "Bytes left to pull in the partitions in flight",
+            handoff_bytes_left.clone(),
+        );
+        registry.register(
+            "handoff_bytes_received",
+            "Bytes this node pulled by ownership handoff since start",
+            handoff_bytes.clone(),
+        );
         registry.register(
             "aae_trees_loaded",
             "1 if the anti-entropy trees were loaded as a clean stop saved them, 0 if rebuilt from storage",
@@ -165,6 +185,9 @@ impl Metrics {
             aae_exchanges,
             aae_keys_repaired,
             aae_trees_loaded,
+            handoff_partitions,
+            handoff_bytes_left,
+            handoff_bytes,
             aae_last_exchange,
             hdr: Mutex::default(),
         }
@@ -222,6 +245,11 @@ impl Metrics {
         self.aae_keys_repaired.set(status.aae_keys_repaired as i64);
         self.aae_trees_loaded
             .set(i64::from(status.aae_trees_loaded));
+        let transfers = node.transfers();
+        self.handoff_partitions.set(transfers.len() as i64);
+        self.handoff_bytes_left
+            .set(transfers.iter().map(|t| t.bytes_left as i64).sum());
+        self.handoff_bytes.set(node.handoff_bytes_received() as i64);
         for (partition, ms) in node.aae_last_exchanges() {
             self.aae_last_exchange
                 .get_or_create(&PartitionLabel { partition })

@@ -319,6 +319,14 @@ impl Node {
             .unwrap_or_default()
     }
 
+    /// Bytes pulled by handoff since start.
+    pub fn handoff_bytes_received(&self) -> u64 {
+        self.inner
+            .transfers
+            .bytes_total
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Answer [`Request::PartitionSize`].
     pub(crate) fn partition_size(&self, partition: u16) -> Result<Response, NodeError> {
         let (mut objects, mut bytes, mut after) = (0u64, 0u64, None);
