@@ -373,4 +373,25 @@ impl Client {
         )
         .await
     }
+
+    /// Whether `/health/ready` answers 200 (joined and holding its data).
+    pub async fn is_ready(&self) -> bool {
+        let url = format!("{}/health/ready", self.base);
+        self.http
+            .get(&url)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+    }
+
+    /// The node's `/metrics` text.
+    ///
+    /// # Errors
+    ///
+    /// Transport failures and error statuses.
+    pub async fn metrics(&self) -> Result<String, ClientError> {
+        let url = format!("{}/metrics", self.base);
+        let resp = Self::check(self.send(self.http.get(&url), &url).await?, &url).await?;
+        resp.text().await.map_err(|e| transport(&url, e))
+    }
 }

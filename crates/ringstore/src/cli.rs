@@ -61,6 +61,8 @@ struct BenchArgs {
 enum BenchMode {
     /// Cut a node off, write to the others, heal, time its catching up.
     Heal(crate::heal::HealFlags),
+    /// Load one node, start a second, time its handoff.
+    Join(crate::join::JoinFlags),
 }
 
 #[derive(Subcommand, Debug)]
@@ -134,6 +136,10 @@ pub(crate) async fn run(args: Args) -> Result<ExitCode> {
             mode: Some(BenchMode::Heal(f)),
             ..
         }) => crate::heal::run(f).await.map(|()| ExitCode::SUCCESS),
+        Command::Bench(BenchArgs {
+            mode: Some(BenchMode::Join(f)),
+            ..
+        }) => crate::join::run(f).await.map(|()| ExitCode::SUCCESS),
         Command::Bench(BenchArgs { mode: None, kv }) => {
             bench::run(kv).await.map(|()| ExitCode::SUCCESS)
         }

@@ -32,9 +32,41 @@ pub(crate) struct HealFlags {
 }
 
 /// Server processes, killed and cleaned up on drop.
-struct Servers {
-    children: Vec<Child>,
-    dir: PathBuf,
+pub(crate) struct Servers {
+    pub(crate) children: Vec<Child>,
+    pub(crate) dir: PathBuf,
+}
+
+impl Servers {
+    /// Start node `i` of a benchmark cluster on ports `base+10i..`, joining
+    /// node 0 unless it is node 0.
+    pub(crate) fn spawn(&mut self, i: u16, base: u16, extra: &[&str]) -> Result<()> {
+        let exe = std::env::current_exe().context("finding the ringstore binary")?;
+        let port = |i: u16, k: u16| format!("127.0.0.1:{}", base + 10 * i + k);
+        let mut cmd = Command::new(&exe);
+        cmd.args([
+            "server",
+            "--http",
+            &port(i, 0),
+            "--s3",
+            &port(i, 1),
+            "--rpc",
+            &port(i, 2),
+        ])
+        .arg("--data-dir")
+        .arg(self.dir.join(format!("node-{i}")))
+        .args(["--cluster-secret", "bench"])
+        .args(extra)
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+        if i > 0 {
+            cmd.args(["--join", &port(0, 2)]);
+        }
+        self.children
+            .push(cmd.spawn().context("starting a server")?);
+        Ok(())
+    }
 }
 
 impl Drop for Servers {
@@ -49,7 +81,7 @@ impl Drop for Servers {
 
 const LIMIT: Duration = Duration::from_secs(120);
 
-async fn wait_for<F, Fut>(what: &str, mut cond: F) -> Result<Duration>
+pub(crate) async fn wait_for<F, Fut>(what: &str, mut cond: F) -> Result<Duration>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -68,7 +100,6 @@ pub(crate) async fn run(f: HealFlags) -> Result<()> {
     if !(2..=5).contains(&f.nodes) || f.records == 0 {
         bail!("--nodes must be 2 to 5 and --records positive");
     }
-    let exe = std::env::current_exe().context("finding the ringstore binary")?;
     let dir = std::env::temp_dir().join(format!("ringstore-bench-heal-{}", std::process::id()));
     let port = |i: u16, k: u16| format!("127.0.0.1:{}", f.base_port + 10 * i + k);
     let mut servers = Servers {
@@ -76,28 +107,7 @@ pub(crate) async fn run(f: HealFlags) -> Result<()> {
         dir: dir.clone(),
     };
     for i in 0..f.nodes {
-        let mut cmd = Command::new(&exe);
-        cmd.args([
-            "server",
-            "--http",
-            &port(i, 0),
-            "--s3",
-            &port(i, 1),
-            "--rpc",
-            &port(i, 2),
-        ])
-        .arg("--data-dir")
-        .arg(dir.join(format!("node-{i}")))
-        .args(["--cluster-secret", "bench-heal", "--enable-fault-injection"])
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-        if i > 0 {
-            cmd.args(["--join", &port(0, 2)]);
-        }
-        servers
-            .children
-            .push(cmd.spawn().context("starting a server")?);
+        servers.spawn(i, f.base_port, &["--enable-fault-injection"])?;
     }
     let clients: Vec<Client> = (0..f.nodes).map(|i| Client::new(&port(i, 0))).collect();
     let n = usize::from(f.nodes);

@@ -6,6 +6,7 @@ mod bench;
 mod cli;
 mod dev;
 mod heal;
+mod join;
 mod server;
 mod transfers;
 
