@@ -394,23 +394,6 @@ impl Node {
         v.state.addrs(node).map(|a| a.rpc.clone())
     }
 
-    /// The primaries of a preference list as quorum targets, with zones
-    /// from one layout snapshot.
-    pub(crate) fn primary_targets(&self, pl: &ring::PreferenceList) -> Vec<crate::quorum::Target> {
-        let layout = self.layout();
-        pl.primaries
-            .iter()
-            .map(|n| crate::quorum::Target {
-                node: *n,
-                zone: layout
-                    .member(*n)
-                    .map(|m| m.zone.clone())
-                    .unwrap_or_default(),
-                primary: true,
-            })
-            .collect()
-    }
-
     /// The replicas a read asks: the primaries, unless the layout is in
     /// transition, when new owners that still pull are replaced by the
     /// stable owners that hold the data (see `cluster::Layouts`).
@@ -422,21 +405,12 @@ impl Node {
     ) -> Vec<crate::quorum::Target> {
         let layouts = self.layouts();
         if !layouts.in_transition() {
-            return self.primary_targets(pl);
+            return pl.primaries.iter().map(|n| target(&layouts, *n)).collect();
         }
         layouts
             .read_owners(ring::PartitionId(partition), n_val)
             .into_iter()
-            .map(|n| crate::quorum::Target {
-                node: n,
-                zone: layouts
-                    .current
-                    .member(n)
-                    .or_else(|| layouts.stable.member(n))
-                    .map(|m| m.zone.clone())
-                    .unwrap_or_default(),
-                primary: true,
-            })
+            .map(|n| target(&layouts, n))
             .collect()
     }
 
@@ -476,5 +450,20 @@ impl Node {
                 Err(e.to_string())
             }
         }
+    }
+}
+
+/// `node` as a primary quorum target, with its zone from the current
+/// layout (or the stable one, for a node that is leaving).
+pub(crate) fn target(layouts: &Layouts, node: NodeId) -> crate::quorum::Target {
+    crate::quorum::Target {
+        node,
+        zone: layouts
+            .current
+            .member(node)
+            .or_else(|| layouts.stable.member(node))
+            .map(|m| m.zone.clone())
+            .unwrap_or_default(),
+        primary: true,
     }
 }

@@ -177,27 +177,15 @@ impl Node {
         pl: &PreferenceList,
     ) -> Result<(Vec<Target>, quorum::Requirement), NodeError> {
         let zone = &self.config().zone;
-        let mut targets = self.primary_targets(pl);
-        let mut req = quorum::requirement(Kind::Write, &cmd.props, &cmd.options, &targets, zone)?;
         let layouts = self.layouts();
+        let mut targets: Vec<Target> = pl
+            .primaries
+            .iter()
+            .map(|n| crate::node::target(&layouts, *n))
+            .collect();
+        let mut req = quorum::requirement(Kind::Write, &cmd.props, &cmd.options, &targets, zone)?;
         let p = ring::PartitionId(partition);
         let n_val = usize::from(cmd.props.n_val);
-        let extra = layouts.extra_write_owners(p, n_val);
-        if extra.is_empty() {
-            return Ok((targets, req));
-        }
-        let current_slots: Vec<usize> = (0..targets.len()).collect();
-        targets.extend(extra.iter().map(|n| {
-            Target {
-                node: *n,
-                zone: layouts
-                    .stable
-                    .member(*n)
-                    .map(|m| m.zone.clone())
-                    .unwrap_or_default(),
-                primary: true,
-            }
-        }));
         let stable: Vec<NodeId> = layouts
             .stable
             .owners(p)
@@ -205,6 +193,16 @@ impl Node {
             .take(n_val)
             .copied()
             .collect();
+        // Why not only when stable owners are missing from the targets: the
+        // stable owners are the ones reads go to, so they need their quorum
+        // even when every one of them is also a current owner. (A cluster
+        // whose first layout is not synced yet has no stable owners.)
+        if !layouts.in_transition() || stable.is_empty() {
+            return Ok((targets, req));
+        }
+        let current_slots: Vec<usize> = (0..targets.len()).collect();
+        let extra = layouts.extra_write_owners(p, n_val);
+        targets.extend(extra.iter().map(|n| crate::node::target(&layouts, *n)));
         let stable_slots: Vec<usize> = (0..targets.len())
             .filter(|i| stable.contains(&targets[*i].node))
             .collect();

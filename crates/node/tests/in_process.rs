@@ -38,6 +38,15 @@ async fn start_cluster(net: &MemoryNetwork, n: usize) -> Vec<Node> {
         nodes.iter().all(|x| x.layout().members().len() == n)
     })
     .await;
+    // Until new owners report that they hold their data, reads and writes
+    // follow the transition rules; these tests are about a settled cluster.
+    wait_for("every node sees a stable layout", || {
+        nodes.iter().all(|x| {
+            let l = x.layout_status();
+            l.version == l.stable_version
+        })
+    })
+    .await;
     nodes
 }
 
