@@ -8,11 +8,31 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Ask the OS for a free port. A tiny race with other processes is
-/// possible; the node then fails to bind and the test says so.
+/// A port no other test of this process was given, free for TCP and UDP
+/// (a node listens on both at its RPC port).
+///
+/// Why not port 0: the OS hands those out from the ephemeral range, where
+/// the nodes' own outgoing connections take ports too, so one could grab
+/// a port between this call and the node binding it. These come from
+/// 12000–31999, below Linux's ephemeral range (32768+), a different
+/// stretch for each test process. The benchmarks' default ports (27000,
+/// 28000) are in it too; do not run them alongside the tests.
 pub fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0");
-    l.local_addr().expect("local addr").port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 12_000;
+    const SPAN: u32 = 20_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = std::process::id().wrapping_mul(7919) % SPAN;
+    for _ in 0..SPAN {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = (FIRST + (start + n) % SPAN) as u16;
+        let tcp = std::net::TcpListener::bind(("127.0.0.1", port));
+        let udp = std::net::UdpSocket::bind(("127.0.0.1", port));
+        if tcp.is_ok() && udp.is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {FIRST}..{}", FIRST + SPAN);
 }
 
 /// One server process.
