@@ -58,7 +58,9 @@ async fn clean_stop_loads_trees_and_kill_9_rebuilds_them() {
     assert!(replica_has(&c, 2, "k49").await);
 
     // Writes after the load, then a crash: nothing saved survives a load,
-    // so this start must rebuild.
+    // so this start must rebuild. A w=all write needs the coordinator to
+    // see node 2 up again first (it was down a moment ago).
+    c.wait_formed().await;
     let r = c
         .http
         .put(c.nodes[0].url("/buckets/r/keys/after?w=all"))
