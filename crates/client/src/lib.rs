@@ -348,6 +348,27 @@ impl Client {
         .await
     }
 
+    /// Change a member's zone and/or capacity.
+    ///
+    /// # Errors
+    ///
+    /// Transport failures and error statuses.
+    pub async fn update_member(
+        &self,
+        node: &str,
+        zone: Option<&str>,
+        capacity: Option<u32>,
+    ) -> Result<serde_json::Value, ClientError> {
+        let mut body = serde_json::json!({ "node": node });
+        if let Some(z) = zone {
+            body["zone"] = z.into();
+        }
+        if let Some(c) = capacity {
+            body["capacity"] = c.into();
+        }
+        self.post_json("/admin/cluster/update", body).await
+    }
+
     /// Handoffs in progress on this node.
     ///
     /// # Errors

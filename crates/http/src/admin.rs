@@ -66,6 +66,39 @@ pub(crate) async fn replace(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UpdateBody {
+    node: String,
+    zone: Option<String>,
+    capacity: Option<u32>,
+}
+
+pub(crate) async fn update(
+    State(app): State<App>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let req: UpdateBody = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad(format!(
+            "expected {{\"node\": \"NODE_ID\", \"zone\": \"z\", \"capacity\": 1}} (zone and capacity optional): {e}"
+        ))
+    })?;
+    if req.zone.is_none() && req.capacity.is_none() {
+        return Err(ApiError::bad("give a zone, a capacity or both".to_string()));
+    }
+    let node = node_id(&req.node)?;
+    app.node.update_member(node, req.zone, req.capacity).await?;
+    let layout = app.node.layout();
+    let member = layout.member(node);
+    Ok(Json(json!({
+        "updated": req.node,
+        "zone": member.map(|m| m.zone.clone()),
+        "capacity": member.map(|m| m.capacity),
+        "layout_version": app.node.cluster_state().layout_version(),
+    }))
+    .into_response())
+}
+
+#[derive(Deserialize)]
 pub(crate) struct JoinBody {
     seed: String,
 }

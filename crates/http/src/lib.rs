@@ -60,6 +60,7 @@ pub fn router(node: Node) -> Router {
         .route("/admin/cluster/join", post(admin::join))
         .route("/admin/cluster/leave", post(admin::leave))
         .route("/admin/cluster/replace", post(admin::replace))
+        .route("/admin/cluster/update", post(admin::update))
         .route("/admin/layout", get(admin::layout))
         .route("/admin/transfers", get(admin::transfers))
         .route(

@@ -1,12 +1,25 @@
-//! Membership operations: join, leave, replace, and merging a peer's
-//! cluster state. Each records an event in the cluster state, persists it
-//! and pushes it to every peer; layout transitions follow from the events.
+//! Membership operations: join, leave, replace, zone and capacity
+//! changes, and merging a peer's cluster state. Each records an event in
+//! the cluster state, persists it and pushes it to every peer; layout
+//! transitions follow from the events.
+//!
+//! A node's zone and capacity come from two places: its configuration at
+//! start, and `update` through the admin API of any node. The newer one
+//! wins, so a start only records its configured values when they differ
+//! from what the previous start configured (the operator edited them);
+//! otherwise a restart would undo every change made through the API.
 
 use crate::gossip;
 use crate::proto::{Request, Response};
 use crate::{Node, NodeError};
-use cluster::{Change, ClusterState};
+use cluster::{Change, ClusterState, NodeAddrs};
 use ring::NodeId;
+
+/// Meta key: the (zone, capacity) the last start announced from config.
+const META_CONFIGURED_PLACEMENT: &str = "configured_placement";
+
+/// Longest zone name accepted (it is gossiped in every state message).
+const ZONE_BYTES_MAX: usize = 64;
 
 impl Node {
     /// Join the cluster that `seed` (an RPC address) belongs to.
@@ -99,6 +112,124 @@ impl Node {
         Ok(())
     }
 
+    /// Change a member's zone and/or capacity; the layout moves the
+    /// partitions this affects like any other membership change.
+    ///
+    /// # Errors
+    ///
+    /// [`NodeError::BadRequest`] if `node` is not a member, the zone is
+    /// empty or too long, or no member would keep a capacity above 0;
+    /// storage failures.
+    pub async fn update_member(
+        &self,
+        node: NodeId,
+        zone: Option<String>,
+        capacity: Option<u32>,
+    ) -> Result<(), NodeError> {
+        let layout = self.layout();
+        let Some(member) = layout.member(node) else {
+            return Err(NodeError::BadRequest(format!(
+                "{node} is not a member of the layout (see GET /admin/cluster)"
+            )));
+        };
+        let zone = zone.unwrap_or_else(|| member.zone.clone());
+        let capacity = capacity.unwrap_or(member.capacity);
+        check_zone(&zone)?;
+        if capacity == 0
+            && layout
+                .members()
+                .iter()
+                .all(|m| m.id == node || m.capacity == 0)
+        {
+            return Err(NodeError::BadRequest(format!(
+                "{node} is the last node with capacity; capacity 0 would leave no node to hold data"
+            )));
+        }
+        if zone == member.zone && capacity == member.capacity {
+            return Ok(());
+        }
+        let at = self.now();
+        self.update_state(|s| {
+            s.record(
+                at,
+                Change::Update {
+                    node,
+                    zone: zone.clone(),
+                    capacity,
+                },
+            );
+            true
+        });
+        self.persist_state().await?;
+        gossip::push_to_all(self).await;
+        tracing::info!(%node, %zone, capacity, "zone/capacity change recorded");
+        Ok(())
+    }
+
+    /// Record this node's membership and addresses where the state lacks
+    /// them, and its configured zone and capacity if the operator changed
+    /// them since the previous start (see the module doc).
+    pub(crate) async fn announce_self(&self) -> Result<(), NodeError> {
+        let cfg = &self.inner.cfg;
+        check_zone(&cfg.zone)?;
+        let addrs = NodeAddrs {
+            http: cfg.http.clone(),
+            s3: cfg.s3.clone(),
+            rpc: cfg.rpc.clone(),
+        };
+        let configured = (cfg.zone.clone(), cfg.capacity);
+        let previous: Option<(String, u32)> = self
+            .inner
+            .store
+            .get_meta(META_CONFIGURED_PLACEMENT)?
+            .and_then(|b| postcard::from_bytes(&b).ok());
+        let at = self.now();
+        let id = self.inner.id;
+        let changed = self.update_state(|s| {
+            let layout = s.layout(cfg.partition_bits);
+            let mut changed = false;
+            let change = match layout.member(id) {
+                None => Some(Change::Join {
+                    node: id,
+                    zone: cfg.zone.clone(),
+                    capacity: cfg.capacity,
+                }),
+                Some(m)
+                    if previous.as_ref() != Some(&configured)
+                        && (m.zone != cfg.zone || m.capacity != cfg.capacity) =>
+                {
+                    Some(Change::Update {
+                        node: id,
+                        zone: cfg.zone.clone(),
+                        capacity: cfg.capacity,
+                    })
+                }
+                Some(_) => None,
+            };
+            if let Some(change) = change {
+                s.record(at, change);
+                changed = true;
+            }
+            if s.addrs(id) != Some(&addrs) {
+                s.set_addrs(at, id, addrs.clone());
+                changed = true;
+            }
+            changed
+        });
+        if changed {
+            self.persist_state().await?;
+        }
+        if previous.as_ref() != Some(&configured) {
+            let bytes = postcard::to_stdvec(&configured)
+                .map_err(|e| NodeError::Storage(format!("encoding placement: {e}")))?;
+            self.inner
+                .store
+                .put_meta(META_CONFIGURED_PLACEMENT, bytes, true)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Merge a peer's cluster state; persist and observe its clock if it
     /// taught us anything.
     pub(crate) async fn merge_state(&self, theirs: &ClusterState) -> Result<bool, NodeError> {
@@ -108,4 +239,14 @@ impl Node {
         }
         Ok(changed)
     }
+}
+
+fn check_zone(zone: &str) -> Result<(), NodeError> {
+    if zone.is_empty() || zone.len() > ZONE_BYTES_MAX {
+        return Err(NodeError::BadRequest(format!(
+            "zone name must be 1 to {ZONE_BYTES_MAX} bytes, got {}",
+            zone.len()
+        )));
+    }
+    Ok(())
 }

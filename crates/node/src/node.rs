@@ -4,7 +4,7 @@ use crate::gossip;
 use crate::proto::{Request, Response};
 use crate::{Env, NodeConfig, NodeError};
 use causal::Actor;
-use cluster::{Change, ClusterState, Hlc, Layouts, NodeAddrs, Timestamp};
+use cluster::{ClusterState, Hlc, Layouts, Timestamp};
 use net::{RpcClient, RpcConfig};
 use rand::{RngExt, SeedableRng};
 use ring::{Layout, NodeId};
@@ -208,56 +208,6 @@ impl Node {
         }
         tracing::info!(node = %id, epoch, rpc = %node.inner.cfg.rpc, "node started");
         Ok(node)
-    }
-
-    /// Record this node's membership and addresses if the state lacks them.
-    async fn announce_self(&self) -> Result<(), NodeError> {
-        let cfg = &self.inner.cfg;
-        let addrs = NodeAddrs {
-            http: cfg.http.clone(),
-            s3: cfg.s3.clone(),
-            rpc: cfg.rpc.clone(),
-        };
-        let at = self.now();
-        let changed = self.update_state(|s| {
-            let layout = s.layout(cfg.partition_bits);
-            let me = layout.member(self.inner.id);
-            let mut changed = false;
-            match me {
-                None => {
-                    s.record(
-                        at,
-                        Change::Join {
-                            node: self.inner.id,
-                            zone: cfg.zone.clone(),
-                            capacity: cfg.capacity,
-                        },
-                    );
-                    changed = true;
-                }
-                Some(m) if m.zone != cfg.zone || m.capacity != cfg.capacity => {
-                    s.record(
-                        at,
-                        Change::Update {
-                            node: self.inner.id,
-                            zone: cfg.zone.clone(),
-                            capacity: cfg.capacity,
-                        },
-                    );
-                    changed = true;
-                }
-                Some(_) => {}
-            }
-            if s.addrs(self.inner.id) != Some(&addrs) {
-                s.set_addrs(at, self.inner.id, addrs.clone());
-                changed = true;
-            }
-            changed
-        });
-        if changed {
-            self.persist_state().await?;
-        }
-        Ok(())
     }
 
     pub(crate) fn spawn(&self, fut: impl std::future::Future<Output = ()> + Send + 'static) {

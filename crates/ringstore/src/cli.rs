@@ -110,7 +110,7 @@ enum ClusterOp {
     /// Hand a node's partitions off to the others, then remove it.
     Leave {
         /// The node's id (see `cluster status`).
-        node: String,
+        node_id: String,
     },
     /// Give a (dead) node's partitions to another member.
     Replace {
@@ -118,6 +118,17 @@ enum ClusterOp {
         old: String,
         /// The member that takes its partitions (start it with --join).
         new: String,
+    },
+    /// Change a member's zone and/or capacity (partitions move to match).
+    Update {
+        /// The node's id (see `cluster status`).
+        node_id: String,
+        /// New zone (data center).
+        #[arg(long)]
+        zone: Option<String>,
+        /// New capacity (relative share of partitions; 0 holds none).
+        #[arg(long)]
+        capacity: Option<u32>,
     },
     /// Show the handoffs the node (--node) is pulling; with --watch, a
     /// progress bar until they finish.
@@ -211,8 +222,18 @@ async fn cluster(op: ClusterOp, c: &Client, as_json: bool) -> Result<ExitCode> {
             .await
             .with_context(|| format!("asking {} for the cluster status", c.base()))?,
         ClusterOp::Join { seed } => c.join(&seed).await?,
-        ClusterOp::Leave { node } => c.leave(&node).await?,
+        ClusterOp::Leave { node_id } => c.leave(&node_id).await?,
         ClusterOp::Replace { old, new } => c.replace(&old, &new).await?,
+        ClusterOp::Update {
+            node_id,
+            zone,
+            capacity,
+        } => {
+            if zone.is_none() && capacity.is_none() {
+                bail!("give --zone, --capacity or both");
+            }
+            c.update_member(&node_id, zone.as_deref(), capacity).await?
+        }
         ClusterOp::Transfers { watch } => {
             return crate::transfers::show(c, watch, as_json).await;
         }
@@ -260,6 +281,13 @@ async fn cluster(op: ClusterOp, c: &Client, as_json: bool) -> Result<ExitCode> {
             "{} replaces {}; its partitions are copied from the surviving replicas",
             value["by"].as_str().unwrap_or("?"),
             value["replaced"].as_str().unwrap_or("?")
+        ),
+        None if value.get("updated").is_some() => println!(
+            "{} is now in zone {} with capacity {} (layout version {}); `ringstore cluster transfers --watch` shows partitions moving",
+            value["updated"].as_str().unwrap_or("?"),
+            value["zone"],
+            value["capacity"],
+            value["layout_version"]
         ),
         None => bail!("unexpected answer: {value}"),
     }

@@ -371,3 +371,136 @@ async fn replace_of_a_killed_node_restores_every_replica() {
         }
     }
 }
+
+/// Partitions each node owns and its zone and capacity, as node `on` sees them.
+async fn placement(c: &Cluster, on: usize) -> Vec<(String, u64, u64)> {
+    let st = get_json(c, on, "/admin/cluster").await;
+    st["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            (
+                n["zone"].as_str().unwrap_or("").to_string(),
+                n["capacity"].as_u64().unwrap_or(u64::MAX),
+                n["partitions"].as_u64().unwrap_or(u64::MAX),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn capacity_and_zone_changes_move_partitions_and_outlive_a_restart() {
+    let mut c = Cluster::start(4, &[]).await;
+    for i in 0..100 {
+        assert_eq!(put(&c, i % 4, &format!("u{i}")).await, 204);
+    }
+    let ids = c.node_ids().await;
+    let pos = |id: &str| {
+        let ids = ids.clone();
+        let id = id.to_string();
+        move |st: &Value| -> usize {
+            st["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .position(|n| n["id"] == id.as_str())
+                .unwrap()
+        }
+    };
+    let r = c
+        .http
+        .post(c.nodes[0].url("/admin/cluster/update"))
+        .json(&serde_json::json!({ "node": ids[3], "capacity": 0 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let drained = || {
+        let c = &c;
+        let at = pos(&ids[3]);
+        async move {
+            let st = get_json(c, 0, "/admin/cluster").await;
+            settled(c, &[0, 1, 2, 3], 4).await && placement(c, 0).await[at(&st)].2 == 0
+        }
+    };
+    wait_until(
+        "node 3 drained to capacity 0",
+        Duration::from_secs(60),
+        drained,
+    )
+    .await;
+    for i in 0..100 {
+        assert_eq!(get(&c, 1, &format!("u{i}")).await, 200, "u{i} after drain");
+    }
+    wait_until(
+        "the drained node dropped every key",
+        Duration::from_secs(10),
+        || {
+            let c = &c;
+            async move {
+                for i in 0..100 {
+                    let url = c.nodes[3].url(&format!("/admin/replica/buckets/m/keys/u{i}"));
+                    if c.http.get(url).send().await.unwrap().status() != 404 {
+                        return false;
+                    }
+                }
+                true
+            }
+        },
+    )
+    .await;
+
+    // A clean restart with the same config keeps the change made through
+    // the API instead of announcing the configured capacity again.
+    c.nodes[3].stop();
+    c.nodes[3].start();
+    c.wait_formed().await;
+    let st = get_json(&c, 3, "/admin/cluster").await;
+    assert_eq!(
+        placement(&c, 3).await[pos(&ids[3])(&st)].1,
+        0,
+        "a restart undid the capacity change"
+    );
+
+    // The CLI: back to capacity 1, in a zone of its own.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ringstore"))
+        .args(["cluster", "--node", &c.nodes[2].http, "update", &ids[3]])
+        .args(["--capacity", "1", "--zone", "z2"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("zone \"z2\""),
+        "{out:?}"
+    );
+    wait_until(
+        "node 3 owns partitions again, in zone z2, on every node",
+        Duration::from_secs(60),
+        || {
+            let c = &c;
+            let at = pos(&ids[3]);
+            async move {
+                if !settled(c, &[0, 1, 2, 3], 4).await {
+                    return false;
+                }
+                for on in 0..4 {
+                    let st = get_json(c, on, "/admin/cluster").await;
+                    let (zone, cap, parts) = placement(c, on).await[at(&st)].clone();
+                    if zone != "z2" || cap != 1 || parts == 0 {
+                        return false;
+                    }
+                }
+                true
+            }
+        },
+    )
+    .await;
+    for i in 0..100 {
+        assert_eq!(
+            get(&c, 3, &format!("u{i}")).await,
+            200,
+            "u{i} after the move"
+        );
+    }
+}
