@@ -397,7 +397,6 @@ async fn capacity_and_zone_changes_move_partitions_and_outlive_a_restart() {
     }
     let ids = c.node_ids().await;
     let pos = |id: &str| {
-        let ids = ids.clone();
         let id = id.to_string();
         move |st: &Value| -> usize {
             st["nodes"]
