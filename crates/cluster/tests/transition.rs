@@ -96,10 +96,10 @@ fn writes_in_transition_reach_owners_that_are_leaving() {
         let e = l.extra_write_owners(p, 3);
         assert_eq!(e.contains(&NodeId(4)), stable_has_4);
         extra += e.len();
-        // The leaving node is still read while it holds data nobody else has.
-        if stable_has_4 {
-            assert!(l.read_owners(p, 3).contains(&NodeId(4)) || l.read_owners(p, 3).len() == 3);
-        }
+        // The leaving node is still read while it holds data the new
+        // owner has not pulled yet.
+        assert_eq!(l.read_owners(p, 3).contains(&NodeId(4)), stable_has_4);
+        assert_eq!(l.read_owners(p, 3).len(), 3);
     }
     assert!(extra > 0);
     for n in 1..=3 {

@@ -307,3 +307,69 @@ async fn bucket_props_spread_to_every_node() {
         .unwrap_err();
     assert!(matches!(err, NodeError::BadRequest(_)), "{err}");
 }
+
+/// The case a7660f1 fixed: one node holds everything (stable layout), a
+/// second joins, so the stable owners are all current owners too. Reads
+/// go to the stable owner until the new one has pulled, so a write must
+/// reach it: with it cut off, even w=1 through the new node fails.
+#[tokio::test]
+async fn a_write_in_transition_needs_the_stable_owner_even_when_it_is_a_current_owner() {
+    let net = MemoryNetwork::new();
+    let nodes = start_cluster(&net, 1).await;
+    let (v, _) = text("x");
+    for i in 0..200 {
+        let m = text("x").1;
+        let value = Bytes::from(v.repeat(10 * 1024));
+        nodes[0]
+            .put(
+                BKey::new("b", format!("k{i}")),
+                value,
+                m,
+                VersionVector::new(),
+                RequestOptions::default(),
+            )
+            .await
+            .unwrap();
+    }
+    // 1 KB/s: the newcomer cannot finish pulling 2 MB while this test runs,
+    // so the layout stays in transition.
+    let cfg = NodeConfig {
+        rpc: "mem-1:7000".into(),
+        http: "mem-1:8098".into(),
+        gossip_interval_ms: 100,
+        request_timeout_ms: 500,
+        handoff_bytes_per_sec: 1000,
+        join: vec!["mem-0:7000".into()],
+        ..NodeConfig::default()
+    };
+    let env = Env {
+        clock: Arc::new(SystemClock),
+        seed: 7,
+        network: Arc::new(net.at("mem-1:7000")),
+        engine: Arc::new(MemoryEngine::new()),
+    };
+    let new = Node::start(cfg, env).await.expect("node starts");
+    wait_for("the newcomer is in its layout", || {
+        new.layout().members().len() == 2
+    })
+    .await;
+    let status = new.layout_status();
+    assert_ne!(status.version, status.stable_version, "still in transition");
+    if let Ok(mut f) = net.faults.lock() {
+        f.cut("mem-0:7000", "mem-1:7000");
+    }
+    let one = RequestOptions {
+        w: Some(QuorumValue::Number(1)),
+        dw: Some(QuorumValue::Number(1)),
+        ..RequestOptions::default()
+    };
+    let (v, m) = text("y");
+    let err = new
+        .put(BKey::new("b", "during"), v, m, VersionVector::new(), one)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, NodeError::Quorum(_)), "{err}");
+    assert!(err.to_string().contains("previous owners"), "{err}");
+    let status = new.layout_status();
+    assert_ne!(status.version, status.stable_version, "still in transition");
+}
