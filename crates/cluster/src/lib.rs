@@ -36,6 +36,6 @@ mod transition;
 
 pub use detector::{Detector, DetectorConfig, DetectorError, DetectorTimer, Drained, Peer};
 pub use hlc::{Hlc, Timestamp};
-pub use props::{BucketProps, QuorumValue};
+pub use props::{BucketProps, QuorumValue, S3_TYPE_PREFIX};
 pub use state::{Change, ClusterState, Event, MemberState, NodeAddrs};
 pub use transition::{fingerprint, Layouts};

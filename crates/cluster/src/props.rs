@@ -78,6 +78,25 @@ pub struct BucketProps {
     pub basic_quorum: bool,
 }
 
+/// Bucket types whose names start with this hold the S3 API's records;
+/// their default is last-writer-wins, as S3's semantics are.
+pub const S3_TYPE_PREFIX: &[u8] = b"_s3";
+
+impl BucketProps {
+    /// The properties a bucket of `bucket_type` has until set otherwise.
+    pub fn defaults_for(bucket_type: &[u8]) -> BucketProps {
+        if bucket_type.starts_with(S3_TYPE_PREFIX) {
+            BucketProps {
+                allow_mult: false,
+                last_write_wins: true,
+                ..BucketProps::default()
+            }
+        } else {
+            BucketProps::default()
+        }
+    }
+}
+
 impl Default for BucketProps {
     fn default() -> Self {
         BucketProps {

@@ -266,7 +266,7 @@ impl ClusterState {
         self.props
             .get(&(bucket_type.to_vec(), bucket.to_vec()))
             .and_then(|(_, p)| p.clone())
-            .unwrap_or_default()
+            .unwrap_or_else(|| BucketProps::defaults_for(bucket_type))
     }
 
     /// Set (or with `None`, reset) a bucket's properties.

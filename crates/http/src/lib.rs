@@ -12,12 +12,13 @@ mod admin;
 mod buckets;
 mod encode;
 mod error;
+mod keys;
 mod kv;
 mod metrics;
 mod params;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post, put};
 use axum::Router;
 use node::Node;
 use std::sync::Arc;
@@ -26,14 +27,17 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub(crate) struct App {
     node: Node,
+    keys: s3::KeyStore,
     metrics: Arc<metrics::Metrics>,
 }
 
-/// The router for one node's HTTP listener.
-pub fn router(node: Node) -> Router {
+/// The router for one node's HTTP listener; `keys` is shared with the
+/// node's S3 listener.
+pub fn router(node: Node, keys: s3::KeyStore) -> Router {
     let body_limit = node.config().value_bytes_max + 64 * 1024;
     let app = App {
         node,
+        keys,
         metrics: Arc::new(metrics::Metrics::new()),
     };
     let object = get(kv::fetch).put(kv::put).post(kv::put).delete(kv::delete);
@@ -62,6 +66,9 @@ pub fn router(node: Node) -> Router {
         .route("/admin/cluster/replace", post(admin::replace))
         .route("/admin/cluster/update", post(admin::update))
         .route("/admin/layout", get(admin::layout))
+        .route("/admin/keys", get(keys::list).post(keys::create))
+        .route("/admin/keys/{id}", delete(keys::delete))
+        .route("/admin/keys/{id}/buckets/{bucket}", put(keys::grant))
         .route("/admin/transfers", get(admin::transfers))
         .route(
             "/admin/debug/faults",
@@ -83,16 +90,20 @@ pub fn router(node: Node) -> Router {
         .with_state(app)
 }
 
-/// Serve `router(node)` on `listener` until the task is dropped.
+/// Serve `router(node, keys)` on `listener` until the task is dropped.
 ///
 /// # Errors
 ///
 /// I/O errors of the listener.
-pub async fn serve(node: Node, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+pub async fn serve(
+    node: Node,
+    keys: s3::KeyStore,
+    listener: tokio::net::TcpListener,
+) -> std::io::Result<()> {
     use axum::serve::ListenerExt;
     // TCP_NODELAY: small answers must not wait on Nagle + delayed ACK.
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    axum::serve(listener, router(node)).await
+    axum::serve(listener, router(node, keys)).await
 }

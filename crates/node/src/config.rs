@@ -18,6 +18,8 @@ pub struct NodeConfig {
     pub http: String,
     /// S3 listener.
     pub s3: String,
+    /// Virtual-host-style S3 requests: `Host: BUCKET.<s3_domain>`.
+    pub s3_domain: String,
     /// Inter-node RPC listener.
     pub rpc: String,
     /// Data center or rack name.
@@ -79,6 +81,7 @@ impl Default for NodeConfig {
             data_dir: PathBuf::from("./ringstore-data"),
             http: "127.0.0.1:8098".into(),
             s3: "127.0.0.1:9000".into(),
+            s3_domain: "localhost".into(),
             rpc: "127.0.0.1:7000".into(),
             zone: "default".into(),
             capacity: 1,

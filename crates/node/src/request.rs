@@ -26,6 +26,19 @@ impl BKey {
             key: key.into(),
         }
     }
+
+    /// A key in a named bucket type.
+    pub fn typed(
+        bucket_type: impl Into<Bytes>,
+        bucket: impl Into<Bytes>,
+        key: impl Into<Bytes>,
+    ) -> Self {
+        BKey {
+            bucket_type: bucket_type.into(),
+            bucket: bucket.into(),
+            key: key.into(),
+        }
+    }
 }
 
 /// Per-request overrides of bucket properties (`?r=`, `?w=`, ...).

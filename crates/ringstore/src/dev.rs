@@ -76,9 +76,14 @@ pub(crate) async fn run(flags: DevFlags) -> Result<()> {
         })
         .collect();
     let file = flags.data_dir.join("cluster.json");
+    let (key_id, secret) = dev_s3_key(&running[0].node, &file).await?;
     std::fs::write(
         &file,
-        serde_json::to_string_pretty(&json!({ "nodes": nodes }))?,
+        serde_json::to_string_pretty(&json!({
+            "nodes": nodes,
+            "s3_access_key_id": key_id,
+            "s3_secret_access_key": secret,
+        }))?,
     )?;
     let first = running[0].node.config().http.clone();
     println!(
@@ -89,9 +94,10 @@ pub(crate) async fn run(flags: DevFlags) -> Result<()> {
     for (i, r) in running.iter().enumerate() {
         let c = r.node.config();
         println!(
-            "  node {i} {}  http http://{}  rpc {}",
+            "  node {i} {}  http http://{}  s3 http://{}  rpc {}",
             r.node.id(),
             c.http,
+            c.s3,
             c.rpc
         );
     }
@@ -101,6 +107,11 @@ pub(crate) async fn run(flags: DevFlags) -> Result<()> {
     println!("  curl -X PUT -H 'Content-Type: text/plain' -d 'hello' http://{first}/buckets/demo/keys/greeting");
     println!("  curl http://{first}/buckets/demo/keys/greeting");
     println!("  curl http://{first}/admin/cluster");
+    let s3 = running[0].node.config().s3.clone();
+    println!("  export AWS_ACCESS_KEY_ID={key_id} AWS_SECRET_ACCESS_KEY={secret} AWS_DEFAULT_REGION=us-east-1");
+    println!("  aws --endpoint-url http://{s3} s3 mb s3://demo");
+    println!("  echo hello | aws --endpoint-url http://{s3} s3 cp - s3://demo/hello.txt");
+    println!("  aws --endpoint-url http://{s3} s3 ls s3://demo");
     println!("Ctrl-C stops the cluster; its data stays for the next run.");
     server::shutdown_signal().await;
     println!("stopping");
@@ -108,4 +119,28 @@ pub(crate) async fn run(flags: DevFlags) -> Result<()> {
         r.stop().await;
     }
     Ok(())
+}
+
+/// The dev cluster's S3 key: the one a previous run wrote to
+/// `cluster.json` if the cluster still has it, else a new one.
+async fn dev_s3_key(node: &node::Node, file: &std::path::Path) -> Result<(String, String)> {
+    let keys = s3::KeyStore::new(s3::catalog::Catalog::new(node.clone()));
+    let previous: Option<serde_json::Value> = std::fs::read_to_string(file)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok());
+    if let Some(v) = previous {
+        if let (Some(id), Some(secret)) = (
+            v["s3_access_key_id"].as_str(),
+            v["s3_secret_access_key"].as_str(),
+        ) {
+            if let Ok(Some(k)) = keys.lookup(id).await {
+                if k.secret == secret {
+                    return Ok((id.to_string(), secret.to_string()));
+                }
+            }
+        }
+    }
+    keys.create("dev")
+        .await
+        .map_err(|e| anyhow::anyhow!("creating the dev S3 key: {e}"))
 }

@@ -87,6 +87,7 @@ pub(crate) struct Running {
     pub(crate) node: Node,
     engine: Arc<FjallEngine>,
     http: tokio::task::JoinHandle<()>,
+    s3: tokio::task::JoinHandle<()>,
 }
 
 impl Running {
@@ -94,6 +95,7 @@ impl Running {
     /// start would otherwise rebuild.
     pub(crate) async fn stop(self) {
         self.http.abort();
+        self.s3.abort();
         if let Err(e) = self.node.stop().await {
             tracing::error!(error = %e, "clean stop failed; the next start rebuilds anti-entropy trees");
         }
@@ -114,6 +116,15 @@ pub(crate) async fn start(mut cfg: NodeConfig) -> Result<Running> {
             )
         })?;
     cfg.http = http_listener.local_addr()?.to_string();
+    let s3_listener = tokio::net::TcpListener::bind(&cfg.s3)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen for S3 on {} (is another node using it?)",
+                cfg.s3
+            )
+        })?;
+    cfg.s3 = s3_listener.local_addr()?.to_string();
     let engine = Arc::new(
         FjallEngine::open(&cfg.data_dir.join("db"))
             .with_context(|| format!("opening data directory {}", cfg.data_dir.display()))?,
@@ -125,13 +136,23 @@ pub(crate) async fn start(mut cfg: NodeConfig) -> Result<Running> {
         engine: engine.clone(),
     };
     let node = Node::start(cfg, env).await?;
+    // One key store (and cache) for the admin API and the S3 listener, so
+    // a key created through one works at once on the other.
+    let keys = s3::KeyStore::new(s3::catalog::Catalog::new(node.clone()));
     let served = node.clone();
+    let http_keys = keys.clone();
     let http = tokio::spawn(async move {
-        if let Err(e) = http::serve(served, http_listener).await {
+        if let Err(e) = http::serve(served, http_keys, http_listener).await {
             tracing::error!(error = %e, "HTTP listener failed");
         }
     });
-    Ok(Running { node, engine, http })
+    let s3 = tokio::spawn(s3::serve(node.clone(), keys, s3_listener));
+    Ok(Running {
+        node,
+        engine,
+        http,
+        s3,
+    })
 }
 
 /// Wait for Ctrl-C or SIGTERM.
@@ -160,9 +181,10 @@ pub(crate) async fn run(flags: ServerFlags) -> Result<()> {
     let running = start(cfg).await?;
     let c = running.node.config();
     println!(
-        "ringstore node {} serving http {} rpc {} (data in {})",
+        "ringstore node {} serving http {} s3 {} rpc {} (data in {})",
         running.node.id(),
         c.http,
+        c.s3,
         c.rpc,
         Path::new(&c.data_dir).display()
     );

@@ -38,6 +38,7 @@ pub fn free_port() -> u16 {
 /// One server process.
 pub struct Proc {
     pub http: String,
+    pub s3: String,
     pub rpc: String,
     pub dir: PathBuf,
     join: Option<String>,
@@ -49,13 +50,7 @@ impl Proc {
     fn spawn(&mut self) {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ringstore"));
         cmd.args([
-            "server",
-            "--http",
-            &self.http,
-            "--rpc",
-            &self.rpc,
-            "--s3",
-            "127.0.0.1:0",
+            "server", "--http", &self.http, "--rpc", &self.rpc, "--s3", &self.s3,
         ])
         .arg("--data-dir")
         .arg(&self.dir)
@@ -139,6 +134,7 @@ impl Cluster {
             let rpc = format!("127.0.0.1:{}", free_port());
             let mut p = Proc {
                 http: format!("127.0.0.1:{}", free_port()),
+                s3: format!("127.0.0.1:{}", free_port()),
                 join: nodes.first().map(|f: &Proc| f.rpc.clone()),
                 rpc,
                 dir: dir.path().join(format!("node-{i}")),
@@ -166,6 +162,7 @@ impl Cluster {
         let i = self.nodes.len();
         let mut p = Proc {
             http: format!("127.0.0.1:{}", free_port()),
+            s3: format!("127.0.0.1:{}", free_port()),
             join: Some(self.nodes[0].rpc.clone()),
             rpc: format!("127.0.0.1:{}", free_port()),
             dir: self._dir.path().join(format!("node-{i}")),

@@ -1,0 +1,116 @@
+//! Bucket operations. A bucket is a record; its objects live in a bucket
+//! of the object type named like it, so deleting a bucket only needs it
+//! to be empty.
+
+use crate::keys::now_ms;
+use crate::records::{BucketRecord, Grant, BUCKETS, TYPE_META, TYPE_OBJECTS};
+use crate::service::{timestamp, RingS3};
+use s3s::dto::*;
+use s3s::{s3_error, S3Request, S3Response, S3Result};
+
+fn key_id<T>(req: &S3Request<T>) -> S3Result<String> {
+    req.credentials
+        .as_ref()
+        .map(|c| c.access_key.clone())
+        .ok_or_else(|| s3_error!(AccessDenied, "the request is not signed"))
+}
+
+pub(crate) async fn create(
+    s3: &RingS3,
+    req: S3Request<CreateBucketInput>,
+) -> S3Result<S3Response<CreateBucketOutput>> {
+    let id = key_id(&req)?;
+    let name = req.input.bucket;
+    if let Some(existing) = s3
+        .catalog
+        .get::<BucketRecord>(TYPE_META, BUCKETS, name.as_bytes())
+        .await?
+    {
+        return Err(if existing.owner == id {
+            s3_error!(BucketAlreadyOwnedByYou, "you already own bucket {name}")
+        } else {
+            s3_error!(BucketAlreadyExists, "bucket {name} belongs to another key")
+        });
+    }
+    let record = BucketRecord {
+        created_ms: now_ms(),
+        owner: id.clone(),
+    };
+    s3.catalog
+        .put(TYPE_META, BUCKETS, name.as_bytes(), &record)
+        .await?;
+    let owner = Grant {
+        read: true,
+        write: true,
+        owner: true,
+    };
+    s3.keys.grant(&id, &name, owner).await?;
+    Ok(S3Response::new(CreateBucketOutput {
+        location: Some(format!("/{name}")),
+    }))
+}
+
+pub(crate) async fn delete(
+    s3: &RingS3,
+    req: S3Request<DeleteBucketInput>,
+) -> S3Result<S3Response<DeleteBucketOutput>> {
+    let name = req.input.bucket;
+    let record = s3.bucket(&name).await?;
+    if !s3
+        .catalog
+        .keys(TYPE_OBJECTS, name.as_bytes())
+        .await?
+        .is_empty()
+    {
+        return Err(s3_error!(
+            BucketNotEmpty,
+            "bucket {name} still holds objects; delete them first"
+        ));
+    }
+    s3.catalog
+        .delete(TYPE_META, BUCKETS, name.as_bytes())
+        .await?;
+    s3.keys
+        .grant(&record.owner, &name, Grant::default())
+        .await?;
+    Ok(S3Response::new(DeleteBucketOutput {}))
+}
+
+pub(crate) async fn list(
+    s3: &RingS3,
+    req: S3Request<ListBucketsInput>,
+) -> S3Result<S3Response<ListBucketsOutput>> {
+    let id = key_id(&req)?;
+    let grants = s3
+        .keys
+        .lookup(&id)
+        .await?
+        .map(|k| k.buckets)
+        .unwrap_or_default();
+    let mut buckets = Vec::new();
+    for name in s3.catalog.keys(TYPE_META, BUCKETS).await? {
+        let name = String::from_utf8_lossy(&name).into_owned();
+        if !grants.contains_key(&name) {
+            continue;
+        }
+        if let Some(r) = s3
+            .catalog
+            .get::<BucketRecord>(TYPE_META, BUCKETS, name.as_bytes())
+            .await?
+        {
+            buckets.push(Bucket {
+                creation_date: Some(timestamp(r.created_ms)),
+                name: Some(name),
+                bucket_region: None,
+            });
+        }
+    }
+    Ok(S3Response::new(ListBucketsOutput {
+        buckets: Some(buckets),
+        owner: Some(Owner {
+            display_name: Some(id.clone()),
+            id: Some(id),
+        }),
+        ..Default::default()
+    }))
+}

@@ -1,0 +1,180 @@
+//! Typed reads and writes of S3 records through the node's quorum paths.
+//!
+//! S3 is last-writer-wins: the reserved bucket types collapse concurrent
+//! writes to the one with the newest hybrid-logical-clock timestamp at the
+//! coordinator (`node::put`, `keep_newest`), and a read picks the newest
+//! sibling again in case replicas that never met both answered.
+
+use crate::records::{self, TYPE_BLOCKS};
+use bytes::Bytes;
+use causal::{Meta, VersionVector};
+use node::{BKey, Node, NodeError, RequestOptions};
+use s3s::{s3_error, S3Error};
+use serde::{de::DeserializeOwned, Serialize};
+
+/// Map a node error to the S3 error a client can act on.
+pub fn s3_err(e: NodeError) -> S3Error {
+    match e {
+        NodeError::BadRequest(m) => s3_error!(InvalidRequest, "{m}"),
+        NodeError::PreconditionFailed => s3_error!(PreconditionFailed),
+        NodeError::Quorum(q) => s3_error!(ServiceUnavailable, "{q}"),
+        NodeError::Unavailable(m) => s3_error!(ServiceUnavailable, "{m}"),
+        NodeError::Storage(m) => s3_error!(InternalError, "storage failed: {m}"),
+    }
+}
+
+/// The S3 view of a node: records and blocks by name.
+#[derive(Clone)]
+pub struct Catalog {
+    node: Node,
+}
+
+impl Catalog {
+    /// Over `node`.
+    pub fn new(node: Node) -> Self {
+        Catalog { node }
+    }
+
+    /// The node underneath.
+    pub fn node(&self) -> &Node {
+        &self.node
+    }
+
+    /// The newest live value of a key, if any.
+    pub async fn get_raw(&self, key: &BKey) -> Result<Option<(Bytes, u64)>, S3Error> {
+        let obj = self
+            .node
+            .get(key, &RequestOptions::default())
+            .await
+            .map_err(s3_err)?;
+        let Some(obj) = obj else { return Ok(None) };
+        let newest = obj
+            .siblings()
+            .iter()
+            .max_by_key(|s| s.meta.last_modified_ms);
+        Ok(newest
+            .filter(|s| !s.meta.deleted)
+            .map(|s| (s.value.clone(), s.meta.last_modified_ms)))
+    }
+
+    /// A record, decoded; a value that does not decode counts as absent.
+    pub async fn get<T: DeserializeOwned>(
+        &self,
+        bucket_type: &[u8],
+        bucket: &[u8],
+        key: &[u8],
+    ) -> Result<Option<T>, S3Error> {
+        let k = bkey(bucket_type, bucket, key);
+        Ok(self
+            .get_raw(&k)
+            .await?
+            .and_then(|(v, _)| records::decode(&v)))
+    }
+
+    /// Write a record (last writer wins).
+    pub async fn put<T: Serialize>(
+        &self,
+        bucket_type: &[u8],
+        bucket: &[u8],
+        key: &[u8],
+        record: &T,
+    ) -> Result<(), S3Error> {
+        self.put_raw(bkey(bucket_type, bucket, key), records::encode(record))
+            .await
+    }
+
+    async fn put_raw(&self, key: BKey, value: Bytes) -> Result<(), S3Error> {
+        self.node
+            .put(
+                key,
+                value,
+                Meta::default(),
+                VersionVector::new(),
+                RequestOptions::default(),
+            )
+            .await
+            .map(|_| ())
+            .map_err(s3_err)
+    }
+
+    /// Delete a record: a blind tombstone, which last-writer-wins makes
+    /// win over every older write without reading first.
+    pub async fn delete(
+        &self,
+        bucket_type: &[u8],
+        bucket: &[u8],
+        key: &[u8],
+    ) -> Result<(), S3Error> {
+        let meta = Meta {
+            deleted: true,
+            ..Meta::default()
+        };
+        self.node
+            .put(
+                bkey(bucket_type, bucket, key),
+                Bytes::new(),
+                meta,
+                VersionVector::new(),
+                RequestOptions::default(),
+            )
+            .await
+            .map(|_| ())
+            .map_err(s3_err)
+    }
+
+    /// Every live key of a bucket of a reserved type, sorted.
+    pub async fn keys(&self, bucket_type: &[u8], bucket: &[u8]) -> Result<Vec<Bytes>, S3Error> {
+        let mut rx = self.node.list_keys(
+            Bytes::copy_from_slice(bucket_type),
+            Bytes::copy_from_slice(bucket),
+        );
+        let mut all = Vec::new();
+        while let Some(chunk) = rx.recv().await {
+            all.extend(chunk.map_err(s3_err)?);
+        }
+        all.sort();
+        all.dedup();
+        Ok(all)
+    }
+
+    /// Store a block under its hash.
+    pub async fn put_block(&self, hash: &[u8; 32], bytes: Bytes) -> Result<(), S3Error> {
+        self.put_raw(block_key(hash), bytes).await
+    }
+
+    /// A block's bytes, checked against its hash.
+    pub async fn get_block(&self, hash: &[u8; 32]) -> Result<Bytes, S3Error> {
+        let key = block_key(hash);
+        let Some((bytes, _)) = self.get_raw(&key).await? else {
+            return Err(s3_error!(
+                InternalError,
+                "block {} of this object is missing on every replica asked",
+                hex::encode(hash)
+            ));
+        };
+        if blake3::hash(&bytes).as_bytes() != hash {
+            return Err(s3_error!(
+                InternalError,
+                "block {} is damaged on the replicas asked",
+                hex::encode(hash)
+            ));
+        }
+        Ok(bytes)
+    }
+}
+
+fn bkey(bucket_type: &[u8], bucket: &[u8], key: &[u8]) -> BKey {
+    BKey::typed(
+        Bytes::copy_from_slice(bucket_type),
+        Bytes::copy_from_slice(bucket),
+        Bytes::copy_from_slice(key),
+    )
+}
+
+fn block_key(hash: &[u8; 32]) -> BKey {
+    BKey::typed(
+        Bytes::from_static(TYPE_BLOCKS),
+        Bytes::from_static(records::BLOCKS),
+        Bytes::from(hex::encode(hash)),
+    )
+}

@@ -1,0 +1,97 @@
+//! The S3 API of ringstore.
+//!
+//! Web and application servers share thumbnails and media through any S3
+//! client pointed at any node. s3s parses requests, checks SigV4
+//! signatures (headers and presigned URLs) and writes S3's XML; this crate
+//! maps each operation onto the replicated store:
+//!
+//! - [`records`]: what is stored where (buckets, keys, objects, uploads,
+//!   parts and blocks are all ordinary replicated objects).
+//! - [`catalog`]: typed, last-writer-wins access to them through the
+//!   node's quorum paths.
+//! - [`blocks`]: bodies streamed into 1 MiB content-addressed blocks and
+//!   back, with bounded memory per request.
+//! - [`keys`] and [`access`]: access keys and per-bucket rights.
+//! - [`checksum`]: the `x-amz-checksum-*` headers and trailers.
+//! - `service`, `buckets`, `objects`, `listing`, `multipart`: the
+//!   operations.
+
+pub mod access;
+pub mod blocks;
+mod buckets;
+pub mod catalog;
+pub mod checksum;
+pub mod keys;
+mod listing;
+mod multipart;
+mod objects;
+pub mod records;
+mod service;
+
+pub use keys::{KeyInfo, KeyStore};
+pub use records::Grant;
+pub use s3s;
+pub use service::RingS3;
+
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use node::Node;
+use s3s::service::S3ServiceBuilder;
+
+/// Serve the S3 API of `node` on `listener` until the task is dropped.
+///
+/// Requests whose `Host` is `BUCKET.<node's s3_domain>` address that
+/// bucket (virtual-host style); any other host is path-style.
+pub async fn serve(node: Node, keys: KeyStore, listener: tokio::net::TcpListener) {
+    let domain = node.config().s3_domain.to_ascii_lowercase();
+    let catalog = catalog::Catalog::new(node);
+    let mut builder = S3ServiceBuilder::new(RingS3::new(catalog, keys.clone()));
+    builder.set_auth(keys.clone());
+    builder.set_access(access::KeyAccess::new(keys));
+    builder.set_host(BucketHost { domain });
+    let service = builder.build();
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "accepting an S3 connection failed");
+                continue;
+            }
+        };
+        let service = service.clone();
+        tokio::spawn(async move {
+            let conn = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            if let Err(e) = conn.serve_connection(TokioIo::new(stream), service).await {
+                tracing::debug!(error = %e, "S3 connection ended with an error");
+            }
+        });
+    }
+}
+
+/// Virtual-host-style addressing under one domain, path-style otherwise
+/// (s3s's own `MultiDomain` would take any other host name for a bucket).
+struct BucketHost {
+    domain: String,
+}
+
+impl s3s::host::S3Host for BucketHost {
+    fn parse_host_header<'a>(&'a self, host: &'a str) -> s3s::S3Result<s3s::host::VirtualHost<'a>> {
+        let name = host.rsplit_once(':').map_or(host, |(h, port)| {
+            if port.bytes().all(|b| b.is_ascii_digit()) {
+                h
+            } else {
+                host
+            }
+        });
+        let vh = s3s::host::VirtualHost::new(host);
+        let bucket = name
+            .to_ascii_lowercase()
+            .strip_suffix(&self.domain)
+            .and_then(|b| b.strip_suffix('.'))
+            .filter(|b| !b.is_empty())
+            .map(str::to_string);
+        Ok(match bucket {
+            Some(b) => vh.with_bucket(b),
+            None => vh,
+        })
+    }
+}

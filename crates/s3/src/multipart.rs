@@ -1,0 +1,367 @@
+//! Multipart uploads. The upload and each part are replicated records, so
+//! an upload started through one node continues and completes through
+//! any other, also after the first one died. Completing writes one object
+//! record listing every part's blocks in order: no bytes are copied.
+
+use crate::blocks::{into_blocks, write_body};
+use crate::checksum::{add_trailers, composite, hasher_for, verify};
+use crate::keys::now_ms;
+use crate::objects::check_write;
+use crate::records::{
+    part_key, Checksums, Data, ObjectRecord, PartRecord, UploadRecord, TYPE_OBJECTS, TYPE_PARTS,
+    TYPE_UPLOADS,
+};
+use crate::service::{headers_from, timestamp, RingS3};
+use rand::RngExt;
+use s3s::crypto::{Checksum as _, Md5};
+use s3s::dto::*;
+use s3s::{s3_error, S3Request, S3Response, S3Result};
+
+/// S3's limits on parts.
+const PART_NUMBER_MAX: i32 = 10_000;
+const PART_BYTES_MIN: u64 = 5 * 1024 * 1024;
+const PARTS_PAGE_MAX: usize = 1000;
+
+async fn upload(s3: &RingS3, bucket: &str, key: &str, id: &str) -> S3Result<UploadRecord> {
+    let u: Option<UploadRecord> = s3
+        .catalog
+        .get(TYPE_UPLOADS, bucket.as_bytes(), id.as_bytes())
+        .await?;
+    match u {
+        Some(u) if u.key == key => Ok(u),
+        _ => Err(s3_error!(
+            NoSuchUpload,
+            "no upload {id} for {bucket}/{key}; it was completed, aborted or never started"
+        )),
+    }
+}
+
+pub(crate) async fn create(
+    s3: &RingS3,
+    req: S3Request<CreateMultipartUploadInput>,
+) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+    let i = req.input;
+    s3.bucket(&i.bucket).await?;
+    let id_bytes: [u8; 16] = rand::rng().random();
+    let id = hex::encode(id_bytes);
+    let record = UploadRecord {
+        key: i.key.clone(),
+        initiated_ms: now_ms(),
+        headers: headers_from(
+            i.content_type,
+            i.content_encoding,
+            i.content_disposition,
+            i.content_language,
+            i.cache_control,
+            i.metadata,
+        ),
+        checksum_algorithm: i
+            .checksum_algorithm
+            .as_ref()
+            .map(|a| a.as_str().to_ascii_uppercase()),
+        checksum_type: i
+            .checksum_type
+            .as_ref()
+            .map(|t| t.as_str().to_ascii_uppercase()),
+    };
+    s3.catalog
+        .put(TYPE_UPLOADS, i.bucket.as_bytes(), id.as_bytes(), &record)
+        .await?;
+    Ok(S3Response::new(CreateMultipartUploadOutput {
+        bucket: Some(i.bucket),
+        key: Some(i.key),
+        upload_id: Some(id),
+        checksum_algorithm: i.checksum_algorithm,
+        checksum_type: i.checksum_type,
+        ..Default::default()
+    }))
+}
+
+pub(crate) async fn upload_part(
+    s3: &RingS3,
+    req: S3Request<UploadPartInput>,
+) -> S3Result<S3Response<UploadPartOutput>> {
+    let i = req.input;
+    if !(1..=PART_NUMBER_MAX).contains(&i.part_number) {
+        return Err(s3_error!(
+            InvalidArgument,
+            "part number must be 1 to {PART_NUMBER_MAX}"
+        ));
+    }
+    let u = upload(s3, &i.bucket, &i.key, &i.upload_id).await?;
+    let mut claimed = Checksums {
+        crc32: i.checksum_crc32,
+        crc32c: i.checksum_crc32c,
+        sha1: i.checksum_sha1,
+        sha256: i.checksum_sha256,
+        crc64nvme: i.checksum_crc64nvme,
+        kind: None,
+    };
+    let alg = i
+        .checksum_algorithm
+        .or_else(|| u.checksum_algorithm.clone().map(ChecksumAlgorithm::from));
+    let hasher = hasher_for(&claimed, alg.as_ref())?;
+    let body = i
+        .body
+        .ok_or_else(|| s3_error!(IncompleteBody, "a part needs a body"))?;
+    let written = write_body(&s3.catalog, body, hasher).await?;
+    add_trailers(&mut claimed, req.trailing_headers.as_ref());
+    let checksums = verify(written.checksums, &claimed)?;
+    let part = PartRecord {
+        size: written.size,
+        etag: written.md5_hex,
+        modified_ms: now_ms(),
+        checksums: checksums.clone(),
+        data: written.data,
+    };
+    s3.catalog
+        .put(
+            TYPE_PARTS,
+            i.upload_id.as_bytes(),
+            part_key(i.part_number).as_bytes(),
+            &part,
+        )
+        .await?;
+    Ok(S3Response::new(UploadPartOutput {
+        e_tag: Some(ETag::Strong(part.etag)),
+        checksum_crc32: checksums.crc32,
+        checksum_crc32c: checksums.crc32c,
+        checksum_sha1: checksums.sha1,
+        checksum_sha256: checksums.sha256,
+        checksum_crc64nvme: checksums.crc64nvme,
+        ..Default::default()
+    }))
+}
+
+pub(crate) async fn complete(
+    s3: &RingS3,
+    req: S3Request<CompleteMultipartUploadInput>,
+) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+    let i = req.input;
+    let u = upload(s3, &i.bucket, &i.key, &i.upload_id).await?;
+    if i.if_match.is_some() || i.if_none_match.is_some() {
+        let existing = s3.object(&i.bucket, &i.key).await?;
+        check_write(
+            existing.as_ref(),
+            i.if_match.as_ref(),
+            i.if_none_match.as_ref(),
+        )?;
+    }
+    let listed = i.multipart_upload.and_then(|m| m.parts).unwrap_or_default();
+    if listed.is_empty() {
+        return Err(s3_error!(MalformedXML, "complete needs at least one part"));
+    }
+    let mut parts: Vec<PartRecord> = Vec::with_capacity(listed.len());
+    let mut previous = 0;
+    for (n, p) in listed.iter().enumerate() {
+        let number = p.part_number.unwrap_or(0);
+        if number <= previous {
+            return Err(s3_error!(
+                InvalidPartOrder,
+                "parts must be listed in ascending order"
+            ));
+        }
+        previous = number;
+        let rec: PartRecord = s3
+            .catalog
+            .get(
+                TYPE_PARTS,
+                i.upload_id.as_bytes(),
+                part_key(number).as_bytes(),
+            )
+            .await?
+            .ok_or_else(|| s3_error!(InvalidPart, "part {number} was not uploaded"))?;
+        if p.e_tag.as_ref().is_some_and(|e| e.value() != rec.etag) {
+            return Err(s3_error!(
+                InvalidPart,
+                "part {number} has ETag {}, not the one listed",
+                rec.etag
+            ));
+        }
+        if n + 1 < listed.len() && rec.size < PART_BYTES_MIN {
+            return Err(s3_error!(
+                EntityTooSmall,
+                "part {number} is {} bytes; all but the last need 5 MiB",
+                rec.size
+            ));
+        }
+        parts.push(rec);
+    }
+    let checksums = object_checksums(&u, &parts, &i.checksum_crc64nvme)?;
+    let mut md5s = Vec::with_capacity(parts.len() * 16);
+    let mut blocks = Vec::new();
+    let mut part_sizes = Vec::with_capacity(parts.len());
+    for p in &parts {
+        md5s.extend(hex::decode(&p.etag).unwrap_or_default());
+        part_sizes.push(p.size);
+        blocks.extend(into_blocks(&s3.catalog, p.data.clone()).await?);
+    }
+    let record = ObjectRecord {
+        size: part_sizes.iter().sum(),
+        etag: format!("{}-{}", hex::encode(Md5::checksum(&md5s)), parts.len()),
+        modified_ms: now_ms(),
+        headers: u.headers.clone(),
+        checksums: checksums.clone(),
+        part_sizes,
+        data: Data::Blocks(blocks),
+    };
+    s3.catalog
+        .put(TYPE_OBJECTS, i.bucket.as_bytes(), i.key.as_bytes(), &record)
+        .await?;
+    forget_upload(s3, &i.bucket, &i.upload_id).await?;
+    Ok(S3Response::new(CompleteMultipartUploadOutput {
+        bucket: Some(i.bucket.clone()),
+        key: Some(i.key.clone()),
+        location: Some(format!("/{}/{}", i.bucket, i.key)),
+        e_tag: Some(ETag::Strong(record.etag)),
+        checksum_crc32: checksums.crc32,
+        checksum_crc32c: checksums.crc32c,
+        checksum_sha1: checksums.sha1,
+        checksum_sha256: checksums.sha256,
+        checksum_crc64nvme: checksums.crc64nvme,
+        checksum_type: checksums.kind.map(ChecksumType::from),
+        ..Default::default()
+    }))
+}
+
+/// The object's checksum: composite over the parts, unless the upload
+/// asked for a full-object one (then the client's value for the whole).
+fn object_checksums(
+    u: &UploadRecord,
+    parts: &[PartRecord],
+    full_crc64: &Option<String>,
+) -> S3Result<Checksums> {
+    let Some(alg) = &u.checksum_algorithm else {
+        return Ok(Checksums::default());
+    };
+    if u.checksum_type.as_deref() == Some("FULL_OBJECT") || alg == "CRC64NVME" {
+        return Ok(Checksums {
+            crc64nvme: full_crc64.clone(),
+            kind: Some("FULL_OBJECT".into()),
+            ..Checksums::default()
+        });
+    }
+    let sums: Vec<&Checksums> = parts.iter().map(|p| &p.checksums).collect();
+    composite(alg, &sums)
+}
+
+/// Drop an upload's record and its parts' records (their blocks stay
+/// for the object, or for block collection).
+async fn forget_upload(s3: &RingS3, bucket: &str, id: &str) -> S3Result<()> {
+    for k in s3.catalog.keys(TYPE_PARTS, id.as_bytes()).await? {
+        s3.catalog.delete(TYPE_PARTS, id.as_bytes(), &k).await?;
+    }
+    s3.catalog
+        .delete(TYPE_UPLOADS, bucket.as_bytes(), id.as_bytes())
+        .await
+}
+
+pub(crate) async fn abort(
+    s3: &RingS3,
+    req: S3Request<AbortMultipartUploadInput>,
+) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+    let i = req.input;
+    upload(s3, &i.bucket, &i.key, &i.upload_id).await?;
+    forget_upload(s3, &i.bucket, &i.upload_id).await?;
+    Ok(S3Response::new(AbortMultipartUploadOutput::default()))
+}
+
+pub(crate) async fn list_parts(
+    s3: &RingS3,
+    req: S3Request<ListPartsInput>,
+) -> S3Result<S3Response<ListPartsOutput>> {
+    let i = req.input;
+    upload(s3, &i.bucket, &i.key, &i.upload_id).await?;
+    let max = i
+        .max_parts
+        .map_or(PARTS_PAGE_MAX, |m| (m.max(0) as usize).min(PARTS_PAGE_MAX));
+    let after = i.part_number_marker.unwrap_or(0);
+    let mut parts = Vec::new();
+    let mut truncated = false;
+    for k in s3.catalog.keys(TYPE_PARTS, i.upload_id.as_bytes()).await? {
+        let Some(number) = std::str::from_utf8(&k)
+            .ok()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if number <= after {
+            continue;
+        }
+        if parts.len() >= max {
+            truncated = true;
+            break;
+        }
+        if let Some(p) = s3
+            .catalog
+            .get::<PartRecord>(TYPE_PARTS, i.upload_id.as_bytes(), &k)
+            .await?
+        {
+            parts.push(Part {
+                part_number: Some(number),
+                size: Some(p.size as i64),
+                e_tag: Some(ETag::Strong(p.etag)),
+                last_modified: Some(timestamp(p.modified_ms)),
+                checksum_crc32: p.checksums.crc32,
+                checksum_crc32c: p.checksums.crc32c,
+                checksum_sha1: p.checksums.sha1,
+                checksum_sha256: p.checksums.sha256,
+                checksum_crc64nvme: p.checksums.crc64nvme,
+            });
+        }
+    }
+    let next = if truncated {
+        parts.last().and_then(|p| p.part_number)
+    } else {
+        None
+    };
+    Ok(S3Response::new(ListPartsOutput {
+        bucket: Some(i.bucket),
+        key: Some(i.key),
+        upload_id: Some(i.upload_id),
+        parts: Some(parts),
+        is_truncated: Some(truncated),
+        next_part_number_marker: next,
+        max_parts: Some(max as i32),
+        part_number_marker: i.part_number_marker,
+        ..Default::default()
+    }))
+}
+
+pub(crate) async fn list_uploads(
+    s3: &RingS3,
+    req: S3Request<ListMultipartUploadsInput>,
+) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
+    let i = req.input;
+    s3.bucket(&i.bucket).await?;
+    let prefix = i.prefix.clone().unwrap_or_default();
+    let mut uploads = Vec::new();
+    for id in s3.catalog.keys(TYPE_UPLOADS, i.bucket.as_bytes()).await? {
+        let Some(u) = s3
+            .catalog
+            .get::<UploadRecord>(TYPE_UPLOADS, i.bucket.as_bytes(), &id)
+            .await?
+        else {
+            continue;
+        };
+        if !u.key.starts_with(&prefix) {
+            continue;
+        }
+        uploads.push(MultipartUpload {
+            key: Some(u.key),
+            upload_id: Some(String::from_utf8_lossy(&id).into_owned()),
+            initiated: Some(timestamp(u.initiated_ms)),
+            checksum_algorithm: u.checksum_algorithm.map(ChecksumAlgorithm::from),
+            ..Default::default()
+        });
+    }
+    uploads.sort_by(|a, b| (&a.key, &a.upload_id).cmp(&(&b.key, &b.upload_id)));
+    Ok(S3Response::new(ListMultipartUploadsOutput {
+        bucket: Some(i.bucket),
+        prefix: i.prefix,
+        uploads: Some(uploads),
+        is_truncated: Some(false),
+        max_uploads: Some(i.max_uploads.unwrap_or(1000)),
+        ..Default::default()
+    }))
+}

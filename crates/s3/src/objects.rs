@@ -1,0 +1,453 @@
+//! Object operations: PUT streams the body into the store (inline or as
+//! blocks) and then writes the object record; GET reads the record and
+//! streams the blocks a range covers. The record write is the commit
+//! point: until it lands, readers see the previous version, never a
+//! partial one.
+
+use crate::blocks::{read_range, write_body};
+use crate::checksum::{add_trailers, hasher_for, verify};
+use crate::keys::now_ms;
+use crate::records::{Checksums, Data, ObjectRecord, TYPE_OBJECTS};
+use crate::service::{etag, headers_from, secs_of, timestamp, RingS3};
+use bytes::Bytes;
+use s3s::dto::*;
+use s3s::{s3_error, S3Request, S3Response, S3Result};
+
+/// Conditions of a GET or HEAD (RFC 9110 §13.2.2 order).
+struct ReadConditions<'a> {
+    if_match: Option<&'a ETagCondition>,
+    if_none_match: Option<&'a ETagCondition>,
+    if_modified_since: Option<&'a Timestamp>,
+    if_unmodified_since: Option<&'a Timestamp>,
+}
+
+fn matches(cond: &ETagCondition, r: &ObjectRecord) -> bool {
+    match cond {
+        ETagCondition::Any => true,
+        ETagCondition::ETag(e) => e.value() == r.etag,
+    }
+}
+
+fn check_read(c: &ReadConditions<'_>, r: &ObjectRecord) -> S3Result<()> {
+    let modified = (r.modified_ms / 1000) as i64;
+    if let Some(m) = c.if_match {
+        if !matches(m, r) {
+            return Err(s3_error!(
+                PreconditionFailed,
+                "If-Match: the ETag is {}",
+                r.etag
+            ));
+        }
+    } else if let Some(t) = c.if_unmodified_since {
+        if modified > secs_of(t) {
+            return Err(s3_error!(
+                PreconditionFailed,
+                "modified since If-Unmodified-Since"
+            ));
+        }
+    }
+    if let Some(m) = c.if_none_match {
+        if matches(m, r) {
+            return Err(s3_error!(NotModified));
+        }
+    } else if let Some(t) = c.if_modified_since {
+        if modified <= secs_of(t) {
+            return Err(s3_error!(NotModified));
+        }
+    }
+    Ok(())
+}
+
+/// `If-None-Match: *` and `If-Match` on writes.
+pub(crate) fn check_write(
+    existing: Option<&ObjectRecord>,
+    if_match: Option<&ETagCondition>,
+    if_none_match: Option<&ETagCondition>,
+) -> S3Result<()> {
+    if let (Some(_), Some(ETagCondition::Any)) = (existing, if_none_match) {
+        return Err(s3_error!(
+            PreconditionFailed,
+            "the object exists and If-None-Match is *"
+        ));
+    }
+    if let Some(m) = if_match {
+        match existing {
+            Some(r) if matches(m, r) => {}
+            _ => {
+                return Err(s3_error!(
+                    PreconditionFailed,
+                    "If-Match does not match the object"
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn put(
+    s3: &RingS3,
+    req: S3Request<PutObjectInput>,
+) -> S3Result<S3Response<PutObjectOutput>> {
+    let input = req.input;
+    s3.bucket(&input.bucket).await?;
+    if input.if_match.is_some() || input.if_none_match.is_some() {
+        let existing = s3.object(&input.bucket, &input.key).await?;
+        check_write(
+            existing.as_ref(),
+            input.if_match.as_ref(),
+            input.if_none_match.as_ref(),
+        )?;
+    }
+    let mut claimed = Checksums {
+        crc32: input.checksum_crc32,
+        crc32c: input.checksum_crc32c,
+        sha1: input.checksum_sha1,
+        sha256: input.checksum_sha256,
+        crc64nvme: input.checksum_crc64nvme,
+        kind: None,
+    };
+    let hasher = hasher_for(&claimed, input.checksum_algorithm.as_ref())?;
+    let body = input.body.unwrap_or_else(|| {
+        StreamingBlob::wrap(futures::stream::empty::<Result<Bytes, std::io::Error>>())
+    });
+    let written = write_body(&s3.catalog, body, hasher).await?;
+    if let Some(md5) = &input.content_md5 {
+        check_content_md5(md5, &written.md5_hex)?;
+    }
+    add_trailers(&mut claimed, req.trailing_headers.as_ref());
+    let mut checksums = verify(written.checksums, &claimed)?;
+    if checksums != Checksums::default() {
+        checksums.kind = Some("FULL_OBJECT".into());
+    }
+    let record = ObjectRecord {
+        size: written.size,
+        etag: written.md5_hex,
+        modified_ms: now_ms(),
+        headers: headers_from(
+            input.content_type,
+            input.content_encoding,
+            input.content_disposition,
+            input.content_language,
+            input.cache_control,
+            input.metadata,
+        ),
+        checksums: checksums.clone(),
+        part_sizes: Vec::new(),
+        data: written.data,
+    };
+    s3.catalog
+        .put(
+            TYPE_OBJECTS,
+            input.bucket.as_bytes(),
+            input.key.as_bytes(),
+            &record,
+        )
+        .await?;
+    Ok(S3Response::new(PutObjectOutput {
+        e_tag: Some(etag(&record)),
+        checksum_crc32: checksums.crc32,
+        checksum_crc32c: checksums.crc32c,
+        checksum_sha1: checksums.sha1,
+        checksum_sha256: checksums.sha256,
+        checksum_crc64nvme: checksums.crc64nvme,
+        checksum_type: checksums.kind.map(ChecksumType::from),
+        ..Default::default()
+    }))
+}
+
+fn check_content_md5(b64: &str, md5_hex: &str) -> S3Result<()> {
+    use base64::Engine as _;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .map_err(|_| s3_error!(InvalidDigest, "Content-MD5 is not base64"))?;
+    if hex::encode(raw) != md5_hex {
+        return Err(s3_error!(
+            BadDigest,
+            "Content-MD5 does not match the body; send it again"
+        ));
+    }
+    Ok(())
+}
+
+/// The byte range a GET or HEAD asks for, and its `Content-Range`.
+fn wanted_range(
+    r: &ObjectRecord,
+    range: Option<&Range>,
+    part_number: Option<i32>,
+) -> S3Result<(std::ops::Range<u64>, Option<String>)> {
+    if let Some(n) = part_number {
+        let sizes: Vec<u64> = if r.part_sizes.is_empty() {
+            vec![r.size]
+        } else {
+            r.part_sizes.clone()
+        };
+        let i = usize::try_from(n - 1)
+            .ok()
+            .filter(|i| *i < sizes.len())
+            .ok_or_else(|| {
+                s3_error!(
+                    InvalidArgument,
+                    "partNumber is beyond the object's {} parts",
+                    sizes.len()
+                )
+            })?;
+        let start: u64 = sizes[..i].iter().sum();
+        let end = start + sizes[i];
+        return Ok((start..end, Some(content_range(start, end, r.size))));
+    }
+    match range {
+        None => Ok((0..r.size, None)),
+        Some(range) => {
+            let span = range.check(r.size)?;
+            let cr = content_range(span.start, span.end, r.size);
+            Ok((span, Some(cr)))
+        }
+    }
+}
+
+fn content_range(start: u64, end: u64, size: u64) -> String {
+    format!("bytes {start}-{}/{size}", end.saturating_sub(1))
+}
+
+/// Checksums are returned only for the whole object, when asked for.
+fn returned_checksums(r: &ObjectRecord, mode: Option<&ChecksumMode>, whole: bool) -> Checksums {
+    let enabled = mode.is_some_and(|m| m.as_str().eq_ignore_ascii_case("ENABLED"));
+    if enabled && whole {
+        r.checksums.clone()
+    } else {
+        Checksums::default()
+    }
+}
+
+pub(crate) async fn get(
+    s3: &RingS3,
+    req: S3Request<GetObjectInput>,
+) -> S3Result<S3Response<GetObjectOutput>> {
+    let input = req.input;
+    let r = s3.existing_object(&input.bucket, &input.key).await?;
+    check_read(
+        &ReadConditions {
+            if_match: input.if_match.as_ref(),
+            if_none_match: input.if_none_match.as_ref(),
+            if_modified_since: input.if_modified_since.as_ref(),
+            if_unmodified_since: input.if_unmodified_since.as_ref(),
+        },
+        &r,
+    )?;
+    let (span, content_range) = wanted_range(&r, input.range.as_ref(), input.part_number)?;
+    let whole = span.start == 0 && span.end == r.size;
+    let sums = returned_checksums(&r, input.checksum_mode.as_ref(), whole);
+    let len = span.end - span.start;
+    let body = StreamingBlob::wrap(read_range(&s3.catalog, &r.data, span));
+    let h = r.headers.clone();
+    Ok(S3Response::new(GetObjectOutput {
+        body: Some(body),
+        content_length: Some(len as i64),
+        content_range,
+        accept_ranges: Some("bytes".into()),
+        last_modified: Some(timestamp(r.modified_ms)),
+        e_tag: Some(etag(&r)),
+        content_type: input
+            .response_content_type
+            .or(h.content_type.and_then(|c| c.parse().ok())),
+        content_encoding: input.response_content_encoding.or(h.content_encoding),
+        content_disposition: input.response_content_disposition.or(h.content_disposition),
+        content_language: input.response_content_language.or(h.content_language),
+        cache_control: input.response_cache_control.or(h.cache_control),
+        metadata: Some(h.user_meta.into_iter().collect()),
+        parts_count: (!r.part_sizes.is_empty()).then_some(r.part_sizes.len() as i32),
+        checksum_crc32: sums.crc32,
+        checksum_crc32c: sums.crc32c,
+        checksum_sha1: sums.sha1,
+        checksum_sha256: sums.sha256,
+        checksum_crc64nvme: sums.crc64nvme,
+        checksum_type: sums.kind.map(ChecksumType::from),
+        ..Default::default()
+    }))
+}
+
+pub(crate) async fn head(
+    s3: &RingS3,
+    req: S3Request<HeadObjectInput>,
+) -> S3Result<S3Response<HeadObjectOutput>> {
+    let input = req.input;
+    let r = s3.existing_object(&input.bucket, &input.key).await?;
+    check_read(
+        &ReadConditions {
+            if_match: input.if_match.as_ref(),
+            if_none_match: input.if_none_match.as_ref(),
+            if_modified_since: input.if_modified_since.as_ref(),
+            if_unmodified_since: input.if_unmodified_since.as_ref(),
+        },
+        &r,
+    )?;
+    let (span, content_range) = wanted_range(&r, input.range.as_ref(), input.part_number)?;
+    let whole = span.start == 0 && span.end == r.size;
+    let sums = returned_checksums(&r, input.checksum_mode.as_ref(), whole);
+    let h = r.headers.clone();
+    Ok(S3Response::new(HeadObjectOutput {
+        content_length: Some((span.end - span.start) as i64),
+        content_range,
+        accept_ranges: Some("bytes".into()),
+        last_modified: Some(timestamp(r.modified_ms)),
+        e_tag: Some(etag(&r)),
+        content_type: h.content_type.and_then(|c| c.parse().ok()),
+        content_encoding: h.content_encoding,
+        content_disposition: h.content_disposition,
+        content_language: h.content_language,
+        cache_control: h.cache_control,
+        metadata: Some(h.user_meta.into_iter().collect()),
+        parts_count: (!r.part_sizes.is_empty()).then_some(r.part_sizes.len() as i32),
+        checksum_crc32: sums.crc32,
+        checksum_crc32c: sums.crc32c,
+        checksum_sha1: sums.sha1,
+        checksum_sha256: sums.sha256,
+        checksum_crc64nvme: sums.crc64nvme,
+        checksum_type: sums.kind.map(ChecksumType::from),
+        ..Default::default()
+    }))
+}
+
+pub(crate) async fn delete(
+    s3: &RingS3,
+    req: S3Request<DeleteObjectInput>,
+) -> S3Result<S3Response<DeleteObjectOutput>> {
+    let input = req.input;
+    s3.bucket(&input.bucket).await?;
+    s3.catalog
+        .delete(TYPE_OBJECTS, input.bucket.as_bytes(), input.key.as_bytes())
+        .await?;
+    Ok(S3Response::new(DeleteObjectOutput::default()))
+}
+
+/// Objects of one DeleteObjects request (S3's own limit).
+const DELETE_MANY_MAX: usize = 1000;
+
+pub(crate) async fn delete_many(
+    s3: &RingS3,
+    req: S3Request<DeleteObjectsInput>,
+) -> S3Result<S3Response<DeleteObjectsOutput>> {
+    let input = req.input;
+    s3.bucket(&input.bucket).await?;
+    let objects = input.delete.objects;
+    if objects.len() > DELETE_MANY_MAX {
+        return Err(s3_error!(
+            MalformedXML,
+            "at most {DELETE_MANY_MAX} keys per request"
+        ));
+    }
+    let quiet = input.delete.quiet.unwrap_or(false);
+    let (mut deleted, mut errors) = (Vec::new(), Vec::new());
+    for o in objects {
+        match s3
+            .catalog
+            .delete(TYPE_OBJECTS, input.bucket.as_bytes(), o.key.as_bytes())
+            .await
+        {
+            Ok(()) if quiet => {}
+            Ok(()) => deleted.push(DeletedObject {
+                key: Some(o.key),
+                ..Default::default()
+            }),
+            Err(e) => errors.push(Error {
+                code: Some(e.code().as_str().to_string()),
+                key: Some(o.key),
+                message: e.message().map(str::to_string),
+                version_id: None,
+            }),
+        }
+    }
+    Ok(S3Response::new(DeleteObjectsOutput {
+        deleted: Some(deleted),
+        errors: (!errors.is_empty()).then_some(errors),
+        ..Default::default()
+    }))
+}
+
+pub(crate) async fn copy(
+    s3: &RingS3,
+    req: S3Request<CopyObjectInput>,
+) -> S3Result<S3Response<CopyObjectOutput>> {
+    let creds = req.credentials.clone();
+    let input = req.input;
+    let CopySource::Bucket {
+        bucket: src_bucket,
+        key: src_key,
+        ..
+    } = &input.copy_source
+    else {
+        return Err(s3_error!(
+            NotImplemented,
+            "copy sources other than bucket/key"
+        ));
+    };
+    if let Some(c) = &creds {
+        crate::access::check(
+            &s3.keys,
+            &c.access_key,
+            src_bucket,
+            crate::access::Need::Read,
+        )
+        .await?;
+    }
+    s3.bucket(&input.bucket).await?;
+    let src = s3.existing_object(src_bucket, src_key).await?;
+    check_read(
+        &ReadConditions {
+            if_match: input.copy_source_if_match.as_ref(),
+            if_none_match: input.copy_source_if_none_match.as_ref(),
+            if_modified_since: input.copy_source_if_modified_since.as_ref(),
+            if_unmodified_since: input.copy_source_if_unmodified_since.as_ref(),
+        },
+        &src,
+    )
+    .map_err(|e| {
+        if *e.code() == s3s::S3ErrorCode::NotModified {
+            s3_error!(PreconditionFailed)
+        } else {
+            e
+        }
+    })?;
+    let replace = input
+        .metadata_directive
+        .as_ref()
+        .is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
+    let headers = if replace {
+        headers_from(
+            input.content_type,
+            input.content_encoding,
+            input.content_disposition,
+            input.content_language,
+            input.cache_control,
+            input.metadata,
+        )
+    } else {
+        src.headers.clone()
+    };
+    // Blocks are content-addressed: the copy shares them, no bytes move.
+    let record = ObjectRecord {
+        modified_ms: now_ms(),
+        headers,
+        data: match &src.data {
+            Data::Inline(b) => Data::Inline(b.clone()),
+            Data::Blocks(b) => Data::Blocks(b.clone()),
+        },
+        ..src
+    };
+    s3.catalog
+        .put(
+            TYPE_OBJECTS,
+            input.bucket.as_bytes(),
+            input.key.as_bytes(),
+            &record,
+        )
+        .await?;
+    Ok(S3Response::new(CopyObjectOutput {
+        copy_object_result: Some(CopyObjectResult {
+            e_tag: Some(etag(&record)),
+            last_modified: Some(timestamp(record.modified_ms)),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }))
+}

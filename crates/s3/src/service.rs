@@ -1,0 +1,220 @@
+//! The S3 operations, as s3s hands them over: the trait implementation
+//! delegates to one module per kind (buckets, objects, listings,
+//! multipart); this module holds what they share.
+
+use crate::catalog::Catalog;
+use crate::keys::KeyStore;
+use crate::records::{BucketRecord, Headers, ObjectRecord, BUCKETS, TYPE_META, TYPE_OBJECTS};
+use s3s::dto::*;
+use s3s::{s3_error, S3Request, S3Response, S3Result, S3};
+use std::time::{Duration, UNIX_EPOCH};
+
+/// The S3 API over one node.
+#[derive(Clone)]
+pub struct RingS3 {
+    pub(crate) catalog: Catalog,
+    pub(crate) keys: KeyStore,
+}
+
+impl RingS3 {
+    /// Over `catalog`, checking rights with `keys`.
+    pub fn new(catalog: Catalog, keys: KeyStore) -> Self {
+        RingS3 { catalog, keys }
+    }
+
+    /// The bucket's record, or `NoSuchBucket`.
+    pub(crate) async fn bucket(&self, name: &str) -> S3Result<BucketRecord> {
+        self.catalog
+            .get(TYPE_META, BUCKETS, name.as_bytes())
+            .await?
+            .ok_or_else(|| s3_error!(NoSuchBucket, "bucket {name} does not exist"))
+    }
+
+    /// An object's record, if any.
+    pub(crate) async fn object(&self, bucket: &str, key: &str) -> S3Result<Option<ObjectRecord>> {
+        self.catalog
+            .get(TYPE_OBJECTS, bucket.as_bytes(), key.as_bytes())
+            .await
+    }
+
+    /// An object's record, or `NoSuchKey` (`NoSuchBucket` if the bucket
+    /// is missing too).
+    pub(crate) async fn existing_object(&self, bucket: &str, key: &str) -> S3Result<ObjectRecord> {
+        match self.object(bucket, key).await? {
+            Some(r) => Ok(r),
+            None => {
+                self.bucket(bucket).await?;
+                Err(s3_error!(NoSuchKey, "no object {key} in bucket {bucket}"))
+            }
+        }
+    }
+}
+
+/// An S3 timestamp from ms since the epoch.
+pub(crate) fn timestamp(ms: u64) -> Timestamp {
+    Timestamp::from(UNIX_EPOCH + Duration::from_millis(ms))
+}
+
+/// Whole seconds since the epoch of an S3 timestamp (HTTP dates have
+/// second precision, so conditions compare seconds).
+pub(crate) fn secs_of(t: &Timestamp) -> i64 {
+    let o: time::OffsetDateTime = t.clone().into();
+    o.unix_timestamp()
+}
+
+/// The quoted ETag of a record.
+pub(crate) fn etag(r: &ObjectRecord) -> ETag {
+    ETag::Strong(r.etag.clone())
+}
+
+/// Content headers from a PUT-like request.
+pub(crate) fn headers_from(
+    content_type: Option<ContentType>,
+    content_encoding: Option<String>,
+    content_disposition: Option<String>,
+    content_language: Option<String>,
+    cache_control: Option<String>,
+    metadata: Option<Metadata>,
+) -> Headers {
+    Headers {
+        content_type: content_type.map(|c| c.to_string()),
+        content_encoding,
+        content_disposition,
+        content_language,
+        cache_control,
+        user_meta: metadata.unwrap_or_default().into_iter().collect(),
+    }
+}
+
+#[async_trait::async_trait]
+impl S3 for RingS3 {
+    async fn create_bucket(
+        &self,
+        req: S3Request<CreateBucketInput>,
+    ) -> S3Result<S3Response<CreateBucketOutput>> {
+        crate::buckets::create(self, req).await
+    }
+    async fn delete_bucket(
+        &self,
+        req: S3Request<DeleteBucketInput>,
+    ) -> S3Result<S3Response<DeleteBucketOutput>> {
+        crate::buckets::delete(self, req).await
+    }
+    async fn head_bucket(
+        &self,
+        req: S3Request<HeadBucketInput>,
+    ) -> S3Result<S3Response<HeadBucketOutput>> {
+        self.bucket(&req.input.bucket).await?;
+        Ok(S3Response::new(HeadBucketOutput::default()))
+    }
+    async fn list_buckets(
+        &self,
+        req: S3Request<ListBucketsInput>,
+    ) -> S3Result<S3Response<ListBucketsOutput>> {
+        crate::buckets::list(self, req).await
+    }
+    async fn get_bucket_location(
+        &self,
+        req: S3Request<GetBucketLocationInput>,
+    ) -> S3Result<S3Response<GetBucketLocationOutput>> {
+        self.bucket(&req.input.bucket).await?;
+        Ok(S3Response::new(GetBucketLocationOutput::default()))
+    }
+    async fn get_bucket_versioning(
+        &self,
+        req: S3Request<GetBucketVersioningInput>,
+    ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
+        self.bucket(&req.input.bucket).await?;
+        Ok(S3Response::new(GetBucketVersioningOutput::default()))
+    }
+    async fn put_object(
+        &self,
+        req: S3Request<PutObjectInput>,
+    ) -> S3Result<S3Response<PutObjectOutput>> {
+        crate::objects::put(self, req).await
+    }
+    async fn get_object(
+        &self,
+        req: S3Request<GetObjectInput>,
+    ) -> S3Result<S3Response<GetObjectOutput>> {
+        crate::objects::get(self, req).await
+    }
+    async fn head_object(
+        &self,
+        req: S3Request<HeadObjectInput>,
+    ) -> S3Result<S3Response<HeadObjectOutput>> {
+        crate::objects::head(self, req).await
+    }
+    async fn delete_object(
+        &self,
+        req: S3Request<DeleteObjectInput>,
+    ) -> S3Result<S3Response<DeleteObjectOutput>> {
+        crate::objects::delete(self, req).await
+    }
+    async fn delete_objects(
+        &self,
+        req: S3Request<DeleteObjectsInput>,
+    ) -> S3Result<S3Response<DeleteObjectsOutput>> {
+        crate::objects::delete_many(self, req).await
+    }
+    async fn copy_object(
+        &self,
+        req: S3Request<CopyObjectInput>,
+    ) -> S3Result<S3Response<CopyObjectOutput>> {
+        crate::objects::copy(self, req).await
+    }
+    async fn list_objects(
+        &self,
+        req: S3Request<ListObjectsInput>,
+    ) -> S3Result<S3Response<ListObjectsOutput>> {
+        crate::listing::list_v1(self, req).await
+    }
+    async fn list_objects_v2(
+        &self,
+        req: S3Request<ListObjectsV2Input>,
+    ) -> S3Result<S3Response<ListObjectsV2Output>> {
+        crate::listing::list_v2(self, req).await
+    }
+    async fn list_object_versions(
+        &self,
+        req: S3Request<ListObjectVersionsInput>,
+    ) -> S3Result<S3Response<ListObjectVersionsOutput>> {
+        crate::listing::list_versions(self, req).await
+    }
+    async fn create_multipart_upload(
+        &self,
+        req: S3Request<CreateMultipartUploadInput>,
+    ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+        crate::multipart::create(self, req).await
+    }
+    async fn upload_part(
+        &self,
+        req: S3Request<UploadPartInput>,
+    ) -> S3Result<S3Response<UploadPartOutput>> {
+        crate::multipart::upload_part(self, req).await
+    }
+    async fn complete_multipart_upload(
+        &self,
+        req: S3Request<CompleteMultipartUploadInput>,
+    ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+        crate::multipart::complete(self, req).await
+    }
+    async fn abort_multipart_upload(
+        &self,
+        req: S3Request<AbortMultipartUploadInput>,
+    ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+        crate::multipart::abort(self, req).await
+    }
+    async fn list_parts(
+        &self,
+        req: S3Request<ListPartsInput>,
+    ) -> S3Result<S3Response<ListPartsOutput>> {
+        crate::multipart::list_parts(self, req).await
+    }
+    async fn list_multipart_uploads(
+        &self,
+        req: S3Request<ListMultipartUploadsInput>,
+    ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
+        crate::multipart::list_uploads(self, req).await
+    }
+}
