@@ -379,6 +379,65 @@ impl Client {
         self.json(self.http.get(&url), &url).await
     }
 
+    /// Create an S3 access key.
+    ///
+    /// # Errors
+    ///
+    /// Transport failures and error statuses.
+    pub async fn create_key(&self, name: &str) -> Result<serde_json::Value, ClientError> {
+        self.post_json("/admin/keys", serde_json::json!({ "name": name }))
+            .await
+    }
+
+    /// Every S3 access key (without secrets).
+    ///
+    /// # Errors
+    ///
+    /// Transport failures and error statuses.
+    pub async fn list_keys(&self) -> Result<serde_json::Value, ClientError> {
+        let url = format!("{}/admin/keys", self.base);
+        self.json(self.http.get(&url), &url).await
+    }
+
+    /// Delete an S3 access key.
+    ///
+    /// # Errors
+    ///
+    /// Transport failures and error statuses (404: no such key).
+    pub async fn delete_key(&self, id: &str) -> Result<(), ClientError> {
+        let url = format!("{}/admin/keys/{}", self.base, encode(id));
+        Self::check(self.send(self.http.delete(&url), &url).await?, &url)
+            .await
+            .map(|_| ())
+    }
+
+    /// Set a key's rights on a bucket.
+    ///
+    /// # Errors
+    ///
+    /// Transport failures and error statuses.
+    pub async fn grant(
+        &self,
+        id: &str,
+        bucket: &str,
+        rights: serde_json::Value,
+    ) -> Result<serde_json::Value, ClientError> {
+        let url = format!(
+            "{}/admin/keys/{}/buckets/{}",
+            self.base,
+            encode(id),
+            encode(bucket)
+        );
+        self.json(
+            self.http
+                .put(&url)
+                .header("content-type", "application/json")
+                .body(rights.to_string()),
+            &url,
+        )
+        .await
+    }
+
     async fn post_json(
         &self,
         path: &str,

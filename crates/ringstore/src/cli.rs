@@ -44,6 +44,17 @@ enum Command {
         #[arg(long, global = true)]
         json: bool,
     },
+    /// Manage S3 access keys.
+    Key {
+        #[command(subcommand)]
+        op: crate::keys::KeyOp,
+        /// HTTP address of the node to talk to.
+        #[arg(long, global = true, default_value = "127.0.0.1:8098")]
+        node: String,
+        /// Print machine-readable JSON.
+        #[arg(long, global = true)]
+        json: bool,
+    },
     /// Load-test a node's key-value API, or run `bench heal`.
     Bench(BenchArgs),
 }
@@ -156,6 +167,7 @@ pub(crate) async fn run(args: Args) -> Result<ExitCode> {
         }
         Command::Kv { op, node, json } => kv(op, &Client::new(&node), json).await,
         Command::Cluster { op, node, json } => cluster(op, &Client::new(&node), json).await,
+        Command::Key { op, node, json } => crate::keys::run(op, &Client::new(&node), json).await,
     }
 }
 

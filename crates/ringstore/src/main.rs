@@ -7,6 +7,7 @@ mod cli;
 mod dev;
 mod heal;
 mod join;
+mod keys;
 mod server;
 mod transfers;
 

@@ -4,7 +4,9 @@
 //! for everything else on objects, `owner` to delete the bucket. Creating
 //! a bucket needs a key allowed to create buckets; it then owns it.
 
+use crate::catalog::Catalog;
 use crate::keys::KeyStore;
+use crate::records::{BucketRecord, KeyRecord, BUCKETS, TYPE_META};
 use s3s::access::{S3Access, S3AccessContext};
 use s3s::path::S3Path;
 use s3s::{s3_error, S3Result};
@@ -37,12 +39,13 @@ pub fn need_of(op: &str) -> Need {
 /// Checks signed requests against key rights.
 pub struct KeyAccess {
     keys: KeyStore,
+    catalog: Catalog,
 }
 
 impl KeyAccess {
-    /// Over `keys`.
-    pub fn new(keys: KeyStore) -> Self {
-        KeyAccess { keys }
+    /// Over `keys`; `catalog` tells a missing bucket from a forbidden one.
+    pub fn new(keys: KeyStore, catalog: Catalog) -> Self {
+        KeyAccess { keys, catalog }
     }
 }
 
@@ -55,20 +58,31 @@ pub async fn check(keys: &KeyStore, id: &str, bucket: &str, need: Need) -> S3Res
     let Some(key) = keys.lookup(id).await? else {
         return Err(s3_error!(InvalidAccessKeyId, "no access key {id}"));
     };
+    if allows(&key, bucket, need) {
+        return Ok(());
+    }
+    // The cached key may predate a grant made through another node (a
+    // bucket created there a moment ago): read it afresh before refusing.
+    if keys
+        .refresh(id)
+        .await?
+        .is_some_and(|k| allows(&k, bucket, need))
+    {
+        return Ok(());
+    }
+    Err(s3_error!(
+        AccessDenied,
+        "key {id} has no {need:?} right on bucket {bucket}; grant it with PUT /admin/keys/{id}/buckets/{bucket}"
+    ))
+}
+
+fn allows(key: &KeyRecord, bucket: &str, need: Need) -> bool {
     let grant = key.buckets.get(bucket).copied().unwrap_or_default();
-    let ok = match need {
+    match need {
         Need::Read => grant.read || grant.owner,
         Need::Write => grant.write || grant.owner,
         Need::Owner => grant.owner,
         Need::Create => key.create_buckets,
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err(s3_error!(
-            AccessDenied,
-            "key {id} has no {need:?} right on bucket {bucket}; grant it with PUT /admin/keys/{id}/buckets/{bucket}"
-        ))
     }
 }
 
@@ -88,7 +102,22 @@ impl S3Access for KeyAccess {
             S3Path::Root => Ok(()),
             S3Path::Bucket { bucket } | S3Path::Object { bucket, .. } => {
                 let bucket = bucket.to_string();
-                check(&self.keys, &id, &bucket, need).await
+                let denied = match check(&self.keys, &id, &bucket, need).await {
+                    Ok(()) => return Ok(()),
+                    Err(e) => e,
+                };
+                // A bucket that does not exist is a 404 to everyone, as
+                // on S3, so clients can tell "create it" from "no right".
+                let exists = self
+                    .catalog
+                    .get::<BucketRecord>(TYPE_META, BUCKETS, bucket.as_bytes())
+                    .await?
+                    .is_some();
+                if exists || need == Need::Create {
+                    Err(denied)
+                } else {
+                    Err(s3_error!(NoSuchBucket, "bucket {bucket} does not exist"))
+                }
             }
         }
     }

@@ -44,7 +44,12 @@ pub(crate) async fn create(
         write: true,
         owner: true,
     };
-    s3.keys.grant(&id, &name, owner).await?;
+    if !s3.keys.grant(&id, &name, owner).await? {
+        return Err(s3_error!(
+            ServiceUnavailable,
+            "key {id} could not be read back to record its ownership of {name}; retry"
+        ));
+    }
     Ok(S3Response::new(CreateBucketOutput {
         location: Some(format!("/{name}")),
     }))

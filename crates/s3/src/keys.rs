@@ -5,7 +5,9 @@
 //! Keys are records in the replicated store, so any node can check any
 //! key. A node caches a key for [`KEY_CACHE_TTL`] to keep a quorum read
 //! off every request; a deleted key or revoked right therefore stops
-//! working on every node within that time.
+//! working on every node within that time. A refusal is never served from
+//! the cache alone: a right granted through another node (a bucket just
+//! created there) works at once.
 
 use crate::catalog::Catalog;
 use crate::records::{Grant, KeyRecord, KEYS, TYPE_META};
@@ -156,6 +158,16 @@ impl KeyStore {
                 }
             }
         }
+        self.fresh(id).await
+    }
+
+    /// A key read from its replicas, bypassing (and then updating) the
+    /// cache.
+    ///
+    /// # Errors
+    ///
+    /// The read missing its quorum.
+    pub async fn refresh(&self, id: &str) -> S3Result<Option<KeyRecord>> {
         self.fresh(id).await
     }
 

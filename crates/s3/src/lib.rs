@@ -44,9 +44,9 @@ use s3s::service::S3ServiceBuilder;
 pub async fn serve(node: Node, keys: KeyStore, listener: tokio::net::TcpListener) {
     let domain = node.config().s3_domain.to_ascii_lowercase();
     let catalog = catalog::Catalog::new(node);
-    let mut builder = S3ServiceBuilder::new(RingS3::new(catalog, keys.clone()));
+    let mut builder = S3ServiceBuilder::new(RingS3::new(catalog.clone(), keys.clone()));
     builder.set_auth(keys.clone());
-    builder.set_access(access::KeyAccess::new(keys));
+    builder.set_access(access::KeyAccess::new(keys, catalog));
     builder.set_host(BucketHost { domain });
     let service = builder.build();
     loop {

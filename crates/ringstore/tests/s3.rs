@@ -1,0 +1,147 @@
+//! Real S3 clients (boto3 and awscli, installed in `.venv` by `.ci/run`)
+//! against 3 real nodes: tests/python/s3_check.py holds the checks.
+
+mod common;
+
+use common::Cluster;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn python() -> Option<PathBuf> {
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
+    let python = std::env::var("RINGSTORE_RIAK_PYTHON").map_or(venv, PathBuf::from);
+    let has_boto3 = Command::new(&python)
+        .args(["-c", "import boto3, awscli"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    has_boto3.then_some(python)
+}
+
+/// A fresh access key, through node 0's admin API, once every node sees
+/// the same settled layout (so all agree where the key's replicas are).
+async fn create_key(c: &Cluster) -> (String, String) {
+    common::wait_until(
+        "every node sees one settled layout",
+        std::time::Duration::from_secs(20),
+        || async {
+            let mut versions = Vec::new();
+            for n in &c.nodes {
+                let Ok(r) = c.http.get(n.url("/admin/layout")).send().await else {
+                    return false;
+                };
+                let v: serde_json::Value = r.json().await.unwrap_or_default();
+                if v["version"] != v["stable_version"] {
+                    return false;
+                }
+                versions.push(v["version"].clone());
+            }
+            versions.windows(2).all(|w| w[0] == w[1])
+        },
+    )
+    .await;
+    let r = c
+        .http
+        .post(c.nodes[0].url("/admin/keys"))
+        .json(&serde_json::json!({ "name": "test" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let v: serde_json::Value = r.json().await.unwrap();
+    (
+        v["access_key_id"].as_str().unwrap().to_string(),
+        v["secret_access_key"].as_str().unwrap().to_string(),
+    )
+}
+
+async fn run(python: &Path, key: &(String, String), args: Vec<String>) -> String {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/python/s3_check.py");
+    let (python, key) = (python.to_path_buf(), key.clone());
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(python)
+            .arg(script)
+            .args(&args)
+            .env("AWS_ACCESS_KEY_ID", &key.0)
+            .env("AWS_SECRET_ACCESS_KEY", &key.1)
+            .env_remove("AWS_CA_BUNDLE")
+            .output()
+    })
+    .await
+    .unwrap()
+    .expect("run python");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "S3 check failed:\n{stdout}\n{stderr}");
+    stdout
+}
+
+fn client_or_skip() -> Option<PathBuf> {
+    let p = python();
+    if p.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must provide boto3 and awscli (.ci/run installs them in .venv)"
+        );
+        eprintln!("skipped: no .venv with boto3 and awscli; run `bash .ci/run` once to create it");
+    }
+    p
+}
+
+#[tokio::test]
+async fn boto3_and_awscli_against_three_nodes() {
+    let Some(python) = client_or_skip() else {
+        return;
+    };
+    let c = Cluster::start(3, &[]).await;
+    let key = create_key(&c).await;
+    let endpoints: Vec<String> = c.nodes.iter().map(|n| n.s3.clone()).collect();
+    let out = run(
+        &python,
+        &key,
+        [vec!["main".to_string()], endpoints].concat(),
+    )
+    .await;
+    assert!(out.contains("ok"), "{out}");
+}
+
+#[tokio::test]
+async fn a_multipart_upload_outlives_the_node_it_started_on() {
+    let Some(python) = client_or_skip() else {
+        return;
+    };
+    let mut c = Cluster::start(3, &[]).await;
+    create_key(&c).await;
+    // This time through the CLI.
+    let out = Command::new(env!("CARGO_BIN_EXE_ringstore"))
+        .args([
+            "key",
+            "create",
+            "uploader",
+            "--json",
+            "--node",
+            &c.nodes[1].http,
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let key = (
+        v["access_key_id"].as_str().unwrap().to_string(),
+        v["secret_access_key"].as_str().unwrap().to_string(),
+    );
+    let started = run(
+        &python,
+        &key,
+        vec!["mpu-start".into(), c.nodes[2].s3.clone()],
+    )
+    .await;
+    let upload_id = started.lines().next().unwrap().trim().to_string();
+    c.nodes[2].kill9();
+    let out = run(
+        &python,
+        &key,
+        vec!["mpu-finish".into(), upload_id, c.nodes[0].s3.clone()],
+    )
+    .await;
+    assert!(out.contains("ok"), "{out}");
+}
