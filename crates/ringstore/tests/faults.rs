@@ -57,14 +57,10 @@ async fn cut_off_node_misses_writes_then_catches_up_after_heal() {
         .unwrap();
     assert_eq!(r.status(), 400);
 
-    let r = c
-        .http
-        .put(c.nodes[0].url("/buckets/f/keys/k?w=2&timeout=1000"))
-        .body("v")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 204);
+    assert_eq!(
+        c.put(0, "/buckets/f/keys/k?w=2&timeout=1000", "v").await,
+        204
+    );
     let r = c
         .http
         .put(c.nodes[0].url("/buckets/f/keys/all?w=all&timeout=500"))
@@ -140,14 +136,7 @@ async fn one_read_with_r_1_repairs_a_replica_that_missed_a_write() {
     )
     .await;
     c.cut_off(2).await;
-    let r = c
-        .http
-        .put(c.nodes[0].url("/buckets/rr/keys/k?w=2"))
-        .body("v")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 204);
+    assert_eq!(c.put(0, "/buckets/rr/keys/k?w=2", "v").await, 204);
     c.heal().await;
     let replica = c.nodes[2].url("/admin/replica/buckets/rr/keys/k");
     assert_eq!(
@@ -171,15 +160,7 @@ async fn one_read_with_r_1_repairs_a_replica_that_missed_a_write() {
         },
     )
     .await;
-    let metrics = c
-        .http
-        .get(c.nodes[1].url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = c.metrics(1).await;
     assert!(metrics.contains("ringstore_read_repairs 1"), "{metrics}");
 }
 
@@ -202,32 +183,26 @@ async fn anti_entropy_alone_converges_and_keeps_concurrent_versions_as_siblings(
     .await;
     c.cut_off(2).await;
     for k in 0..100 {
-        let r = c
-            .http
-            .put(c.nodes[k % 2].url(&format!("/buckets/ae/keys/k{k}?w=2")))
-            .body(format!("v{k}"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 204);
+        assert_eq!(
+            c.put(
+                k % 2,
+                &format!("/buckets/ae/keys/k{k}?w=2"),
+                format!("v{k}")
+            )
+            .await,
+            204
+        );
     }
     // The same key written on both sides of the cut: concurrent versions.
-    let r = c
-        .http
-        .put(c.nodes[0].url("/buckets/ae/keys/both?w=2"))
-        .body("majority-side")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 204);
-    let r = c
-        .http
-        .put(c.nodes[2].url("/buckets/ae/keys/both?w=1&dw=1"))
-        .body("minority-side")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 204);
+    assert_eq!(
+        c.put(0, "/buckets/ae/keys/both?w=2", "majority-side").await,
+        204
+    );
+    assert_eq!(
+        c.put(2, "/buckets/ae/keys/both?w=1&dw=1", "minority-side")
+            .await,
+        204
+    );
     c.heal().await;
     let healed = std::time::Instant::now();
     let missing = |c: &Cluster| {
@@ -303,15 +278,7 @@ async fn anti_entropy_alone_converges_and_keeps_concurrent_versions_as_siblings(
         status["aae_keys_repaired"].as_u64().unwrap() > 0,
         "{status}"
     );
-    let metrics = c
-        .http
-        .get(c.nodes[2].url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = c.metrics(2).await;
     assert!(
         metrics.contains("ringstore_aae_last_exchange_timestamp_seconds{partition="),
         "{metrics}"

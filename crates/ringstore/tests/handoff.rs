@@ -75,15 +75,7 @@ async fn killed_replica_gets_every_write_after_restart() {
         },
     )
     .await;
-    let metrics = c
-        .http
-        .get(c.nodes[0].url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = c.metrics(0).await;
     assert!(
         metrics.contains(&format!(
             "ringstore_hints_pending{{target=\"{dead}\"}} {KEYS}"
@@ -149,14 +141,7 @@ async fn cut_off_replica_converges_after_heal() {
 async fn fallback_stands_in_for_a_dead_primary() {
     let mut c = Cluster::start(4, &[]).await;
     // Find the primaries of one key: a w=all write lands on exactly them.
-    let r = c
-        .http
-        .put(c.nodes[0].url("/buckets/s/keys/probe?w=all"))
-        .body("p")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 204);
+    assert_eq!(c.put(0, "/buckets/s/keys/probe?w=all", "p").await, 204);
     let mut holders = Vec::new();
     for i in 0..4 {
         let r = c
@@ -184,14 +169,10 @@ async fn fallback_stands_in_for_a_dead_primary() {
         .unwrap();
     assert_eq!(r.status(), 204, "{}", r.text().await.unwrap());
     // ...but pw=all counts primaries only.
-    let r = c
-        .http
-        .put(c.nodes[via].url("/buckets/s/keys/probe?w=all&pw=all"))
-        .body("r")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 503);
+    assert_eq!(
+        c.put(via, "/buckets/s/keys/probe?w=all&pw=all", "r").await,
+        503
+    );
     c.nodes[victim].restart();
     wait_until(
         "the dead primary receives the write it missed",

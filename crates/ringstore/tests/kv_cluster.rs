@@ -54,14 +54,7 @@ async fn quorums_with_one_node_killed() {
     // It names the replica that failed (refused, or closed under a pooled
     // connection: which one depends on timing).
     assert!(body.contains("w=all") && body.contains(&killed), "{body}");
-    let r = c
-        .http
-        .put(c.nodes[0].url("/buckets/t/keys/two?w=2"))
-        .body("y")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 204);
+    assert_eq!(c.put(0, "/buckets/t/keys/two?w=2", "y").await, 204);
     let r = c
         .http
         .get(c.nodes[1].url("/buckets/t/keys/two?r=2"))

@@ -38,15 +38,7 @@ async fn killed_node_is_down_within_3s_and_up_within_1s_of_restart() {
     )
     .await;
     let down_after = killed.elapsed();
-    let metrics = c
-        .http
-        .get(c.nodes[0].url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = c.metrics(0).await;
     assert!(
         metrics.contains(&format!("ringstore_peer_up{{peer=\"{id}\"}} 0")),
         "{metrics}"

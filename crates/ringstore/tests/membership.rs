@@ -273,14 +273,11 @@ async fn six_nodes_in_three_zones_survive_losing_a_zone() {
     }
     let with = |q: &str| format!("/buckets/m/keys/q?w={q}&timeout=2000");
     for q in ["each_quorum", "local_quorum"] {
-        let r = c
-            .http
-            .put(c.nodes[0].url(&with(q)))
-            .body("x")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 204, "w={q} with every zone up");
+        assert_eq!(
+            c.put(0, &with(q), "x").await,
+            204,
+            "w={q} with every zone up"
+        );
     }
     c.nodes[4].kill9();
     c.nodes[5].kill9();
@@ -296,14 +293,11 @@ async fn six_nodes_in_three_zones_survive_losing_a_zone() {
         503,
         "w=each_quorum cannot be met without zone c"
     );
-    let r = c
-        .http
-        .put(c.nodes[0].url(&with("local_quorum")))
-        .body("x")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 204, "w=local_quorum needs only zone a");
+    assert_eq!(
+        c.put(0, &with("local_quorum"), "x").await,
+        204,
+        "w=local_quorum needs only zone a"
+    );
     for i in 200..400 {
         assert_eq!(
             put(&c, i % 4, &format!("z{i}")).await,

@@ -119,7 +119,7 @@ impl KeyStore {
     ///
     /// The write missing its quorum.
     pub async fn delete(&self, id: &str) -> S3Result<bool> {
-        if self.fresh(id).await?.is_none() {
+        if self.refresh(id).await?.is_none() {
             return Ok(false);
         }
         self.catalog.delete(TYPE_META, KEYS, id.as_bytes()).await?;
@@ -133,7 +133,7 @@ impl KeyStore {
     ///
     /// The write missing its quorum.
     pub async fn grant(&self, id: &str, bucket: &str, grant: Grant) -> S3Result<bool> {
-        let Some(mut k) = self.fresh(id).await? else {
+        let Some(mut k) = self.refresh(id).await? else {
             return Ok(false);
         };
         if grant == Grant::default() {
@@ -158,7 +158,7 @@ impl KeyStore {
                 }
             }
         }
-        self.fresh(id).await
+        self.refresh(id).await
     }
 
     /// A key read from its replicas, bypassing (and then updating) the
@@ -168,10 +168,6 @@ impl KeyStore {
     ///
     /// The read missing its quorum.
     pub async fn refresh(&self, id: &str) -> S3Result<Option<KeyRecord>> {
-        self.fresh(id).await
-    }
-
-    async fn fresh(&self, id: &str) -> S3Result<Option<KeyRecord>> {
         let k: Option<KeyRecord> = self.catalog.get(TYPE_META, KEYS, id.as_bytes()).await?;
         if let Ok(mut cache) = self.cache.lock() {
             if cache.len() >= KEY_CACHE_MAX {

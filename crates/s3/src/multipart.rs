@@ -191,14 +191,15 @@ pub(crate) async fn complete(
     let mut md5s = Vec::with_capacity(parts.len() * 16);
     let mut blocks = Vec::new();
     let mut part_sizes = Vec::with_capacity(parts.len());
-    for p in &parts {
+    let count = parts.len();
+    for p in parts {
         md5s.extend(hex::decode(&p.etag).unwrap_or_default());
         part_sizes.push(p.size);
-        blocks.extend(into_blocks(&s3.catalog, p.data.clone()).await?);
+        blocks.extend(into_blocks(&s3.catalog, p.data).await?);
     }
     let record = ObjectRecord {
         size: part_sizes.iter().sum(),
-        etag: format!("{}-{}", hex::encode(Md5::checksum(&md5s)), parts.len()),
+        etag: format!("{}-{}", hex::encode(Md5::checksum(&md5s)), count),
         modified_ms: now_ms(),
         headers: u.headers.clone(),
         checksums: checksums.clone(),

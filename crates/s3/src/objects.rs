@@ -7,7 +7,7 @@
 use crate::blocks::{read_range, write_body};
 use crate::checksum::{add_trailers, hasher_for, verify};
 use crate::keys::now_ms;
-use crate::records::{Checksums, Data, ObjectRecord, TYPE_OBJECTS};
+use crate::records::{Checksums, ObjectRecord, TYPE_OBJECTS};
 use crate::service::{etag, headers_from, secs_of, timestamp, RingS3};
 use bytes::Bytes;
 use s3s::dto::*;
@@ -219,34 +219,73 @@ fn returned_checksums(r: &ObjectRecord, mode: Option<&ChecksumMode>, whole: bool
     }
 }
 
+/// What a GET or HEAD answers with, before the body: the record after
+/// its conditions held, the byte span, and the checksums to return.
+struct Answer {
+    record: ObjectRecord,
+    span: std::ops::Range<u64>,
+    content_range: Option<String>,
+    sums: Checksums,
+}
+
+async fn answer(
+    s3: &RingS3,
+    bucket: &str,
+    key: &str,
+    conditions: ReadConditions<'_>,
+    range: Option<&Range>,
+    part_number: Option<i32>,
+    mode: Option<&ChecksumMode>,
+) -> S3Result<Answer> {
+    let record = s3.existing_object(bucket, key).await?;
+    check_read(&conditions, &record)?;
+    let (span, content_range) = wanted_range(&record, range, part_number)?;
+    let whole = span.start == 0 && span.end == record.size;
+    let sums = returned_checksums(&record, mode, whole);
+    Ok(Answer {
+        record,
+        span,
+        content_range,
+        sums,
+    })
+}
+
 pub(crate) async fn get(
     s3: &RingS3,
     req: S3Request<GetObjectInput>,
 ) -> S3Result<S3Response<GetObjectOutput>> {
     let input = req.input;
-    let r = s3.existing_object(&input.bucket, &input.key).await?;
-    check_read(
-        &ReadConditions {
-            if_match: input.if_match.as_ref(),
-            if_none_match: input.if_none_match.as_ref(),
-            if_modified_since: input.if_modified_since.as_ref(),
-            if_unmodified_since: input.if_unmodified_since.as_ref(),
-        },
-        &r,
-    )?;
-    let (span, content_range) = wanted_range(&r, input.range.as_ref(), input.part_number)?;
-    let whole = span.start == 0 && span.end == r.size;
-    let sums = returned_checksums(&r, input.checksum_mode.as_ref(), whole);
+    let conditions = ReadConditions {
+        if_match: input.if_match.as_ref(),
+        if_none_match: input.if_none_match.as_ref(),
+        if_modified_since: input.if_modified_since.as_ref(),
+        if_unmodified_since: input.if_unmodified_since.as_ref(),
+    };
+    let Answer {
+        record: r,
+        span,
+        content_range,
+        sums,
+    } = answer(
+        s3,
+        &input.bucket,
+        &input.key,
+        conditions,
+        input.range.as_ref(),
+        input.part_number,
+        input.checksum_mode.as_ref(),
+    )
+    .await?;
     let len = span.end - span.start;
     let body = StreamingBlob::wrap(read_range(&s3.catalog, &r.data, span));
-    let h = r.headers.clone();
+    let h = r.headers;
     Ok(S3Response::new(GetObjectOutput {
         body: Some(body),
         content_length: Some(len as i64),
         content_range,
         accept_ranges: Some("bytes".into()),
         last_modified: Some(timestamp(r.modified_ms)),
-        e_tag: Some(etag(&r)),
+        e_tag: Some(ETag::Strong(r.etag)),
         content_type: input
             .response_content_type
             .or(h.content_type.and_then(|c| c.parse().ok())),
@@ -271,26 +310,34 @@ pub(crate) async fn head(
     req: S3Request<HeadObjectInput>,
 ) -> S3Result<S3Response<HeadObjectOutput>> {
     let input = req.input;
-    let r = s3.existing_object(&input.bucket, &input.key).await?;
-    check_read(
-        &ReadConditions {
-            if_match: input.if_match.as_ref(),
-            if_none_match: input.if_none_match.as_ref(),
-            if_modified_since: input.if_modified_since.as_ref(),
-            if_unmodified_since: input.if_unmodified_since.as_ref(),
-        },
-        &r,
-    )?;
-    let (span, content_range) = wanted_range(&r, input.range.as_ref(), input.part_number)?;
-    let whole = span.start == 0 && span.end == r.size;
-    let sums = returned_checksums(&r, input.checksum_mode.as_ref(), whole);
-    let h = r.headers.clone();
+    let conditions = ReadConditions {
+        if_match: input.if_match.as_ref(),
+        if_none_match: input.if_none_match.as_ref(),
+        if_modified_since: input.if_modified_since.as_ref(),
+        if_unmodified_since: input.if_unmodified_since.as_ref(),
+    };
+    let Answer {
+        record: r,
+        span,
+        content_range,
+        sums,
+    } = answer(
+        s3,
+        &input.bucket,
+        &input.key,
+        conditions,
+        input.range.as_ref(),
+        input.part_number,
+        input.checksum_mode.as_ref(),
+    )
+    .await?;
+    let h = r.headers;
     Ok(S3Response::new(HeadObjectOutput {
         content_length: Some((span.end - span.start) as i64),
         content_range,
         accept_ranges: Some("bytes".into()),
         last_modified: Some(timestamp(r.modified_ms)),
-        e_tag: Some(etag(&r)),
+        e_tag: Some(ETag::Strong(r.etag)),
         content_type: h.content_type.and_then(|c| c.parse().ok()),
         content_encoding: h.content_encoding,
         content_disposition: h.content_disposition,
@@ -422,16 +469,12 @@ pub(crate) async fn copy(
             input.metadata,
         )
     } else {
-        src.headers.clone()
+        src.headers
     };
     // Blocks are content-addressed: the copy shares them, no bytes move.
     let record = ObjectRecord {
         modified_ms: now_ms(),
         headers,
-        data: match &src.data {
-            Data::Inline(b) => Data::Inline(b.clone()),
-            Data::Blocks(b) => Data::Blocks(b.clone()),
-        },
         ..src
     };
     s3.catalog

@@ -243,6 +243,30 @@ impl Cluster {
         v["node_id"].as_str().unwrap().to_string()
     }
 
+    /// PUT `body` at `path` on node `i`; the status, as a number.
+    pub async fn put(&self, i: usize, path: &str, body: impl Into<reqwest::Body>) -> u16 {
+        self.http
+            .put(self.nodes[i].url(path))
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
+    /// Node `i`'s `/metrics` text.
+    pub async fn metrics(&self, i: usize) -> String {
+        self.http
+            .get(self.nodes[i].url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// Every node's id, in node order.
     pub async fn node_ids(&self) -> Vec<String> {
         let mut ids = Vec::new();
