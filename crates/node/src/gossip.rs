@@ -104,6 +104,21 @@ pub(crate) async fn push_to_all(node: &Node) {
     futures::future::join_all(calls).await;
 }
 
+/// How long a start waits for its peers to hear from it.
+const GREETING_PATIENCE: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Tell every peer this node is back, and wait (briefly) until they heard.
+///
+/// Why before the node serves: a peer that failed to call this node while
+/// it was down suspects it until it hears from it again (`peers`), and
+/// skips it in writes meanwhile. Without the greeting a `w=all` write in
+/// the first probe interval after a quick restart would fail although
+/// every node is up. Bounded, so unreachable peers delay a start by at
+/// most [`GREETING_PATIENCE`].
+pub(crate) async fn greet_peers(node: &Node) {
+    let _ = tokio::time::timeout(GREETING_PATIENCE, push_to_all(node)).await;
+}
+
 /// While the node knows no other member, keep trying its join seeds.
 async fn retry_join(node: &Node) {
     if !peers(node).is_empty() {

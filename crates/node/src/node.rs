@@ -192,6 +192,7 @@ impl Node {
         node.announce_self().await?;
         let handler = crate::service::handler(node.clone());
         node.spawn(net::serve(listener, rpc_cfg, handler));
+        gossip::greet_peers(&node).await;
         node.spawn(gossip::run(node.clone()));
         node.spawn(gossip::probe_suspects(node.clone()));
         let socket = net::GossipSocket::new(

@@ -56,7 +56,12 @@ impl Proc {
         .arg(&self.dir)
         .args(["--cluster-secret", "test-secret"])
         .args(&self.extra)
-        .env("RUST_LOG", "error")
+        // RINGSTORE_TEST_LOG raises the servers' log level when a test
+        // needs reading.
+        .env(
+            "RUST_LOG",
+            std::env::var("RINGSTORE_TEST_LOG").unwrap_or_else(|_| "error".into()),
+        )
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
         if let Some(seed) = &self.join {
