@@ -3,9 +3,12 @@
 //! Talks to any node's HTTP listener: the Riak-compatible key-value API
 //! ([`Client::get`], [`Client::put`], [`Client::delete`]) and the admin API
 //! ([`Client::cluster_status`], [`Client::join`]). Connections are pooled
-//! and kept alive; one `Client` can be shared by many tasks.
+//! and kept alive; one `Client` can be shared by many tasks. [`s3::S3Client`]
+//! signs and sends the few S3 requests the benchmark needs.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+
+pub mod s3;
 
 use bytes::Bytes;
 use std::time::Duration;

@@ -1,18 +1,12 @@
-//! `ringstore bench`: load on a node's key-value API, with a progress bar,
-//! throughput and latency percentiles from an HDR histogram.
-//!
-//! Workers run closed-loop (each sends its next request when the previous
-//! one answered), spread over the given nodes. `get` first writes every key
+//! `ringstore bench`: load on a node's key-value API (the loop, progress
+//! bar and figures are [`crate::load`]'s), spread over the given nodes. `get` first writes every key
 //! once, so reads measure found values.
 
+use crate::load;
 use anyhow::{bail, Result};
 use bytes::Bytes;
 use client::Client;
-use hdrhistogram::Histogram;
-use indicatif::{ProgressBar, ProgressStyle};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// What the workers send.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,12 +57,6 @@ pub(crate) struct BenchFlags {
     json: bool,
 }
 
-struct Totals {
-    ok: AtomicU64,
-    failed: AtomicU64,
-    latency_us: Mutex<Histogram<u64>>,
-}
-
 pub(crate) async fn run(f: BenchFlags) -> Result<()> {
     if f.concurrency == 0
         || f.keys == 0
@@ -87,156 +75,83 @@ pub(crate) async fn run(f: BenchFlags) -> Result<()> {
     if f.workload != Workload::Put {
         preload(&clients, &f, &value).await?;
     }
-    let totals = Arc::new(Totals {
-        ok: AtomicU64::new(0),
-        failed: AtomicU64::new(0),
-        latency_us: Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 3)?),
-    });
-    let bar = ProgressBar::new(f.duration);
-    bar.set_style(ProgressStyle::with_template(
-        "{spinner} {elapsed_precise} [{bar:30}] {pos}/{len}s {msg}",
-    )?);
-    let started = Instant::now();
-    let stop_at = started + Duration::from_secs(f.duration);
-    let workers: Vec<_> = (0..f.concurrency)
-        .map(|w| {
-            let (c, totals, value) = (
-                clients[w % clients.len()].clone(),
-                totals.clone(),
-                value.clone(),
-            );
-            let (bucket, query, workload, keys, rf) = (
-                f.bucket.clone(),
-                f.query.clone(),
-                f.workload,
-                f.keys,
-                f.read_fraction,
-            );
-            tokio::spawn(async move {
-                let mut local = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)
-                    .unwrap_or_else(|_| unreachable!("valid bounds"));
-                while Instant::now() < stop_at {
-                    let key = format!("k{}", rand::random_range(0..keys));
-                    let read = match workload {
-                        Workload::Put => false,
-                        Workload::Get => true,
-                        Workload::Mixed => rand::random::<f64>() < rf,
-                    };
-                    let t = Instant::now();
-                    let ok = if read {
-                        c.get(&bucket, &key, &query)
-                            .await
-                            .is_ok_and(|r| r.status == 200 || r.status == 300)
-                    } else {
-                        c.put(
-                            &bucket,
-                            &key,
-                            value.clone(),
-                            "application/octet-stream",
-                            None,
-                            &query,
-                        )
-                        .await
-                        .is_ok()
-                    };
-                    let us = (t.elapsed().as_micros() as u64).clamp(1, 60_000_000);
-                    let _ = local.record(us);
-                    let counter = if ok { &totals.ok } else { &totals.failed };
-                    counter.fetch_add(1, Ordering::Relaxed);
+    let (bucket, query, workload, keys, rf) = (
+        f.bucket.clone(),
+        f.query.clone(),
+        f.workload,
+        f.keys,
+        f.read_fraction,
+    );
+    let op = move |w: usize| {
+        let c = clients[w % clients.len()].clone();
+        let (bucket, query, value) = (bucket.clone(), query.clone(), value.clone());
+        async move {
+            let key = format!("k{}", rand::random_range(0..keys));
+            let read = match workload {
+                Workload::Put => false,
+                Workload::Get => true,
+                Workload::Mixed => rand::random::<f64>() < rf,
+            };
+            if read {
+                match c.get(&bucket, &key, &query).await {
+                    Ok(r) if r.status == 200 || r.status == 300 => Ok(r.body.len() as u64),
+                    Ok(r) => Err(format!("GET {key} answered {}", r.status)),
+                    Err(e) => Err(e.to_string()),
                 }
-                if let Ok(mut h) = totals.latency_us.lock() {
-                    let _ = h.add(&local);
-                }
-            })
-        })
-        .collect();
-    while Instant::now() < stop_at {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        let secs = started.elapsed().as_secs_f64();
-        bar.set_position(started.elapsed().as_secs().min(f.duration));
-        bar.set_message(format!(
-            "{:.0} ops/s, {} failed",
-            totals.ok.load(Ordering::Relaxed) as f64 / secs,
-            totals.failed.load(Ordering::Relaxed)
-        ));
-    }
-    for w in workers {
-        let _ = w.await;
-    }
-    bar.finish_and_clear();
-    report(&f, &totals, started.elapsed())
-}
-
-async fn preload(clients: &[Client], f: &BenchFlags, value: &Bytes) -> Result<()> {
-    let bar = ProgressBar::new(f.keys);
-    bar.set_message("writing every key once");
-    let next = Arc::new(AtomicU64::new(0));
-    let loaders: Vec<_> = (0..f.concurrency.min(64))
-        .map(|w| {
-            let (c, next, value, bucket, query, keys, bar) = (
-                clients[w % clients.len()].clone(),
-                next.clone(),
-                value.clone(),
-                f.bucket.clone(),
-                f.query.clone(),
-                f.keys,
-                bar.clone(),
-            );
-            tokio::spawn(async move {
-                loop {
-                    let k = next.fetch_add(1, Ordering::Relaxed);
-                    if k >= keys {
-                        return Ok::<(), client::ClientError>(());
-                    }
-                    c.put(
-                        &bucket,
-                        &format!("k{k}"),
-                        value.clone(),
-                        "application/octet-stream",
-                        None,
-                        &query,
-                    )
-                    .await?;
-                    bar.inc(1);
-                }
-            })
-        })
-        .collect();
-    for l in loaders {
-        l.await??;
-    }
-    bar.finish_and_clear();
-    Ok(())
-}
-
-fn report(f: &BenchFlags, t: &Totals, elapsed: Duration) -> Result<()> {
-    let h = t
-        .latency_us
-        .lock()
-        .map_err(|_| anyhow::anyhow!("a worker panicked"))?;
-    let ok = t.ok.load(Ordering::Relaxed);
-    let failed = t.failed.load(Ordering::Relaxed);
-    let rate = ok as f64 / elapsed.as_secs_f64();
-    let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+            } else {
+                let len = value.len() as u64;
+                c.put(
+                    &bucket,
+                    &key,
+                    value,
+                    "application/octet-stream",
+                    None,
+                    &query,
+                )
+                .await
+                .map(|_| len)
+                .map_err(|e| e.to_string())
+            }
+        }
+    };
+    let m = load::closed_loop(f.concurrency, Duration::from_secs(f.duration), op).await?;
     if f.json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "workload": format!("{:?}", f.workload).to_lowercase(), "nodes": f.nodes, "concurrency": f.concurrency,
-                "value_size": f.value_size, "ok": ok, "failed": failed, "ops_per_sec": rate,
-                "p50_ms": ms(0.5), "p99_ms": ms(0.99), "p999_ms": ms(0.999), "max_ms": h.max() as f64 / 1000.0,
-            })
-        );
+        let mut v = m.json();
+        v["workload"] = format!("{:?}", f.workload).to_lowercase().into();
+        v["nodes"] = f.nodes.clone().into();
+        v["concurrency"] = f.concurrency.into();
+        v["value_size"] = f.value_size.into();
+        println!("{v}");
     } else {
-        println!(
-            "{:?} x{} {}B on {}: {ok} ok, {failed} failed in {:.1}s",
+        m.print(&format!(
+            "{:?} x{} {}B on {}",
             f.workload,
             f.concurrency,
             f.value_size,
-            f.nodes.join(","),
-            elapsed.as_secs_f64()
-        );
-        println!("throughput {rate:.0} ops/s; latency p50 {:.2} ms, p99 {:.2} ms, p999 {:.2} ms, max {:.2} ms", ms(0.5), ms(0.99), ms(0.999), h.max() as f64 / 1000.0);
+            f.nodes.join(",")
+        ));
     }
     Ok(())
+}
+
+async fn preload(clients: &[Client], f: &BenchFlags, value: &Bytes) -> Result<()> {
+    let (clients, value) = (clients.to_vec(), value.clone());
+    let (bucket, query) = (f.bucket.clone(), f.query.clone());
+    load::each_once(f.keys, f.concurrency.min(64), move |k| {
+        let c = clients[k as usize % clients.len()].clone();
+        let (bucket, query, value) = (bucket.clone(), query.clone(), value.clone());
+        async move {
+            c.put(
+                &bucket,
+                &format!("k{k}"),
+                value,
+                "application/octet-stream",
+                None,
+                &query,
+            )
+            .await
+            .map(|_| ())
+        }
+    })
+    .await
 }

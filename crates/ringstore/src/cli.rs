@@ -55,7 +55,7 @@ enum Command {
         #[arg(long, global = true)]
         json: bool,
     },
-    /// Load-test a node's key-value API, or run `bench heal`.
+    /// Load-test a node's key-value API, or run `bench heal|join|s3`.
     Bench(BenchArgs),
 }
 
@@ -74,6 +74,8 @@ enum BenchMode {
     Heal(crate::heal::HealFlags),
     /// Load one node, start a second, time its handoff.
     Join(crate::join::JoinFlags),
+    /// PUT or GET load on an S3 endpoint (ringstore's or any other).
+    S3(crate::bench_s3::S3BenchFlags),
 }
 
 #[derive(Subcommand, Debug)]
@@ -162,6 +164,10 @@ pub(crate) async fn run(args: Args) -> Result<ExitCode> {
             mode: Some(BenchMode::Join(f)),
             ..
         }) => crate::join::run(f).await.map(|()| ExitCode::SUCCESS),
+        Command::Bench(BenchArgs {
+            mode: Some(BenchMode::S3(f)),
+            ..
+        }) => crate::bench_s3::run(f).await.map(|()| ExitCode::SUCCESS),
         Command::Bench(BenchArgs { mode: None, kv }) => {
             bench::run(kv).await.map(|()| ExitCode::SUCCESS)
         }

@@ -3,11 +3,13 @@
 //! printed once, here, and exits 2 (exit 1 means "not found" for `kv get`).
 
 mod bench;
+mod bench_s3;
 mod cli;
 mod dev;
 mod heal;
 mod join;
 mod keys;
+mod load;
 mod server;
 mod transfers;
 

@@ -145,3 +145,37 @@ async fn a_multipart_upload_outlives_the_node_it_started_on() {
     .await;
     assert!(out.contains("ok"), "{out}");
 }
+
+/// `ringstore bench s3` signs its own requests: a PUT run and a GET run
+/// (which first writes every object) against all three nodes must move
+/// objects without one failure.
+#[tokio::test]
+async fn bench_s3_puts_and_gets_through_every_node() {
+    let c = Cluster::start(3, &[]).await;
+    let (id, secret) = create_key(&c).await;
+    for (workload, size) in [("put", "4KiB"), ("get", "100KiB")] {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ringstore"));
+        cmd.args([
+            "bench",
+            "s3",
+            "--json",
+            "--duration",
+            "1",
+            "--objects",
+            "20",
+        ])
+        .args(["--concurrency", "8", "--workload", workload, "--size", size])
+        .args(["--access-key-id", &id, "--secret-access-key", &secret]);
+        for n in &c.nodes {
+            cmd.args(["--endpoint", &n.s3]);
+        }
+        let out = tokio::task::spawn_blocking(move || cmd.output())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["failed"], 0, "{workload}: {v}");
+        assert!(v["ok"].as_u64().unwrap() > 0, "{workload}: {v}");
+    }
+}

@@ -57,6 +57,9 @@ pub async fn serve(node: Node, keys: KeyStore, listener: tokio::net::TcpListener
                 continue;
             }
         };
+        // Why: a GET answer is headers then body in separate writes; with
+        // Nagle on, the body waits for the client's delayed ACK (~40 ms).
+        let _ = stream.set_nodelay(true);
         let service = service.clone();
         tokio::spawn(async move {
             let conn = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
