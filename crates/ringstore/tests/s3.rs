@@ -179,3 +179,28 @@ async fn bench_s3_puts_and_gets_through_every_node() {
         assert!(v["ok"].as_u64().unwrap() > 0, "{workload}: {v}");
     }
 }
+
+/// rclone, the tool users point at S3 to sync or mount folders.
+#[tokio::test]
+async fn rclone_copies_a_tree_up_and_back() {
+    let Some(python) = client_or_skip() else {
+        return;
+    };
+    let has_rclone = Command::new("rclone")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_rclone {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must provide rclone (.ci/run installs Debian's package)"
+        );
+        eprintln!("skipped: no rclone; `apt-get install rclone` to run this test");
+        return;
+    }
+    let c = Cluster::start(3, &[]).await;
+    let key = create_key(&c).await;
+    let endpoints: Vec<String> = c.nodes.iter().map(|n| n.s3.clone()).collect();
+    let out = run(&python, &key, [vec!["rclone".into()], endpoints].concat()).await;
+    assert!(out.contains("ok"), "{out}");
+}

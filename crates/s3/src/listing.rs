@@ -35,6 +35,9 @@ async fn page(
     max_keys: Option<i32>,
 ) -> S3Result<Page> {
     s3.bucket(bucket).await?;
+    // rclone sends `delimiter=` for a recursive listing; S3 reads an empty
+    // delimiter as none.
+    let delimiter = delimiter.filter(|d| !d.is_empty());
     let max = max_keys.map_or(PAGE_KEYS_MAX, |m| (m.max(0) as usize).min(PAGE_KEYS_MAX));
     let keys = s3.catalog.keys(TYPE_OBJECTS, bucket.as_bytes()).await?;
     let mut names: Vec<String> = Vec::new();
