@@ -9,6 +9,8 @@ Phases:
   mpu-finish UPLOAD_ID: send part 2 and complete through another node,
              then read the object back intact
   rclone     copy a directory tree up with rclone and back, byte-identical
+  big MIB    one single-PUT object of MIB MiB through the first node, read
+             back streaming through the last; prints the seconds each took
 Exits non-zero on the first failed check.
 """
 import hashlib
@@ -217,6 +219,32 @@ def rclone(endpoints):
             assert open(os.path.join(up, name), "rb").read() == open(os.path.join(back, name), "rb").read(), name
 
 
+def big(endpoints, mib):
+    """A single PUT streamed from a file (boto3 sends it aws-chunked with a
+    CRC32 trailer) and a GET read 1 MiB at a time: neither side holds it."""
+    import time
+    src_hash = hashlib.sha256()
+    with tempfile.NamedTemporaryFile() as f:
+        for _ in range(mib):
+            chunk = os.urandom(1024 * 1024)
+            src_hash.update(chunk)
+            f.write(chunk)
+        f.flush()
+        f.seek(0)
+        t = time.monotonic()
+        client(endpoints[0]).put_object(Bucket="big", Key="object.bin", Body=f)
+        put_s = time.monotonic() - t
+    t = time.monotonic()
+    body = client(endpoints[-1]).get_object(Bucket="big", Key="object.bin")["Body"]
+    back, n = hashlib.sha256(), 0
+    for chunk in iter(lambda: body.read(1024 * 1024), b""):
+        back.update(chunk)
+        n += len(chunk)
+    get_s = time.monotonic() - t
+    assert n == mib * 1024 * 1024 and back.digest() == src_hash.digest(), n
+    print(f"mib={mib} put_s={put_s:.1f} get_s={get_s:.1f}")
+
+
 def main():
     phase, endpoints = sys.argv[1], sys.argv[2:]
     s3 = client(endpoints[0])
@@ -228,6 +256,10 @@ def main():
         listing(s3)
         multipart(s3, other)
         awscli(endpoints[1 % len(endpoints)])
+    elif phase == "big":
+        mib, endpoints = int(endpoints[0]), endpoints[1:]
+        client(endpoints[0]).create_bucket(Bucket="big")
+        big(endpoints, mib)
     elif phase == "rclone":
         rclone(endpoints)
     elif phase == "mpu-start":

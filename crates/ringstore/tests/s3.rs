@@ -204,3 +204,37 @@ async fn rclone_copies_a_tree_up_and_back() {
     let out = run(&python, &key, [vec!["rclone".into()], endpoints].concat()).await;
     assert!(out.contains("ok"), "{out}");
 }
+
+/// Peak resident memory a node may reach while a 2 GiB object streams
+/// through it (issue: "GET and PUT stream").
+const PEAK_RSS_MAX: u64 = 300 << 20;
+
+/// A 2 GiB object, one PUT through node 0 and one GET through node 2:
+/// every node's peak RSS stays under [`PEAK_RSS_MAX`]. Needs ~8 GiB of
+/// disk and a minute or two, so it runs on request:
+/// `cargo test --release -p ringstore --test s3 -- --ignored --nocapture`.
+#[tokio::test]
+#[ignore = "2 GiB of traffic; run on request"]
+async fn a_2_gib_object_streams_with_bounded_memory() {
+    let Some(python) = client_or_skip() else {
+        return;
+    };
+    let c = Cluster::start(3, &[]).await;
+    let key = create_key(&c).await;
+    let endpoints = vec![c.nodes[0].s3.clone(), c.nodes[2].s3.clone()];
+    let before: Vec<u64> = c.nodes.iter().map(|n| n.peak_rss() >> 20).collect();
+    println!("peak RSS per node before (MiB): {before:?}");
+    // RINGSTORE_BIG_MIB sizes the object differently, to see how the peak
+    // grows (or does not) with the object.
+    let mib = std::env::var("RINGSTORE_BIG_MIB").unwrap_or_else(|_| "2048".into());
+    let out = run(&python, &key, [vec!["big".into(), mib], endpoints].concat()).await;
+    let peaks: Vec<u64> = c.nodes.iter().map(|n| n.peak_rss()).collect();
+    println!(
+        "{out}peak RSS per node (MiB): {:?}",
+        peaks.iter().map(|p| p >> 20).collect::<Vec<_>>()
+    );
+    assert!(out.contains("ok"), "{out}");
+    for (i, p) in peaks.iter().enumerate() {
+        assert!(*p < PEAK_RSS_MAX, "node {i} peaked at {} MiB", p >> 20);
+    }
+}
