@@ -88,6 +88,15 @@ impl Object {
         self.siblings.iter().filter(|s| !s.meta.deleted)
     }
 
+    /// Overwrite every sibling's bytes with `value`, keeping dots and
+    /// metadata: what bit rot does to a stored replica. For fault
+    /// injection only; a real write goes through [`Object::update`].
+    pub fn overwrite_values(&mut self, value: &Bytes) {
+        for s in &mut self.siblings {
+            s.value = value.clone();
+        }
+    }
+
     /// Whether a read should answer "not found": nothing live.
     pub fn is_absent(&self) -> bool {
         self.live_siblings().next().is_none()

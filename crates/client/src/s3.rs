@@ -1,7 +1,7 @@
 //! # A minimal S3 client: what `ringstore bench s3` needs
 //!
 //! Create a bucket, put an object, get one (streamed and counted, never
-//! held whole), signed with AWS Signature V4 in headers, path-style, so it
+//! held whole), delete one, signed with AWS Signature V4 in headers, path-style, so it
 //! can load any S3 endpoint, not only ringstore.
 //!
 //! Why not an AWS SDK: the bench sends tens of thousands of tiny requests a
@@ -133,6 +133,21 @@ impl S3Client {
         Ok(len)
     }
 
+    /// Delete `bucket/key` (S3 answers 204 whether or not it existed).
+    ///
+    /// # Errors
+    ///
+    /// Transport failures and any status but 204.
+    pub async fn delete_object(&self, bucket: &str, key: &str) -> Result<(), ClientError> {
+        let path = format!("/{}/{}", encode(bucket), encode_key(key));
+        let r = self.send("DELETE", &path, None).await?;
+        let status = r.status().as_u16();
+        if status == 204 {
+            return Ok(());
+        }
+        Err(self.status_error(&path, status, r.text().await.unwrap_or_default()))
+    }
+
     fn status_error(&self, what: &str, status: u16, body: String) -> ClientError {
         ClientError::Status {
             url: format!("{}{what}", self.base),
@@ -163,7 +178,7 @@ impl S3Client {
         let authorization = self.authorization(method, path, &date, &stamp);
         let url = format!("{}{path}", self.base);
         let method = reqwest::Method::from_bytes(method.as_bytes())
-            .unwrap_or_else(|_| unreachable!("GET and PUT are methods"));
+            .unwrap_or_else(|_| unreachable!("GET, PUT and DELETE are methods"));
         let mut req = self
             .http
             .request(method, &url)

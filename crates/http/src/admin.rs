@@ -124,7 +124,7 @@ pub(crate) struct FaultsBody {
     delay_ms: std::collections::BTreeMap<String, u64>,
 }
 
-fn fault_injection_enabled(app: &App) -> Result<(), ApiError> {
+pub(crate) fn fault_injection_enabled(app: &App) -> Result<(), ApiError> {
     if app.node.config().enable_fault_injection {
         Ok(())
     } else {

@@ -46,6 +46,22 @@ pub(crate) async fn replica(
     }
 }
 
+/// `PUT /admin/debug/replica/...`: overwrite this node's replica bytes in
+/// place (simulated bit rot; nodes started with `--enable-fault-injection`).
+pub(crate) async fn damage_replica(
+    State(app): State<App>,
+    path: RawPathParams,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    crate::admin::fault_injection_enabled(&app)?;
+    let key = params::bkey(&raw(&path))?;
+    if app.node.damage_local_replica(&key, body).await? {
+        Ok(StatusCode::NO_CONTENT.into_response())
+    } else {
+        Err(ApiError::not_found("this node holds no replica of the key"))
+    }
+}
+
 fn meta_from(headers: &HeaderMap) -> Result<Meta, ApiError> {
     let text = |v: &axum::http::HeaderValue, name: &str| {
         v.to_str()

@@ -82,6 +82,10 @@ pub fn router(node: Node, keys: s3::KeyStore) -> Router {
             "/admin/replica/types/{type}/buckets/{bucket}/keys/{key}",
             get(kv::replica),
         )
+        .route(
+            "/admin/debug/replica/types/{type}/buckets/{bucket}/keys/{key}",
+            put(kv::damage_replica),
+        )
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             metrics::track,

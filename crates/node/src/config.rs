@@ -73,6 +73,12 @@ pub struct NodeConfig {
     pub hint_batch_max: usize,
     /// Ownership handoff: bytes per second this node pulls at most.
     pub handoff_bytes_per_sec: u64,
+    /// How often the node sweeps its S3 block replicas (scrub and
+    /// collection of unreferenced blocks); 0 turns the sweep off.
+    pub s3_block_sweep_interval_ms: u64,
+    /// How long a block must have gone unreferenced, and unwritten,
+    /// before a sweep drops it.
+    pub s3_block_grace_ms: u64,
 }
 
 impl Default for NodeConfig {
@@ -105,6 +111,8 @@ impl Default for NodeConfig {
             hint_delivery_interval_ms: 200,
             hint_batch_max: 256,
             handoff_bytes_per_sec: 200_000_000,
+            s3_block_sweep_interval_ms: 3_600_000,
+            s3_block_grace_ms: 86_400_000,
         }
     }
 }

@@ -29,6 +29,9 @@
 //!   every owner has.
 //! - `aae`: active anti-entropy, Merkle trees per partition compared
 //!   between replicas on a schedule.
+//! - `local`: a node's own replicas of a bucket, read and dropped without
+//!   other nodes, for higher layers' maintenance (S3 block scrub and
+//!   collection).
 //!
 //! ## Two views of a peer
 //!
@@ -48,6 +51,7 @@ mod gossip;
 mod handoff;
 mod hints;
 mod list;
+mod local;
 mod membership;
 mod node;
 mod peers;

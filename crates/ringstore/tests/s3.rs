@@ -17,43 +17,6 @@ fn python() -> Option<PathBuf> {
     has_boto3.then_some(python)
 }
 
-/// A fresh access key, through node 0's admin API, once every node sees
-/// the same settled layout (so all agree where the key's replicas are).
-async fn create_key(c: &Cluster) -> (String, String) {
-    common::wait_until(
-        "every node sees one settled layout",
-        std::time::Duration::from_secs(20),
-        || async {
-            let mut versions = Vec::new();
-            for n in &c.nodes {
-                let Ok(r) = c.http.get(n.url("/admin/layout")).send().await else {
-                    return false;
-                };
-                let v: serde_json::Value = r.json().await.unwrap_or_default();
-                if v["version"] != v["stable_version"] {
-                    return false;
-                }
-                versions.push(v["version"].clone());
-            }
-            versions.windows(2).all(|w| w[0] == w[1])
-        },
-    )
-    .await;
-    let r = c
-        .http
-        .post(c.nodes[0].url("/admin/keys"))
-        .json(&serde_json::json!({ "name": "test" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    let v: serde_json::Value = r.json().await.unwrap();
-    (
-        v["access_key_id"].as_str().unwrap().to_string(),
-        v["secret_access_key"].as_str().unwrap().to_string(),
-    )
-}
-
 async fn run(python: &Path, key: &(String, String), args: Vec<String>) -> String {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/python/s3_check.py");
     let (python, key) = (python.to_path_buf(), key.clone());
@@ -93,7 +56,7 @@ async fn boto3_and_awscli_against_three_nodes() {
         return;
     };
     let c = Cluster::start(3, &[]).await;
-    let key = create_key(&c).await;
+    let key = c.s3_key().await;
     let endpoints: Vec<String> = c.nodes.iter().map(|n| n.s3.clone()).collect();
     let out = run(
         &python,
@@ -110,7 +73,7 @@ async fn a_multipart_upload_outlives_the_node_it_started_on() {
         return;
     };
     let mut c = Cluster::start(3, &[]).await;
-    create_key(&c).await;
+    c.s3_key().await;
     // This time through the CLI.
     let out = Command::new(env!("CARGO_BIN_EXE_ringstore"))
         .args([
@@ -152,7 +115,7 @@ async fn a_multipart_upload_outlives_the_node_it_started_on() {
 #[tokio::test]
 async fn bench_s3_puts_and_gets_through_every_node() {
     let c = Cluster::start(3, &[]).await;
-    let (id, secret) = create_key(&c).await;
+    let (id, secret) = c.s3_key().await;
     for (workload, size) in [("put", "4KiB"), ("get", "100KiB")] {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ringstore"));
         cmd.args([
@@ -199,7 +162,7 @@ async fn rclone_copies_a_tree_up_and_back() {
         return;
     }
     let c = Cluster::start(3, &[]).await;
-    let key = create_key(&c).await;
+    let key = c.s3_key().await;
     let endpoints: Vec<String> = c.nodes.iter().map(|n| n.s3.clone()).collect();
     let out = run(&python, &key, [vec!["rclone".into()], endpoints].concat()).await;
     assert!(out.contains("ok"), "{out}");
@@ -220,7 +183,7 @@ async fn a_2_gib_object_streams_with_bounded_memory() {
         return;
     };
     let c = Cluster::start(3, &[]).await;
-    let key = create_key(&c).await;
+    let key = c.s3_key().await;
     let endpoints = vec![c.nodes[0].s3.clone(), c.nodes[2].s3.clone()];
     let before: Vec<u64> = c.nodes.iter().map(|n| n.peak_rss() >> 20).collect();
     println!("peak RSS per node before (MiB): {before:?}");

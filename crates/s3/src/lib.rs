@@ -27,6 +27,7 @@ mod multipart;
 mod objects;
 pub mod records;
 mod service;
+pub mod sweep;
 
 pub use keys::{KeyInfo, KeyStore};
 pub use records::Grant;
@@ -44,6 +45,9 @@ use s3s::service::S3ServiceBuilder;
 pub async fn serve(node: Node, keys: KeyStore, listener: tokio::net::TcpListener) {
     let domain = node.config().s3_domain.to_ascii_lowercase();
     let catalog = catalog::Catalog::new(node);
+    let sweep = tokio::spawn(sweep::run(catalog.clone()));
+    // Ends the sweep when this task is dropped (the node stops serving).
+    let _sweep = AbortOnDrop(sweep);
     let mut builder = S3ServiceBuilder::new(RingS3::new(catalog.clone(), keys.clone()));
     builder.set_auth(keys.clone());
     builder.set_access(access::KeyAccess::new(keys, catalog));
@@ -67,6 +71,14 @@ pub async fn serve(node: Node, keys: KeyStore, listener: tokio::net::TcpListener
                 tracing::debug!(error = %e, "S3 connection ended with an error");
             }
         });
+    }
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -155,6 +155,30 @@ impl Store {
             .collect()
     }
 
+    /// The objects of one bucket in one partition whose keys come after
+    /// `after` (from the first if `None`), about `bytes_max` of them, as
+    /// (key within the bucket, object).
+    ///
+    /// # Errors
+    ///
+    /// Engine failures and undecodable bytes.
+    pub fn scan_bucket_page(
+        &self,
+        partition: u16,
+        bucket_type: &[u8],
+        bucket: &[u8],
+        after: Option<&[u8]>,
+        bytes_max: usize,
+    ) -> Result<Vec<(Vec<u8>, Object)>, StoreError> {
+        let prefix = ObjectKey::bucket_prefix(partition, bucket_type, bucket);
+        let after = after.map(|a| [prefix.as_slice(), a].concat());
+        self.engine
+            .scan_page(Space::Objects, &prefix, after.as_deref(), bytes_max)?
+            .into_iter()
+            .map(|(k, v)| Ok((k[prefix.len()..].to_vec(), decode_object(&v)?)))
+            .collect()
+    }
+
     /// Every object this node holds in one partition, all buckets.
     ///
     /// # Errors

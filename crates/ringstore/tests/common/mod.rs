@@ -311,6 +311,44 @@ impl Cluster {
         }
     }
 
+    /// A fresh S3 access key, through node 0's admin API, once every node sees
+    /// the same settled layout (so all agree where the key's replicas are).
+    pub async fn s3_key(&self) -> (String, String) {
+        let c = self;
+        wait_until(
+            "every node sees one settled layout",
+            std::time::Duration::from_secs(20),
+            || async {
+                let mut versions = Vec::new();
+                for n in &c.nodes {
+                    let Ok(r) = c.http.get(n.url("/admin/layout")).send().await else {
+                        return false;
+                    };
+                    let v: serde_json::Value = r.json().await.unwrap_or_default();
+                    if v["version"] != v["stable_version"] {
+                        return false;
+                    }
+                    versions.push(v["version"].clone());
+                }
+                versions.windows(2).all(|w| w[0] == w[1])
+            },
+        )
+        .await;
+        let r = c
+            .http
+            .post(c.nodes[0].url("/admin/keys"))
+            .json(&serde_json::json!({ "name": "test" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let v: serde_json::Value = r.json().await.unwrap();
+        (
+            v["access_key_id"].as_str().unwrap().to_string(),
+            v["secret_access_key"].as_str().unwrap().to_string(),
+        )
+    }
+
     /// Clear every injected fault on every node.
     pub async fn heal(&self) {
         for (j, n) in self.nodes.iter().enumerate() {

@@ -1,0 +1,111 @@
+//! Local replicas: reading and dropping what this node itself holds of a
+//! bucket, without asking any other node.
+//!
+//! For maintenance that a higher layer runs over its own data: the S3
+//! layer scrubs its blocks (a replica whose bytes no longer match their
+//! hash is dropped) and collects unreferenced ones. Dropping a replica
+//! updates the anti-entropy tree, so a peer that still holds a good copy
+//! sends it back at the next exchange: that is how a scrubbed block is
+//! repaired, with no repair path of its own.
+
+use crate::{BKey, Node, NodeError};
+use bytes::Bytes;
+use causal::Object;
+
+impl Node {
+    /// Partitions this node holds replicas in (owned or being handed off).
+    pub fn local_partitions(&self) -> Vec<u16> {
+        self.inner.trees.partitions()
+    }
+
+    /// This node's replicas of `bucket_type`/`bucket` in `partition` whose
+    /// keys come after `after` (from the first if `None`), about
+    /// `bytes_max` of them, in key order. An empty page means no more.
+    ///
+    /// # Errors
+    ///
+    /// Storage failures.
+    pub fn local_page(
+        &self,
+        partition: u16,
+        bucket_type: &[u8],
+        bucket: &[u8],
+        after: Option<&[u8]>,
+        bytes_max: usize,
+    ) -> Result<Vec<(Bytes, Object)>, NodeError> {
+        Ok(self
+            .inner
+            .store
+            .scan_bucket_page(partition, bucket_type, bucket, after, bytes_max)?
+            .into_iter()
+            .map(|(k, o)| (Bytes::from(k), o))
+            .collect())
+    }
+
+    /// Drop this node's replica of `key` in `partition` if no version of it
+    /// was written after `modified_ms_max`; answers whether it did.
+    ///
+    /// Why the bound: it is checked under the key's lock, so a write that
+    /// raced the caller's decision (a block re-uploaded as the collector
+    /// judged it unreferenced) keeps its replica.
+    ///
+    /// # Errors
+    ///
+    /// Storage failures.
+    pub async fn drop_local_replica(
+        &self,
+        partition: u16,
+        key: &BKey,
+        modified_ms_max: u64,
+    ) -> Result<bool, NodeError> {
+        let okey = Self::object_key(key, partition);
+        let _guard = self.key_lock(key).lock().await;
+        let Some(obj) = self.inner.store.get_object(&okey)? else {
+            return Ok(false);
+        };
+        if obj
+            .siblings()
+            .iter()
+            .any(|s| s.meta.last_modified_ms > modified_ms_max)
+        {
+            return Ok(false);
+        }
+        self.inner
+            .trees
+            .update(partition, &okey.encode(), &obj, &Object::new());
+        self.inner.store.delete_objects(&[okey], true).await?;
+        Ok(true)
+    }
+
+    /// Overwrite the bytes of this node's replica of `key` in place,
+    /// keeping its versions and its anti-entropy tree entry: simulated bit
+    /// rot, for tests of scrubbing. Answers whether a replica was there.
+    ///
+    /// # Errors
+    ///
+    /// [`NodeError::BadRequest`] unless the node runs with
+    /// `enable_fault_injection`; storage failures.
+    pub async fn damage_local_replica(&self, key: &BKey, value: Bytes) -> Result<bool, NodeError> {
+        if !self.inner.cfg.enable_fault_injection {
+            return Err(NodeError::BadRequest(
+                "fault injection is off; start the node with --enable-fault-injection".into(),
+            ));
+        }
+        let layout = self.layout();
+        let p = ring::partition_of(layout.bits(), &key.bucket_type, &key.bucket, &key.key);
+        let okey = Self::object_key(key, p.0);
+        let _guard = self.key_lock(key).lock().await;
+        let Some(mut obj) = self.inner.store.get_object(&okey)? else {
+            return Ok(false);
+        };
+        obj.overwrite_values(&value);
+        self.inner
+            .store
+            .put_object_staged(&okey, &obj, true)
+            .await?
+            .wait()
+            .await?;
+        tracing::warn!(?key, "replica damaged on purpose (fault injection)");
+        Ok(true)
+    }
+}
