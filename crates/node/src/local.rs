@@ -6,8 +6,11 @@
 //! hash is dropped) and collects unreferenced ones. Dropping a replica
 //! updates the anti-entropy tree, so a peer that still holds a good copy
 //! sends it back at the next exchange: that is how a scrubbed block is
-//! repaired, with no repair path of its own.
+//! repaired, with no repair path of its own. A collector drops every
+//! owner's replica at once ([`Node::drop_replicas`]), or anti-entropy would
+//! copy a dropped replica back from an owner that has not dropped it yet.
 
+use crate::proto::{Request, Response};
 use crate::{BKey, Node, NodeError};
 use bytes::Bytes;
 use causal::Object;
@@ -75,6 +78,62 @@ impl Node {
             .update(partition, &okey.encode(), &obj, &Object::new());
         self.inner.store.delete_objects(&[okey], true).await?;
         Ok(true)
+    }
+
+    /// Whether this node is the first owner of `partition` in the current
+    /// layout: the one that runs cluster-wide chores for it, so that they
+    /// run once and not on every replica.
+    pub fn leads_partition(&self, partition: u16) -> bool {
+        self.layout()
+            .owners(ring::PartitionId(partition))
+            .first()
+            .is_some_and(|o| *o == self.id())
+    }
+
+    /// Drop every owner's replica of `key` (as [`Node::drop_local_replica`]
+    /// on each), at once, so anti-entropy between them has no copy left to
+    /// send back; answers how many were dropped. Drops nothing while the
+    /// layout is in transition (replicas are moving).
+    ///
+    /// # Errors
+    ///
+    /// The first failure of a local drop or a call; the other owners'
+    /// drops still happen.
+    pub async fn drop_replicas(
+        &self,
+        key: &BKey,
+        modified_ms_max: u64,
+    ) -> Result<usize, NodeError> {
+        if self.layouts().in_transition() {
+            return Ok(0);
+        }
+        let n_val = self.bucket_props(&key.bucket_type, &key.bucket).n_val;
+        let (p, pl) = self.preference_list(key, n_val)?;
+        let drops = pl.primaries.iter().map(|owner| async move {
+            if *owner == self.id() {
+                return self.drop_local_replica(p, key, modified_ms_max).await;
+            }
+            let req = Request::DropReplica {
+                key: key.clone(),
+                partition: p,
+                modified_ms_max,
+            };
+            match self
+                .call(*owner, req, self.config().request_timeout())
+                .await
+            {
+                Ok(Response::Dropped(d)) => Ok(d),
+                Ok(other) => Err(NodeError::Unavailable(format!(
+                    "unexpected answer {other:?}"
+                ))),
+                Err(e) => Err(NodeError::Unavailable(e)),
+            }
+        });
+        let mut dropped = 0;
+        for r in futures::future::join_all(drops).await {
+            dropped += usize::from(r?);
+        }
+        Ok(dropped)
     }
 
     /// Overwrite the bytes of this node's replica of `key` in place,

@@ -84,6 +84,16 @@ pub enum Request {
         /// About this many bytes per page.
         bytes_max: usize,
     },
+    /// Drop your replica of a key unless it was written after
+    /// `modified_ms_max` (a higher layer collecting its garbage).
+    DropReplica {
+        /// The key.
+        key: BKey,
+        /// Its partition.
+        partition: u16,
+        /// Keep the replica if any version is newer than this.
+        modified_ms_max: u64,
+    },
 }
 
 /// Anti-entropy: one key's encoded object key and digest.
@@ -123,4 +133,6 @@ pub enum Response {
     /// A page of a partition: encoded object keys with their objects and
     /// stored sizes. Empty when the partition has no more.
     PartitionPage(Vec<(Vec<u8>, Object, u64)>),
+    /// Whether the replica was dropped.
+    Dropped(bool),
 }

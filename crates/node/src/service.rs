@@ -76,6 +76,14 @@ impl Node {
             Request::ListBuckets { bucket_type } => {
                 self.local_buckets(&bucket_type).map(Response::Buckets)
             }
+            Request::DropReplica {
+                key,
+                partition,
+                modified_ms_max,
+            } => self
+                .drop_local_replica(partition, &key, modified_ms_max)
+                .await
+                .map(Response::Dropped),
         };
         result.unwrap_or_else(|e: NodeError| Response::Error(e))
     }

@@ -8,15 +8,16 @@
 //!   the next exchange with a replica that holds a good copy sends it back.
 //! - **collects**: a block no object and no part of an upload in progress
 //!   references is dropped once it has gone unreferenced, and unwritten,
-//!   for `s3_block_grace_ms`.
+//!   for `s3_block_grace_ms`. The first owner of a partition collects for
+//!   all its owners at once (`Node::drop_replicas`): a replica dropped
+//!   alone would be copied back by anti-entropy from one not yet dropped.
 //!
 //! Why each node drops only its own replica instead of writing a
 //! tombstone: a tombstone would get a fresh timestamp and beat a PUT that
 //! re-uploaded the same block (identical blocks are one object) a moment
-//! earlier. A local drop is checked under the key lock against the block's
-//! own timestamp, and every upload rewrites its blocks, so a block in use
-//! again is never dropped. Replicas that have not swept yet may copy a
-//! dropped block back through anti-entropy; their own sweep drops it too.
+//! earlier. A drop is checked on each replica under the key lock against
+//! the block's own timestamp, and every upload rewrites its blocks, so a
+//! block in use again is never dropped.
 //!
 //! Why "unreferenced in two sweeps a grace period apart" and not one look:
 //! the references are read from quorum listings that a lagging replica can
@@ -54,7 +55,8 @@ pub struct SweepReport {
     pub blocks: u64,
     /// Replicas dropped because their bytes did not match their hash.
     pub damaged: u64,
-    /// Replicas dropped because nothing referenced them for the grace.
+    /// Replicas (on every owner) dropped because nothing referenced them
+    /// for the grace.
     pub collected: u64,
 }
 
@@ -177,6 +179,9 @@ impl BlockSweep {
         let Some(referenced) = &pass.referenced else {
             return Ok(());
         };
+        if !node.leads_partition(p) {
+            return Ok(());
+        }
         if referenced.contains(&hash) {
             return Ok(());
         }
@@ -187,13 +192,11 @@ impl BlockSweep {
             .unwrap_or(pass.now);
         let written = newest.meta.last_modified_ms;
         if since <= pass.cutoff && written <= pass.cutoff {
-            if node
-                .drop_local_replica(p, &key, pass.cutoff)
+            let dropped = node
+                .drop_replicas(&key, pass.cutoff)
                 .await
-                .map_err(s3_err)?
-            {
-                pass.report.collected += 1;
-            }
+                .map_err(s3_err)?;
+            pass.report.collected += dropped as u64;
         } else if pass.still_unreferenced.len() < SIGHTINGS_MAX {
             pass.still_unreferenced.insert(hash, since);
         }
