@@ -159,12 +159,37 @@ def multipart(s3, other):
     with tempfile.NamedTemporaryFile() as f:
         other.download_file("files", "media/video.mp4", f.name)
         assert hashlib.sha256(open(f.name, "rb").read()).digest() == hashlib.sha256(data).digest()
+    full_object_multipart(s3, other)
     up = s3.create_multipart_upload(Bucket="files", Key="aborted")
     s3.upload_part(Bucket="files", Key="aborted", UploadId=up["UploadId"], PartNumber=1, Body=b"x")
     assert [u["UploadId"] for u in s3.list_multipart_uploads(Bucket="files").get("Uploads", [])] == [up["UploadId"]]
     assert len(s3.list_parts(Bucket="files", Key="aborted", UploadId=up["UploadId"])["Parts"]) == 1
     s3.abort_multipart_upload(Bucket="files", Key="aborted", UploadId=up["UploadId"])
     expect_error("NoSuchUpload", s3.list_parts, Bucket="files", Key="aborted", UploadId=up["UploadId"])
+
+
+def full_object_multipart(s3, other):
+    """A FULL_OBJECT CRC32 upload: the server combines the parts' CRCs into
+    the whole object's, refuses a completion claiming another, and boto3
+    validates the stored value against the bytes on GET."""
+    import base64, zlib
+    parts = [blob("full1", PART), blob("full2", PART), b"tail of the object"]
+    whole = b"".join(parts)
+    crc = base64.b64encode(zlib.crc32(whole).to_bytes(4, "big")).decode()
+    up = s3.create_multipart_upload(Bucket="files", Key="full.bin", ChecksumAlgorithm="CRC32",
+                                    ChecksumType="FULL_OBJECT")
+    etags = [s3.upload_part(Bucket="files", Key="full.bin", UploadId=up["UploadId"], PartNumber=n + 1, Body=p,
+                            ChecksumAlgorithm="CRC32")["ETag"] for n, p in enumerate(parts)]
+    listed = {"Parts": [{"PartNumber": n + 1, "ETag": e} for n, e in enumerate(etags)]}
+    wrong = base64.b64encode((zlib.crc32(whole) ^ 1).to_bytes(4, "big")).decode()
+    expect_error("BadDigest", s3.complete_multipart_upload, Bucket="files", Key="full.bin",
+                 UploadId=up["UploadId"], MultipartUpload=listed, ChecksumCRC32=wrong, ChecksumType="FULL_OBJECT")
+    done = s3.complete_multipart_upload(Bucket="files", Key="full.bin", UploadId=up["UploadId"],
+                                        MultipartUpload=listed, ChecksumCRC32=crc, ChecksumType="FULL_OBJECT")
+    assert done["ChecksumCRC32"] == crc and done["ChecksumType"] == "FULL_OBJECT", done
+    r = other.get_object(Bucket="files", Key="full.bin", ChecksumMode="ENABLED")
+    assert r["ChecksumCRC32"] == crc and r["ChecksumType"] == "FULL_OBJECT", r
+    assert r["Body"].read() == whole
 
 
 def awscli(endpoint):

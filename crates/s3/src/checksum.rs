@@ -7,7 +7,9 @@
 //! `BadDigest` and nothing is stored. A multipart object's checksum is
 //! composite, as S3's: the checksum of the concatenated part checksums,
 //! suffixed `-N`, with `x-amz-checksum-type: COMPOSITE`; SDKs know not to
-//! validate such a value against the bytes.
+//! validate such a value against the bytes. An upload created with
+//! checksum type `FULL_OBJECT` (and every CRC64NVME one) gets the CRC of
+//! the whole object instead, combined from the parts' CRCs.
 
 use crate::records::Checksums;
 use base64::Engine as _;
@@ -180,6 +182,64 @@ pub fn composite(algorithm: &str, parts: &[&Checksums]) -> S3Result<Checksums> {
     Ok(out)
 }
 
+/// The full-object checksum of a multipart object, combined from its
+/// parts' CRCs and lengths (CRC(a‖b) from CRC(a), CRC(b) and |b|), so the
+/// bytes are never read again.
+///
+/// # Errors
+///
+/// An algorithm that is not a CRC (SHA sums do not combine), or a part
+/// without a value for it.
+pub fn full_object(algorithm: &str, parts: &[(&Checksums, u64)]) -> S3Result<Checksums> {
+    let (crc, width) = match algorithm {
+        "CRC32" => (crc_fast::CrcAlgorithm::Crc32IsoHdlc, 4),
+        "CRC32C" => (crc_fast::CrcAlgorithm::Crc32Iscsi, 4),
+        "CRC64NVME" => (crc_fast::CrcAlgorithm::Crc64Nvme, 8),
+        other => {
+            return Err(s3_error!(
+                InvalidRequest,
+                "{other} has no full-object form; complete with checksum type COMPOSITE"
+            ))
+        }
+    };
+    let mut whole: Option<u64> = None;
+    for (i, (sums, len)) in parts.iter().enumerate() {
+        let value = match algorithm {
+            "CRC32" => &sums.crc32,
+            "CRC32C" => &sums.crc32c,
+            _ => &sums.crc64nvme,
+        };
+        let part = value
+            .as_deref()
+            .and_then(|v| base64::engine::general_purpose::STANDARD.decode(v).ok())
+            .filter(|raw| raw.len() == width)
+            .map(|raw| raw.iter().fold(0u64, |acc, b| acc << 8 | u64::from(*b)))
+            .ok_or_else(|| {
+                s3_error!(
+                    InvalidPart,
+                    "part {} was uploaded without a valid {algorithm} checksum",
+                    i + 1
+                )
+            })?;
+        whole = Some(match whole {
+            None => part,
+            Some(acc) => crc_fast::checksum_combine(crc, acc, part, *len),
+        });
+    }
+    let bytes = whole.unwrap_or(0).to_be_bytes();
+    let value = Some(base64::engine::general_purpose::STANDARD.encode(&bytes[8 - width..]));
+    let mut out = Checksums {
+        kind: Some("FULL_OBJECT".into()),
+        ..Checksums::default()
+    };
+    match algorithm {
+        "CRC32" => out.crc32 = value,
+        "CRC32C" => out.crc32c = value,
+        _ => out.crc64nvme = value,
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,6 +260,32 @@ mod tests {
         assert_eq!(c.crc32.unwrap(), format!("{want}-2"));
         assert_eq!(c.kind.as_deref(), Some("COMPOSITE"));
         assert!(composite("CRC32", &[&Checksums::default()]).is_err());
+    }
+
+    #[test]
+    fn full_object_crcs_combine_to_the_crc_of_the_whole() {
+        let (a, b) = (vec![7u8; 5 << 20], b"the last part".to_vec());
+        let whole = [a.clone(), b.clone()].concat();
+        for alg in ["CRC32", "CRC32C", "CRC64NVME"] {
+            let sums = |data: &[u8]| {
+                let mut h = hasher_for(
+                    &Checksums::default(),
+                    Some(&ChecksumAlgorithm::from(alg.to_string())),
+                )
+                .unwrap();
+                h.update(data);
+                verify(h.finalize(), &Checksums::default()).unwrap()
+            };
+            let (sa, sb, sw) = (sums(&a), sums(&b), sums(&whole));
+            let got = full_object(alg, &[(&sa, a.len() as u64), (&sb, b.len() as u64)]).unwrap();
+            let (got, want) = match alg {
+                "CRC32" => (got.crc32, sw.crc32),
+                "CRC32C" => (got.crc32c, sw.crc32c),
+                _ => (got.crc64nvme, sw.crc64nvme),
+            };
+            assert_eq!(got, want, "{alg}");
+        }
+        assert!(full_object("SHA256", &[]).is_err());
     }
 
     #[test]

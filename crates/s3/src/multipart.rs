@@ -4,7 +4,7 @@
 //! record listing every part's blocks in order: no bytes are copied.
 
 use crate::blocks::{into_blocks, write_body};
-use crate::checksum::{add_trailers, composite, hasher_for, verify};
+use crate::checksum::{add_trailers, composite, full_object, hasher_for, verify};
 use crate::keys::now_ms;
 use crate::objects::check_write;
 use crate::records::{
@@ -187,7 +187,13 @@ pub(crate) async fn complete(
         }
         parts.push(rec);
     }
-    let checksums = object_checksums(&u, &parts, &i.checksum_crc64nvme)?;
+    let claimed = Checksums {
+        crc32: i.checksum_crc32.clone(),
+        crc32c: i.checksum_crc32c.clone(),
+        crc64nvme: i.checksum_crc64nvme.clone(),
+        ..Checksums::default()
+    };
+    let checksums = object_checksums(&u, &parts, &claimed)?;
     let mut md5s = Vec::with_capacity(parts.len() * 16);
     let mut blocks = Vec::new();
     let mut part_sizes = Vec::with_capacity(parts.len());
@@ -225,25 +231,41 @@ pub(crate) async fn complete(
     }))
 }
 
-/// The object's checksum: composite over the parts, unless the upload
-/// asked for a full-object one (then the client's value for the whole).
+/// The object's checksum: composite over the parts, or the CRC of the
+/// whole (combined from the parts') if the upload asked for a full-object
+/// one; a full-object value the client sent with the completion must
+/// match it.
 fn object_checksums(
     u: &UploadRecord,
     parts: &[PartRecord],
-    full_crc64: &Option<String>,
+    claimed: &Checksums,
 ) -> S3Result<Checksums> {
     let Some(alg) = &u.checksum_algorithm else {
         return Ok(Checksums::default());
     };
-    if u.checksum_type.as_deref() == Some("FULL_OBJECT") || alg == "CRC64NVME" {
-        return Ok(Checksums {
-            crc64nvme: full_crc64.clone(),
-            kind: Some("FULL_OBJECT".into()),
-            ..Checksums::default()
-        });
+    let alg = alg.to_ascii_uppercase();
+    if u.checksum_type.as_deref() != Some("FULL_OBJECT") && alg != "CRC64NVME" {
+        let sums: Vec<&Checksums> = parts.iter().map(|p| &p.checksums).collect();
+        return composite(&alg, &sums);
     }
-    let sums: Vec<&Checksums> = parts.iter().map(|p| &p.checksums).collect();
-    composite(alg, &sums)
+    let sized: Vec<(&Checksums, u64)> = parts.iter().map(|p| (&p.checksums, p.size)).collect();
+    let whole = full_object(&alg, &sized)?;
+    let pairs = [
+        (&claimed.crc32, &whole.crc32),
+        (&claimed.crc32c, &whole.crc32c),
+        (&claimed.crc64nvme, &whole.crc64nvme),
+    ];
+    for (want, got) in pairs {
+        if let (Some(want), Some(got)) = (want, got) {
+            if want != got {
+                return Err(s3_error!(
+                    BadDigest,
+                    "the object's {alg} is {got} but the completion claims {want}; upload the parts again"
+                ));
+            }
+        }
+    }
+    Ok(whole)
 }
 
 /// Drop an upload's record and its parts' records (their blocks stay
