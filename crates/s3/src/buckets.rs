@@ -75,6 +75,7 @@ pub(crate) async fn delete(
     s3.catalog
         .delete(TYPE_META, BUCKETS, name.as_bytes())
         .await?;
+    s3.buckets.remove(&name);
     s3.keys
         .grant(&record.owner, &name, Grant::default())
         .await?;

@@ -9,14 +9,13 @@
 //! the cache alone: a right granted through another node (a bucket just
 //! created there) works at once.
 
+use crate::cache::TtlCache;
 use crate::catalog::Catalog;
 use crate::records::{Grant, KeyRecord, KEYS, TYPE_META};
 use rand::RngExt;
 use s3s::auth::{S3Auth, SecretKey};
 use s3s::{s3_error, S3Result};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How long a node trusts a cached key.
 pub const KEY_CACHE_TTL: Duration = Duration::from_secs(2);
@@ -38,14 +37,12 @@ pub struct KeyInfo {
     pub buckets: std::collections::BTreeMap<String, Grant>,
 }
 
-/// Key id → when read, and what was read (`None`: no such key).
-type KeyCache = HashMap<String, (Instant, Option<KeyRecord>)>;
-
 /// Keys, with a short-lived cache.
 #[derive(Clone)]
 pub struct KeyStore {
     catalog: Catalog,
-    cache: Arc<Mutex<KeyCache>>,
+    /// Key id → what was read (`None`: no such key).
+    cache: TtlCache<Option<KeyRecord>>,
 }
 
 impl KeyStore {
@@ -53,7 +50,7 @@ impl KeyStore {
     pub fn new(catalog: Catalog) -> Self {
         KeyStore {
             catalog,
-            cache: Arc::default(),
+            cache: TtlCache::new(KEY_CACHE_TTL, KEY_CACHE_MAX),
         }
     }
 
@@ -151,12 +148,8 @@ impl KeyStore {
     ///
     /// The read missing its quorum.
     pub async fn lookup(&self, id: &str) -> S3Result<Option<KeyRecord>> {
-        if let Ok(cache) = self.cache.lock() {
-            if let Some((at, k)) = cache.get(id) {
-                if at.elapsed() < KEY_CACHE_TTL {
-                    return Ok(k.clone());
-                }
-            }
+        if let Some(k) = self.cache.get(id) {
+            return Ok(k);
         }
         self.refresh(id).await
     }
@@ -169,12 +162,7 @@ impl KeyStore {
     /// The read missing its quorum.
     pub async fn refresh(&self, id: &str) -> S3Result<Option<KeyRecord>> {
         let k: Option<KeyRecord> = self.catalog.get(TYPE_META, KEYS, id.as_bytes()).await?;
-        if let Ok(mut cache) = self.cache.lock() {
-            if cache.len() >= KEY_CACHE_MAX {
-                cache.clear();
-            }
-            cache.insert(id.to_string(), (Instant::now(), k.clone()));
-        }
+        self.cache.put(id, k.clone());
         Ok(k)
     }
 
@@ -182,16 +170,12 @@ impl KeyStore {
         self.catalog
             .put(TYPE_META, KEYS, id.as_bytes(), &record)
             .await?;
-        if let Ok(mut cache) = self.cache.lock() {
-            cache.insert(id.to_string(), (Instant::now(), Some(record)));
-        }
+        self.cache.put(id, Some(record));
         Ok(())
     }
 
     fn forget(&self, id: &str) {
-        if let Ok(mut cache) = self.cache.lock() {
-            cache.remove(id);
-        }
+        self.cache.remove(id);
     }
 }
 

@@ -12,6 +12,7 @@
 //! - [`blocks`]: bodies streamed into 1 MiB content-addressed blocks and
 //!   back, with bounded memory per request.
 //! - [`keys`] and [`access`]: access keys and per-bucket rights.
+//! - `cache`: the short-lived cache of keys and bucket records.
 //! - [`checksum`]: the `x-amz-checksum-*` headers and trailers.
 //! - `service`, `buckets`, `objects`, `listing`, `multipart`: the
 //!   operations.
@@ -19,6 +20,7 @@
 pub mod access;
 pub mod blocks;
 mod buckets;
+mod cache;
 pub mod catalog;
 pub mod checksum;
 pub mod keys;

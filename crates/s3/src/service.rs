@@ -2,6 +2,7 @@
 //! delegates to one module per kind (buckets, objects, listings,
 //! multipart); this module holds what they share.
 
+use crate::cache::TtlCache;
 use crate::catalog::Catalog;
 use crate::keys::KeyStore;
 use crate::records::{BucketRecord, Headers, ObjectRecord, BUCKETS, TYPE_META, TYPE_OBJECTS};
@@ -9,25 +10,48 @@ use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result, S3};
 use std::time::{Duration, UNIX_EPOCH};
 
+/// How long a node trusts that a bucket it has seen exists.
+///
+/// What it costs: a bucket deleted through another node still takes PUTs
+/// here for up to this long (S3 itself documents bucket deletion as
+/// eventually consistent); the objects stay listable and deletable if the
+/// bucket is created again. Only existing buckets are cached, so a bucket
+/// created through another node is usable at once.
+const BUCKET_CACHE_TTL: Duration = Duration::from_secs(2);
+/// Cached bucket records per node.
+const BUCKET_CACHE_MAX: usize = 10_000;
+
 /// The S3 API over one node.
 #[derive(Clone)]
 pub struct RingS3 {
     pub(crate) catalog: Catalog,
     pub(crate) keys: KeyStore,
+    /// Buckets seen to exist: keeps a quorum read off every PUT.
+    pub(crate) buckets: TtlCache<BucketRecord>,
 }
 
 impl RingS3 {
     /// Over `catalog`, checking rights with `keys`.
     pub fn new(catalog: Catalog, keys: KeyStore) -> Self {
-        RingS3 { catalog, keys }
+        RingS3 {
+            catalog,
+            keys,
+            buckets: TtlCache::new(BUCKET_CACHE_TTL, BUCKET_CACHE_MAX),
+        }
     }
 
     /// The bucket's record, or `NoSuchBucket`.
     pub(crate) async fn bucket(&self, name: &str) -> S3Result<BucketRecord> {
-        self.catalog
+        if let Some(b) = self.buckets.get(name) {
+            return Ok(b);
+        }
+        let b: BucketRecord = self
+            .catalog
             .get(TYPE_META, BUCKETS, name.as_bytes())
             .await?
-            .ok_or_else(|| s3_error!(NoSuchBucket, "bucket {name} does not exist"))
+            .ok_or_else(|| s3_error!(NoSuchBucket, "bucket {name} does not exist"))?;
+        self.buckets.put(name, b.clone());
+        Ok(b)
     }
 
     /// An object's record, if any.
