@@ -9,7 +9,7 @@ use crate::records::{self, TYPE_BLOCKS};
 use bytes::Bytes;
 use causal::{Meta, VersionVector};
 use node::{BKey, Node, NodeError, RequestOptions};
-use s3s::{s3_error, S3Error};
+use s3s::{s3_error, S3Error, S3ErrorCode};
 use serde::{de::DeserializeOwned, Serialize};
 
 /// Map a node error to the S3 error a client can act on.
@@ -22,6 +22,9 @@ pub fn s3_err(e: NodeError) -> S3Error {
         NodeError::Storage(m) => s3_error!(InternalError, "storage failed: {m}"),
     }
 }
+
+/// Tries of one block write before the upload fails.
+const BLOCK_WRITE_ATTEMPTS: u32 = 3;
 
 /// The S3 view of a node: records and blocks by name.
 #[derive(Clone)]
@@ -138,8 +141,30 @@ impl Catalog {
     }
 
     /// Store a block under its hash.
+    ///
+    /// Retried (at most [`BLOCK_WRITE_ATTEMPTS`] times) when its quorum is
+    /// missed: under a burst of large uploads a replica can take longer
+    /// than the write's patience to fsync a 1 MiB block, and failing the
+    /// whole upload for it would throw away every block already written.
+    /// A block write is idempotent (same key, same bytes), so a retry is
+    /// always safe.
     pub async fn put_block(&self, hash: &[u8; 32], bytes: Bytes) -> Result<(), S3Error> {
-        self.put_raw(block_key(hash), bytes).await
+        let mut attempt = 1;
+        loop {
+            match self.put_raw(block_key(hash), bytes.clone()).await {
+                Err(e)
+                    if attempt < BLOCK_WRITE_ATTEMPTS
+                        && *e.code() == S3ErrorCode::ServiceUnavailable =>
+                {
+                    // Back off: the replicas are behind, not gone.
+                    tokio::time::sleep(std::time::Duration::from_millis(100 * u64::from(attempt)))
+                        .await;
+                    attempt += 1;
+                    tracing::debug!(block = %hex::encode(hash), attempt, "block write missed its quorum; retrying");
+                }
+                other => return other,
+            }
+        }
     }
 
     /// A block's bytes, checked against its hash.
