@@ -7,7 +7,7 @@
 use crate::blocks::{read_range, write_body};
 use crate::checksum::{add_trailers, hasher_for, verify};
 use crate::keys::now_ms;
-use crate::records::{Checksums, ObjectRecord, TYPE_OBJECTS};
+use crate::records::{Checksums, Data, ObjectRecord, TYPE_OBJECTS};
 use crate::service::{etag, headers_from, secs_of, timestamp, RingS3};
 use bytes::Bytes;
 use s3s::dto::*;
@@ -277,7 +277,14 @@ pub(crate) async fn get(
     )
     .await?;
     let len = span.end - span.start;
-    let body = StreamingBlob::wrap(read_range(&s3.catalog, &r.data, span));
+    let body = match &r.data {
+        // Why not the block reader: a small body sent whole goes out with
+        // the headers in one write, with no task and channel per GET.
+        Data::Inline(bytes) => StreamingBlob::from(s3s::Body::from(
+            bytes.slice(span.start as usize..span.end as usize),
+        )),
+        Data::Blocks(_) => StreamingBlob::wrap(read_range(&s3.catalog, &r.data, span)),
+    };
     let h = r.headers;
     Ok(S3Response::new(GetObjectOutput {
         body: Some(body),
