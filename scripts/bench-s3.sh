@@ -32,7 +32,7 @@ r = json.load(sys.stdin)
 print(f\"| {'$name'} | {r['ops_per_sec']:.1f} | {r['mb_per_sec']:.1f} | {r['p50_ms']:.2f} ms | {r['p99_ms']:.2f} ms | {r['failed']} | {float('$server_cpu'):.1f} s | {r['bench_cpu_share']:.0%} |\")
 print(json.dumps({'name': '$name', **r}), file=open('$work/results.jsonl', 'a'))
 if r['first_error']:
-    print(f"first failure of {'$name'}: {r['first_error']}", file=sys.stderr)
+    print(f\"first failure of {'$name'}: {r['first_error']}\", file=sys.stderr)
 "
 }
 
