@@ -124,17 +124,8 @@ async fn cut_off_node_misses_writes_then_catches_up_after_heal() {
 
 #[tokio::test]
 async fn one_read_with_r_1_repairs_a_replica_that_missed_a_write() {
-    let cfg = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(cfg.path(), "hinted_handoff = false\n").unwrap();
-    let c = Cluster::start(
-        3,
-        &[
-            "--enable-fault-injection",
-            "--config",
-            cfg.path().to_str().unwrap(),
-        ],
-    )
-    .await;
+    let c = Cluster::start_configured(3, "hinted_handoff = false\n", &["--enable-fault-injection"])
+        .await;
     c.cut_off(2).await;
     assert_eq!(c.put(0, "/buckets/rr/keys/k?w=2", "v").await, 204);
     c.heal().await;
@@ -166,19 +157,10 @@ async fn one_read_with_r_1_repairs_a_replica_that_missed_a_write() {
 
 #[tokio::test]
 async fn anti_entropy_alone_converges_and_keeps_concurrent_versions_as_siblings() {
-    let cfg = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(
-        cfg.path(),
-        "hinted_handoff = false\naae_interval_ms = 2000\n",
-    )
-    .unwrap();
-    let c = Cluster::start(
+    let c = Cluster::start_configured(
         3,
-        &[
-            "--enable-fault-injection",
-            "--config",
-            cfg.path().to_str().unwrap(),
-        ],
+        "hinted_handoff = false\naae_interval_ms = 2000\n",
+        &["--enable-fault-injection"],
     )
     .await;
     c.cut_off(2).await;

@@ -298,9 +298,7 @@ async fn props_and_listing() {
 
 #[tokio::test]
 async fn malformed_requests_get_4xx_and_lose_nothing() {
-    let cfg = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(cfg.path(), "value_bytes_max = 1048576\n").unwrap();
-    let c = Cluster::start(1, &["--config", cfg.path().to_str().unwrap()]).await;
+    let c = Cluster::start_configured(1, "value_bytes_max = 1048576\n", &[]).await;
     let n = &c.nodes[0];
     c.http
         .put(n.url("/buckets/safe/keys/k"))

@@ -60,19 +60,10 @@ async fn nowhere(c: &Cluster, names: &[String]) -> bool {
 
 #[tokio::test]
 async fn unreferenced_blocks_are_collected_and_damaged_ones_repaired() {
-    let cfg = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(
-        cfg.path(),
-        "s3_block_sweep_interval_ms = 300\ns3_block_grace_ms = 1500\naae_interval_ms = 300\n",
-    )
-    .unwrap();
-    let c = Cluster::start(
+    let c = Cluster::start_configured(
         3,
-        &[
-            "--enable-fault-injection",
-            "--config",
-            cfg.path().to_str().unwrap(),
-        ],
+        "s3_block_sweep_interval_ms = 300\ns3_block_grace_ms = 1500\naae_interval_ms = 300\n",
+        &["--enable-fault-injection"],
     )
     .await;
     let (id, secret) = c.s3_key().await;

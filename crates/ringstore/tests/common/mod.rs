@@ -126,6 +126,8 @@ impl Drop for Proc {
 pub struct Cluster {
     pub nodes: Vec<Proc>,
     _dir: tempfile::TempDir,
+    /// The config file of [`Cluster::start_configured`], kept for restarts.
+    _config: Option<tempfile::NamedTempFile>,
     pub http: reqwest::Client,
 }
 
@@ -134,6 +136,20 @@ impl Cluster {
     /// every member up.
     pub async fn start(n: usize, extra: &[&str]) -> Cluster {
         Self::start_each(n, extra, |_| Vec::new()).await
+    }
+
+    /// As [`Cluster::start`], every node reading `toml` as its config file.
+    pub async fn start_configured(n: usize, toml: &str, extra: &[&str]) -> Cluster {
+        let cfg = tempfile::NamedTempFile::new().expect("config file");
+        std::fs::write(cfg.path(), toml).expect("write the config file");
+        let path = cfg.path().to_str().expect("a UTF-8 temp path").to_string();
+        let flags: Vec<&str> = ["--config", path.as_str()]
+            .into_iter()
+            .chain(extra.iter().copied())
+            .collect();
+        let mut c = Self::start(n, &flags).await;
+        c._config = Some(cfg);
+        c
     }
 
     /// As [`Cluster::start`], with `per_node(i)` added to node `i`'s flags.
@@ -165,6 +181,7 @@ impl Cluster {
         let c = Cluster {
             nodes,
             _dir: dir,
+            _config: None,
             http: reqwest::Client::new(),
         };
         c.wait_formed().await;
