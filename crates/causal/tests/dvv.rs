@@ -153,3 +153,28 @@ fn keep_newest_picks_latest_timestamp() {
     assert_eq!(a.siblings().len(), 1);
     assert_eq!(&a.siblings()[0].value[..], b"new");
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2048))]
+
+    /// A context is client input (`X-Riak-Vclock`): any text gives a
+    /// context or an error, never a panic, and what decodes re-encodes to
+    /// the same context.
+    #[test]
+    fn any_context_text_decodes_or_fails(text in ".{0,200}") {
+        if let Ok(vv) = ringstore_causal::decode_context(&text) {
+            prop_assert_eq!(ringstore_causal::decode_context(&ringstore_causal::encode_context(&vv)), Ok(vv));
+        }
+    }
+
+    /// Well-formed base64 of a version byte and arbitrary bytes: the
+    /// postcard decoder behind it sees every shape.
+    #[test]
+    fn any_context_payload_decodes_or_fails(payload in prop::collection::vec(any::<u8>(), 0..300)) {
+        use base64::Engine as _;
+        let text = base64::engine::general_purpose::STANDARD.encode([&[1u8][..], &payload].concat());
+        if let Ok(vv) = ringstore_causal::decode_context(&text) {
+            prop_assert_eq!(ringstore_causal::decode_context(&ringstore_causal::encode_context(&vv)), Ok(vv));
+        }
+    }
+}

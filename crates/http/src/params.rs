@@ -191,4 +191,43 @@ mod tests {
         );
         assert!(query(&p("whatever", "x")).is_ok());
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2048))]
+
+        /// Any path segment decodes within its limit or is refused.
+        #[test]
+        fn any_segment_decodes_within_its_limit_or_fails(raw in ".{0,80}", max in 0usize..64) {
+            if let Ok(b) = decode_segment("key", &raw, max) {
+                proptest::prop_assert!(!b.is_empty() && b.len() <= max);
+            }
+        }
+
+        /// Any query string, with the names the API knows and others.
+        #[test]
+        fn any_query_parses_or_fails(
+            pairs in proptest::collection::vec((
+                proptest::prop_oneof![
+                    proptest::strategy::Just("r".to_string()), proptest::strategy::Just("w".to_string()),
+                    proptest::strategy::Just("dw".to_string()), proptest::strategy::Just("pr".to_string()),
+                    proptest::strategy::Just("timeout".to_string()), proptest::strategy::Just("returnbody".to_string()),
+                    proptest::strategy::Just("vtag".to_string()), proptest::strategy::Just("notfound_ok".to_string()),
+                    ".{0,12}",
+                ],
+                ".{0,24}",
+            ), 0..6),
+        ) {
+            let _ = query(&pairs);
+        }
+
+        /// Any `X-Riak-Vclock` header value.
+        #[test]
+        fn any_context_header_parses_or_fails(value in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..120)) {
+            if let Ok(v) = axum::http::HeaderValue::from_bytes(&value) {
+                let mut headers = axum::http::HeaderMap::new();
+                headers.insert("x-riak-vclock", v);
+                let _ = context(&headers);
+            }
+        }
+    }
 }

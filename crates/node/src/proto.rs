@@ -136,3 +136,78 @@ pub enum Response {
     /// Whether the replica was dropped.
     Dropped(bool),
 }
+
+/// The inter-node decoder under hostile input: a peer (or anyone who
+/// learned the cluster secret) controls every byte of a frame after the
+/// handshake, so decoding must answer a value or an error, never panic or
+/// allocate what the frame merely claims.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use causal::{Actor, Meta, VersionVector};
+    use proptest::prelude::*;
+
+    /// Valid frames of several shapes, for the mutation test to start from.
+    fn frames() -> Vec<Vec<u8>> {
+        let key = BKey::typed(&b"_s3b"[..], &b"blocks"[..], &b"k"[..]);
+        let mut object = Object::new();
+        object.update(
+            &VersionVector::new(),
+            Actor { node: 7, epoch: 1 },
+            Bytes::from_static(b"value"),
+            Meta::default(),
+        );
+        let requests = [
+            Request::Read(key.clone()),
+            Request::Replicate {
+                key: key.clone(),
+                object: object.clone(),
+                durable: true,
+                collapse: false,
+            },
+            Request::ListKeys {
+                bucket_type: Bytes::new(),
+                bucket: Bytes::from_static(b"b"),
+                partitions: vec![1, 2, 3],
+            },
+            Request::DropReplica {
+                key,
+                partition: 9,
+                modified_ms_max: 1 << 40,
+            },
+        ];
+        let mut out: Vec<Vec<u8>> = requests
+            .iter()
+            .map(|r| postcard::to_stdvec(&(5u64, r)).unwrap())
+            .collect();
+        out.push(postcard::to_stdvec(&(5u64, Response::Read(Some(object)))).unwrap());
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2048))]
+
+        #[test]
+        fn arbitrary_frames_decode_or_fail(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+            let _ = postcard::from_bytes::<(u64, Request)>(&bytes);
+            let _ = postcard::from_bytes::<(u64, Response)>(&bytes);
+        }
+
+        #[test]
+        fn mutated_frames_decode_or_fail(
+            which in 0usize..5,
+            edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6),
+            cut in any::<prop::sample::Index>(),
+        ) {
+            let mut frame = frames().swap_remove(which);
+            for (at, byte) in edits {
+                let i = at.index(frame.len());
+                frame[i] = byte;
+            }
+            let _ = postcard::from_bytes::<(u64, Request)>(&frame);
+            let _ = postcard::from_bytes::<(u64, Response)>(&frame);
+            frame.truncate(cut.index(frame.len() + 1));
+            let _ = postcard::from_bytes::<(u64, Request)>(&frame);
+        }
+    }
+}
