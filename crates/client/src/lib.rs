@@ -17,7 +17,7 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// The request did not reach the node or no answer came back.
-    #[error("cannot reach {url}: {detail}; is the node running, and is --node its HTTP address?")]
+    #[error("cannot reach {url}: {detail}; is the node running, and is that its address (--node for the HTTP API, --endpoint for S3)?")]
     Transport {
         /// The URL asked.
         url: String,
