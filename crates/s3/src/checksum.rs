@@ -130,23 +130,9 @@ pub fn verify(computed: Checksum, claimed: &Checksums) -> S3Result<Checksums> {
 ///
 /// A part without a value for the algorithm, or one that is not base64.
 pub fn composite(algorithm: &str, parts: &[&Checksums]) -> S3Result<Checksums> {
-    let n = parts.len();
-    let mut out = Checksums {
-        kind: Some("COMPOSITE".into()),
-        ..Checksums::default()
-    };
-    let pick = |c: &Checksums| -> Option<String> {
-        match algorithm {
-            "CRC32" => c.crc32.clone(),
-            "CRC32C" => c.crc32c.clone(),
-            "SHA1" => c.sha1.clone(),
-            "SHA256" => c.sha256.clone(),
-            _ => None,
-        }
-    };
     let mut raw = Vec::new();
     for (i, p) in parts.iter().enumerate() {
-        let v = pick(p).ok_or_else(|| {
+        let v = p.value(algorithm).ok_or_else(|| {
             s3_error!(
                 InvalidPart,
                 "part {} was uploaded without a {algorithm} checksum",
@@ -172,14 +158,8 @@ pub fn composite(algorithm: &str, parts: &[&Checksums]) -> S3Result<Checksums> {
             ))
         }
     };
-    let value = Some(format!("{value}-{n}"));
-    match algorithm {
-        "CRC32" => out.crc32 = value,
-        "CRC32C" => out.crc32c = value,
-        "SHA1" => out.sha1 = value,
-        _ => out.sha256 = value,
-    }
-    Ok(out)
+    let value = format!("{value}-{}", parts.len());
+    Ok(Checksums::one(algorithm, value, "COMPOSITE"))
 }
 
 /// The full-object checksum of a multipart object, combined from its
@@ -204,13 +184,8 @@ pub fn full_object(algorithm: &str, parts: &[(&Checksums, u64)]) -> S3Result<Che
     };
     let mut whole: Option<u64> = None;
     for (i, (sums, len)) in parts.iter().enumerate() {
-        let value = match algorithm {
-            "CRC32" => &sums.crc32,
-            "CRC32C" => &sums.crc32c,
-            _ => &sums.crc64nvme,
-        };
-        let part = value
-            .as_deref()
+        let part = sums
+            .value(algorithm)
             .and_then(|v| base64::engine::general_purpose::STANDARD.decode(v).ok())
             .filter(|raw| raw.len() == width)
             .map(|raw| raw.iter().fold(0u64, |acc, b| acc << 8 | u64::from(*b)))
@@ -227,17 +202,8 @@ pub fn full_object(algorithm: &str, parts: &[(&Checksums, u64)]) -> S3Result<Che
         });
     }
     let bytes = whole.unwrap_or(0).to_be_bytes();
-    let value = Some(base64::engine::general_purpose::STANDARD.encode(&bytes[8 - width..]));
-    let mut out = Checksums {
-        kind: Some("FULL_OBJECT".into()),
-        ..Checksums::default()
-    };
-    match algorithm {
-        "CRC32" => out.crc32 = value,
-        "CRC32C" => out.crc32c = value,
-        _ => out.crc64nvme = value,
-    }
-    Ok(out)
+    let value = base64::engine::general_purpose::STANDARD.encode(&bytes[8 - width..]);
+    Ok(Checksums::one(algorithm, value, "FULL_OBJECT"))
 }
 
 #[cfg(test)]

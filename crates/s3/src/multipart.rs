@@ -250,19 +250,12 @@ fn object_checksums(
     }
     let sized: Vec<(&Checksums, u64)> = parts.iter().map(|p| (&p.checksums, p.size)).collect();
     let whole = full_object(&alg, &sized)?;
-    let pairs = [
-        (&claimed.crc32, &whole.crc32),
-        (&claimed.crc32c, &whole.crc32c),
-        (&claimed.crc64nvme, &whole.crc64nvme),
-    ];
-    for (want, got) in pairs {
-        if let (Some(want), Some(got)) = (want, got) {
-            if want != got {
-                return Err(s3_error!(
-                    BadDigest,
-                    "the object's {alg} is {got} but the completion claims {want}; upload the parts again"
-                ));
-            }
+    if let (Some(want), Some(got)) = (claimed.value(&alg), whole.value(&alg)) {
+        if want != got {
+            return Err(s3_error!(
+                BadDigest,
+                "the object's {alg} is {got} but the completion claims {want}; upload the parts again"
+            ));
         }
     }
     Ok(whole)

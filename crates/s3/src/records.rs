@@ -111,6 +111,38 @@ pub struct Checksums {
     pub kind: Option<String>,
 }
 
+impl Checksums {
+    /// The value for `algorithm` (`CRC32`, `CRC32C`, `SHA1`, `SHA256`,
+    /// `CRC64NVME`), if any.
+    pub fn value(&self, algorithm: &str) -> Option<&str> {
+        match algorithm {
+            "CRC32" => self.crc32.as_deref(),
+            "CRC32C" => self.crc32c.as_deref(),
+            "SHA1" => self.sha1.as_deref(),
+            "SHA256" => self.sha256.as_deref(),
+            "CRC64NVME" => self.crc64nvme.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// Only `value` for `algorithm`, of checksum type `kind`.
+    pub fn one(algorithm: &str, value: String, kind: &str) -> Checksums {
+        let mut c = Checksums {
+            kind: Some(kind.into()),
+            ..Checksums::default()
+        };
+        let slot = match algorithm {
+            "CRC32" => &mut c.crc32,
+            "CRC32C" => &mut c.crc32c,
+            "SHA1" => &mut c.sha1,
+            "SHA256" => &mut c.sha256,
+            _ => &mut c.crc64nvme,
+        };
+        *slot = Some(value);
+        c
+    }
+}
+
 /// One block of a large object.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlockRef {
