@@ -116,6 +116,13 @@ impl Faults {
         self.cut.insert((b.to_string(), a.to_string()));
     }
 
+    /// Block traffic from `a` to `b` only: datagrams from `b` still reach
+    /// `a`. A stream needs both directions, so streams between them fail
+    /// as under a symmetric cut, but `b` can still open new ones.
+    pub fn cut_one_way(&mut self, a: &str, b: &str) {
+        self.cut.insert((a.to_string(), b.to_string()));
+    }
+
     /// Remove every rule.
     pub fn heal(&mut self) {
         self.cut.clear();

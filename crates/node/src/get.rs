@@ -57,6 +57,8 @@ impl Node {
         tokio::pin!(deadline);
         let verdict = loop {
             tokio::select! {
+                // Biased: a fixed polling order, so a simulated run replays exactly.
+                biased;
                 reply = rx.next() => {
                     let Some((node, result)) = reply else { break Progress::Impossible };
                     let counted = match &result {

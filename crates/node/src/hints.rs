@@ -104,6 +104,8 @@ pub(crate) async fn run(node: Node) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
+            // Biased: a fixed polling order, so a simulated run replays exactly.
+            biased;
             _ = tick.tick() => {}
             () = node.inner.hints_wake.notified() => {}
         }

@@ -12,7 +12,7 @@
 use crate::gossip;
 use crate::proto::{Request, Response};
 use crate::{Node, NodeError};
-use cluster::{Change, ClusterState, NodeAddrs};
+use cluster::{Change, ClusterState, MemberState, NodeAddrs};
 use ring::NodeId;
 
 /// Meta key: the (zone, capacity) the last start announced from config.
@@ -188,7 +188,21 @@ impl Node {
         let changed = self.update_state(|s| {
             let layout = s.layout(cfg.partition_bits);
             let mut changed = false;
+            // Why not rejoin a node that left: the operator removed it
+            // (leave or replace) and its partitions went elsewhere. A
+            // restart, even one in the middle of its handoff, must not undo
+            // that; a node that should come back starts with an empty data
+            // directory and joins as a new node.
+            let removed = s.nodes().get(&id) == Some(&MemberState::Removed);
+            if removed {
+                tracing::warn!(
+                    node = %id,
+                    "this node left the cluster and serves no data; to bring it back, \
+                     start it with an empty data directory and --join"
+                );
+            }
             let change = match layout.member(id) {
+                None if removed => None,
                 None => Some(Change::Join {
                     node: id,
                     zone: cfg.zone.clone(),

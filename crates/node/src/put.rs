@@ -315,6 +315,8 @@ impl Node {
         tokio::pin!(deadline);
         let timed_out = loop {
             tokio::select! {
+                // Biased: a fixed polling order, so a simulated run replays exactly.
+                biased;
                 reply = rx.recv() => {
                     let Some((slot, answered_by, reply)) = reply else { break false };
                     match tracker.record_at(slot, answered_by, reply) {

@@ -116,6 +116,8 @@ async fn run(
         let deadline = timers.next_deadline();
         let far = Instant::now() + Duration::from_secs(3600);
         let result = tokio::select! {
+            // Biased: a fixed polling order, so a simulated run replays exactly.
+            biased;
             packet = rx.recv() => match packet {
                 Some(p) => detector.handle_data(&p),
                 None => return,

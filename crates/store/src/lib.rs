@@ -25,7 +25,7 @@ mod keys;
 mod memory;
 mod writer;
 
-pub use engine::{Engine, Entries, FjallEngine, Space};
+pub use engine::{BatchItem, Engine, Entries, FjallEngine, Space};
 pub use format::{decode_object, encode_object, OBJECT_VERSION_MARKER};
 pub use keys::{ObjectKey, BUCKET_BYTES_MAX, KEY_BYTES_MAX, TYPE_BYTES_MAX};
 pub use memory::MemoryEngine;

@@ -1,0 +1,180 @@
+//! The checkers, run after healing: what the history says clients were
+//! promised, against what the cluster holds once it is quiet.
+
+use crate::history::{Op, OpKind, Outcome};
+use crate::workload::{key, set_key, set_of};
+use crate::world::World;
+use node::{BKey, RequestOptions};
+use ring::NodeId;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+/// How long replicas may take to agree after healing, in virtual time.
+/// Anti-entropy runs every second in the simulation; this is many rounds.
+pub const CONVERGENCE_DEADLINE: Duration = Duration::from_secs(300);
+
+/// The set check (Jepsen's Riak set workload).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SetCheck {
+    /// Adds the client was told succeeded.
+    pub acknowledged: usize,
+    /// Acknowledged adds missing from the final read.
+    pub lost: Vec<u64>,
+    /// Adds not acknowledged that are in the final read anyway.
+    pub unacknowledged_present: usize,
+    /// Whether the final read succeeded at all.
+    pub read: bool,
+}
+
+/// The durability check.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DurableCheck {
+    /// Writes acknowledged with `dw >= 1`.
+    pub acknowledged: usize,
+    /// Of those, keys missing or wrong in the final read.
+    pub lost: Vec<String>,
+}
+
+/// Every acknowledged add against the final set; every other add found
+/// counts as present-but-unacknowledged (a write that missed its quorum
+/// but landed, which Dynamo allows).
+pub fn check_set(ops: &[Op], set: usize, last: Option<&BTreeSet<u64>>) -> SetCheck {
+    let empty = BTreeSet::new();
+    let last_set = last.unwrap_or(&empty);
+    let mut check = SetCheck {
+        read: last.is_some(),
+        ..SetCheck::default()
+    };
+    for op in ops {
+        let OpKind::SetAdd { set: s, element } = op.kind else {
+            continue;
+        };
+        if s != set {
+            continue;
+        }
+        let present = last_set.contains(&element);
+        match op.outcome {
+            Outcome::Ok => {
+                check.acknowledged += 1;
+                if !present {
+                    check.lost.push(element);
+                }
+            }
+            _ if present => check.unacknowledged_present += 1,
+            _ => {}
+        }
+    }
+    check
+}
+
+/// Read-your-writes violations: reads after an acknowledged write (with
+/// `pr + pw > n_val`) that did not return it.
+pub fn ryw_violations(ops: &[Op]) -> Vec<(String, u64)> {
+    ops.iter()
+        .filter_map(|op| match &op.kind {
+            OpKind::ReadYourWrite { key, value, seen } if op.outcome == Outcome::Ok && !seen => {
+                Some((key.clone(), *value))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Every key the run wrote or may have written.
+pub fn keys_touched(ops: &[Op], sets: usize) -> Vec<BKey> {
+    let mut names: BTreeSet<String> = BTreeSet::new();
+    for op in ops {
+        match &op.kind {
+            OpKind::DurableWrite { key, .. } | OpKind::ReadYourWrite { key, .. } => {
+                names.insert(key.clone());
+            }
+            OpKind::SetAdd { .. } => {}
+        }
+    }
+    let mut keys: Vec<BKey> = (0..sets).map(set_key).collect();
+    keys.extend(names.iter().map(|n| key(n)));
+    keys
+}
+
+/// Keys whose primary replicas do not all hold the same object (same
+/// causal context, same siblings), as seen from each replica's storage.
+pub fn diverged(world: &World, members: &[usize], keys: &[BKey]) -> Vec<BKey> {
+    let by_id: BTreeMap<NodeId, usize> = members
+        .iter()
+        .filter_map(|&i| world.node(i).map(|n| (n.id(), i)))
+        .collect();
+    let Some(any) = members.first().and_then(|&i| world.node(i)) else {
+        return keys.to_vec();
+    };
+    let layout = any.layout();
+    keys.iter()
+        .filter(|k| {
+            let p = ring::partition_of(layout.bits(), &k.bucket_type, &k.bucket, &k.key);
+            let Ok(pl) = layout.preference_list(p, 3) else {
+                return true;
+            };
+            let replicas: Vec<_> = pl
+                .primaries
+                .iter()
+                .map(|id| {
+                    by_id
+                        .get(id)
+                        .and_then(|&i| world.node(i))
+                        .and_then(|n| n.local_object(k).ok())
+                })
+                .collect();
+            replicas.iter().any(|r| r.is_none()) || replicas.windows(2).any(|w| w[0] != w[1])
+        })
+        .cloned()
+        .collect()
+}
+
+/// Wait until no key diverges; returns the keys still diverged at the
+/// deadline (none on success) and how long it took.
+pub async fn converge(world: &World, members: &[usize], keys: &[BKey]) -> (Vec<BKey>, u64) {
+    let start = tokio::time::Instant::now();
+    let mut left = keys.to_vec();
+    loop {
+        left = diverged(world, members, &left);
+        let waited = start.elapsed();
+        if left.is_empty() || waited > CONVERGENCE_DEADLINE {
+            return (left, waited.as_millis() as u64);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// The final set as read through machine `at`, or `None` if it cannot be
+/// read.
+pub async fn read_set(world: &World, at: usize, set: usize) -> Option<BTreeSet<u64>> {
+    let node = world.node(at)?;
+    match node.get(&set_key(set), &RequestOptions::default()).await {
+        Ok(Some(obj)) => Some(set_of(&obj)),
+        Ok(None) => Some(BTreeSet::new()),
+        Err(_) => None,
+    }
+}
+
+/// Every acknowledged durable write must read back with its value.
+pub async fn check_durable(world: &World, at: usize, ops: &[Op]) -> DurableCheck {
+    let mut check = DurableCheck::default();
+    let Some(node) = world.node(at) else {
+        return check;
+    };
+    for op in ops {
+        let OpKind::DurableWrite { key: name, .. } = &op.kind else {
+            continue;
+        };
+        if op.outcome != Outcome::Ok {
+            continue;
+        }
+        check.acknowledged += 1;
+        let found = node.get(&key(name), &RequestOptions::default()).await;
+        let intact = matches!(&found, Ok(Some(obj))
+            if obj.live_siblings().any(|s| s.value.as_ref() == name.as_bytes()));
+        if !intact {
+            check.lost.push(name.clone());
+        }
+    }
+    check
+}

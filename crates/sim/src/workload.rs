@@ -1,0 +1,235 @@
+//! The clients: what they do, through the same node API the HTTP layer
+//! calls, and how each outcome is recorded.
+//!
+//! Three kinds run side by side:
+//! - **set adders** (the Jepsen Riak workload): read a set key, merge its
+//!   siblings by union, add a unique element, write it back with the
+//!   read's causal context. Concurrent adders make siblings; none may lose
+//!   an acknowledged element.
+//! - **durable writers**: blind writes of fresh keys with `dw` of 1 or 2.
+//! - **read-your-writes clients**: each owns a key and writes then reads it
+//!   with `pw = pr = 2` on `n_val = 3`, so the read must see the write.
+
+use crate::history::{History, Op, OpKind, Outcome};
+use crate::world::Handles;
+use bytes::Bytes;
+use causal::{Meta, Object, VersionVector};
+use cluster::QuorumValue;
+use node::{BKey, Node, NodeError, RequestOptions};
+use rand::rngs::SmallRng;
+use rand::RngExt;
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+/// The bucket every workload key lives in.
+pub const BUCKET: &str = "sim";
+/// How long a client waits for any one call before calling it unknown.
+const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The key of set number `i`.
+pub fn set_key(i: usize) -> BKey {
+    BKey::new(BUCKET, format!("set-{i}"))
+}
+
+/// A workload key by name.
+pub fn key(name: &str) -> BKey {
+    BKey::new(BUCKET, name.to_string())
+}
+
+/// Elements of a set value: decimal numbers separated by commas.
+pub fn decode_set(value: &[u8]) -> BTreeSet<u64> {
+    String::from_utf8_lossy(value)
+        .split(',')
+        .filter_map(|e| e.parse().ok())
+        .collect()
+}
+
+fn encode_set(set: &BTreeSet<u64>) -> Bytes {
+    let text: Vec<String> = set.iter().map(u64::to_string).collect();
+    Bytes::from(text.join(","))
+}
+
+/// The union of every live sibling's elements.
+pub fn set_of(obj: &Object) -> BTreeSet<u64> {
+    obj.live_siblings()
+        .flat_map(|s| decode_set(&s.value))
+        .collect()
+}
+
+fn meta() -> Meta {
+    Meta {
+        content_type: "text/plain".into(),
+        ..Meta::default()
+    }
+}
+
+fn quorum(n: u8) -> Option<QuorumValue> {
+    Some(QuorumValue::Number(u32::from(n)))
+}
+
+/// What every client shares: where the nodes are, the history, and when
+/// to stop.
+#[derive(Clone)]
+pub struct Client {
+    /// Client number; also picks its first machine.
+    pub id: usize,
+    /// Nodes by machine.
+    pub handles: Handles,
+    /// Where outcomes go.
+    pub history: History,
+    /// Virtual millisecond at which to stop starting operations.
+    pub stop_ms: u64,
+}
+
+impl Client {
+    /// The first machine up, starting from this client's own.
+    fn node(&self, rng: &mut SmallRng) -> Option<(usize, Node)> {
+        let n = self.handles.len();
+        let first = (self.id + rng.random_range(0..2)) % n;
+        (0..n)
+            .map(|k| (first + k) % n)
+            .find_map(|i| self.handles.get(i).map(|node| (i, node)))
+    }
+
+    fn record(&self, machine: usize, kind: OpKind, invoked_ms: u64, outcome: Outcome) {
+        self.history.op(Op {
+            client: self.id,
+            machine,
+            kind,
+            invoked_ms,
+            completed_ms: self.history.now_ms(),
+            outcome,
+        });
+    }
+
+    async fn think(&self, rng: &mut SmallRng) {
+        tokio::time::sleep(Duration::from_millis(rng.random_range(5..=100))).await;
+    }
+
+    fn running(&self) -> bool {
+        self.history.now_ms() < self.stop_ms
+    }
+}
+
+async fn get(node: &Node, key: &BKey, opts: &RequestOptions) -> Result<Option<Object>, String> {
+    match tokio::time::timeout(CALL_TIMEOUT, node.get(key, opts)).await {
+        Ok(Ok(o)) => Ok(o),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("timed out".into()),
+    }
+}
+
+async fn put(
+    node: &Node,
+    key: BKey,
+    value: Bytes,
+    ctx: VersionVector,
+    opts: RequestOptions,
+) -> Outcome {
+    match tokio::time::timeout(CALL_TIMEOUT, node.put(key, value, meta(), ctx, opts)).await {
+        Ok(Ok(_)) => Outcome::Ok,
+        Ok(Err(NodeError::BadRequest(e))) => panic!("the workload sent a bad request: {e}"),
+        Ok(Err(_)) | Err(_) => Outcome::Unknown,
+    }
+}
+
+/// Add unique elements to set `set` until the stop time.
+pub async fn set_adder(c: Client, set: usize, mut rng: SmallRng) {
+    let key = set_key(set);
+    let mut seq = 0u64;
+    while c.running() {
+        c.think(&mut rng).await;
+        let Some((machine, node)) = c.node(&mut rng) else {
+            continue;
+        };
+        let invoked = c.history.now_ms();
+        let Ok(found) = get(&node, &key, &RequestOptions::default()).await else {
+            continue;
+        };
+        let (mut elements, ctx) = match &found {
+            Some(obj) => (set_of(obj), obj.context().clone()),
+            None => (BTreeSet::new(), VersionVector::new()),
+        };
+        seq += 1;
+        let element = ((c.id as u64) << 32) | seq;
+        elements.insert(element);
+        let outcome = put(
+            &node,
+            key.clone(),
+            encode_set(&elements),
+            ctx,
+            RequestOptions::default(),
+        )
+        .await;
+        c.record(machine, OpKind::SetAdd { set, element }, invoked, outcome);
+    }
+}
+
+/// Write fresh keys with `dw` of 1 or 2 until the stop time.
+pub async fn durable_writer(c: Client, mut rng: SmallRng) {
+    let mut seq = 0u64;
+    while c.running() {
+        c.think(&mut rng).await;
+        let Some((machine, node)) = c.node(&mut rng) else {
+            continue;
+        };
+        seq += 1;
+        let name = format!("d-{}-{seq}", c.id);
+        let dw = rng.random_range(1..=2u8);
+        let opts = RequestOptions {
+            w: quorum(dw),
+            dw: quorum(dw),
+            ..RequestOptions::default()
+        };
+        let invoked = c.history.now_ms();
+        let value = Bytes::from(name.clone());
+        let outcome = put(&node, key(&name), value, VersionVector::new(), opts).await;
+        c.record(
+            machine,
+            OpKind::DurableWrite { key: name, dw },
+            invoked,
+            outcome,
+        );
+    }
+}
+
+/// Write then read the client's own key with `pw = dw = pr = 2`.
+pub async fn read_your_writes(c: Client, mut rng: SmallRng) {
+    let name = format!("ryw-{}", c.id);
+    let strict = RequestOptions {
+        r: quorum(2),
+        pr: quorum(2),
+        w: quorum(2),
+        pw: quorum(2),
+        dw: quorum(2),
+        ..RequestOptions::default()
+    };
+    let mut value = 0u64;
+    while c.running() {
+        c.think(&mut rng).await;
+        let Some((machine, node)) = c.node(&mut rng) else {
+            continue;
+        };
+        let Ok(found) = get(&node, &key(&name), &strict).await else {
+            continue;
+        };
+        let ctx = found.map(|o| o.context().clone()).unwrap_or_default();
+        value += 1;
+        let invoked = c.history.now_ms();
+        let bytes = Bytes::from(value.to_string());
+        if put(&node, key(&name), bytes.clone(), ctx, strict.clone()).await != Outcome::Ok {
+            continue;
+        }
+        let (seen, outcome) = match get(&node, &key(&name), &strict).await {
+            Ok(Some(obj)) => (obj.live_siblings().any(|s| s.value == bytes), Outcome::Ok),
+            Ok(None) => (false, Outcome::Ok),
+            Err(_) => (false, Outcome::Unknown),
+        };
+        let kind = OpKind::ReadYourWrite {
+            key: name.clone(),
+            value,
+            seen,
+        };
+        c.record(machine, kind, invoked, outcome);
+    }
+}
