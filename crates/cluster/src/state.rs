@@ -195,6 +195,19 @@ impl ClusterState {
         out
     }
 
+    /// The newest timestamp anywhere in this state. A node merging a
+    /// peer's state moves its clock past it, so the next change it records
+    /// orders after everything it has seen, however slow its wall clock.
+    pub fn newest_timestamp(&self) -> Option<Timestamp> {
+        let events = self.events.iter().map(|e| e.at);
+        let addrs = self.addrs.values().map(|(t, _)| *t);
+        let props = self.props.values().map(|(t, _)| *t);
+        events
+            .chain(addrs)
+            .chain(props)
+            .max_by_key(|t| (t.wall_ms, t.logical))
+    }
+
     /// Number of membership events: the layout version.
     pub fn layout_version(&self) -> u64 {
         self.events.len() as u64

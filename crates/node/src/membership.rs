@@ -14,6 +14,7 @@ use crate::proto::{Request, Response};
 use crate::{Node, NodeError};
 use cluster::{Change, ClusterState, MemberState, NodeAddrs};
 use ring::NodeId;
+use std::sync::atomic::Ordering;
 
 /// Meta key: the (zone, capacity) the last start announced from config.
 const META_CONFIGURED_PLACEMENT: &str = "configured_placement";
@@ -244,12 +245,45 @@ impl Node {
         Ok(())
     }
 
+    /// Refuse client requests while this node, started with join seeds,
+    /// has not met its cluster yet.
+    ///
+    /// Why: until then it is a cluster of one. A write it took would land
+    /// in partitions it owns only in that one-node layout; once it merges
+    /// the real cluster's state, those partitions belong to others, nothing
+    /// hands the write over, and an acknowledged write is gone (found by
+    /// the simulation, seed 1557).
+    pub(crate) fn check_seeded(&self) -> Result<(), NodeError> {
+        if self.inner.seeded.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        Err(NodeError::Unavailable(format!(
+            "this node has not joined its cluster yet (join seeds: {}); retry shortly or use another node",
+            self.inner.cfg.join.join(", ")
+        )))
+    }
+
     /// Merge a peer's cluster state; persist and observe its clock if it
     /// taught us anything.
     pub(crate) async fn merge_state(&self, theirs: &ClusterState) -> Result<bool, NodeError> {
+        // Why observe: a leave recorded here by a node whose clock runs
+        // behind must still order after the join it follows; without this
+        // it sorted first and the leave was undone (simulation, seed 1368).
+        if let (Some(t), Ok(mut hlc)) = (theirs.newest_timestamp(), self.inner.hlc.lock()) {
+            hlc.observe(t);
+        }
         let changed = self.update_state(|s| s.merge(theirs));
         if changed {
             self.persist_state().await?;
+        }
+        let seeded = &self.inner.seeded;
+        if !seeded.load(Ordering::Acquire) && theirs.nodes().keys().any(|n| *n != self.id()) {
+            self.inner
+                .store
+                .put_meta(crate::node::META_SEEDED, vec![1], true)
+                .await?;
+            seeded.store(true, Ordering::Release);
+            tracing::info!("met the cluster; serving clients");
         }
         Ok(changed)
     }

@@ -21,6 +21,9 @@ const KEY_LOCK_STRIPES: usize = 4096;
 const META_NODE_ID: &str = "node_id";
 const META_EPOCH: &str = "epoch";
 const META_CLUSTER: &str = "cluster_state";
+/// Present once this node has seen another member: it has joined its
+/// cluster and may serve clients.
+pub(crate) const META_SEEDED: &str = "seeded";
 
 /// Cluster state with the layouts it folds to, recomputed on change.
 pub(crate) struct ClusterView {
@@ -77,6 +80,9 @@ pub(crate) struct Inner {
     pub(crate) transfers: crate::handoff::Transfers,
     /// The layout (version, fingerprint) whose lost partitions were dropped.
     pub(crate) released_for: Mutex<Option<(u64, u64)>>,
+    /// False while a node started with join seeds has not yet met its
+    /// cluster; see [`Node::check_seeded`].
+    pub(crate) seeded: std::sync::atomic::AtomicBool,
     /// Wakes hint delivery early (a peer came up).
     pub(crate) hints_wake: tokio::sync::Notify,
 }
@@ -145,6 +151,9 @@ impl Node {
             })?,
             None => ClusterState::new(),
         };
+        let seeded = cfg.join.is_empty()
+            || store.get_meta(META_SEEDED)?.is_some()
+            || state.nodes().keys().any(|n| *n != id);
         let layouts = state.layouts(cfg.partition_bits);
         let layout = layouts.current.clone();
         let hint_counts = store
@@ -179,6 +188,7 @@ impl Node {
             hints_wake: tokio::sync::Notify::new(),
             transfers: crate::handoff::Transfers::default(),
             released_for: Mutex::default(),
+            seeded: seeded.into(),
             store,
             cfg,
             env,

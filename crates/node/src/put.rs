@@ -104,6 +104,7 @@ impl Node {
         key: &BKey,
         n_val: u8,
     ) -> Result<(u16, PreferenceList), NodeError> {
+        self.check_seeded()?;
         let layout = self.layout();
         let p = ring::partition_of(layout.bits(), &key.bucket_type, &key.bucket, &key.key);
         let pl = layout

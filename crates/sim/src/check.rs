@@ -173,6 +173,11 @@ pub async fn check_durable(world: &World, at: usize, ops: &[Op]) -> DurableCheck
         let intact = matches!(&found, Ok(Some(obj))
             if obj.live_siblings().any(|s| s.value.as_ref() == name.as_bytes()));
         if !intact {
+            tracing::warn!(key = %name, read = ?found, "durable write lost");
+            for i in world.up() {
+                let local = world.node(i).map(|n| n.local_object(&key(name)));
+                tracing::warn!(machine = i, ?local, "its replica");
+            }
             check.lost.push(name.clone());
         }
     }
