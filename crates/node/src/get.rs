@@ -89,7 +89,9 @@ impl Node {
         // tell what is stored: 503) or only because "not found" answers do
         // not count (notfound_ok=false): then the answer is what was found,
         // or an authoritative not-found.
-        let too_many_failed = failed > asked - need;
+        // `need > asked`: a request asked for more replicas (say pr=2)
+        // than this cluster has owners for the key; it can never be met.
+        let too_many_failed = need > asked || failed > asked - need;
         let answer = match verdict {
             Progress::Met => Ok(merged.clone()),
             Progress::Impossible if !too_many_failed => Ok(merged.clone()),

@@ -221,6 +221,16 @@ async fn quorum_value_above_n_val_is_a_bad_request() {
         .await
         .unwrap();
     assert_eq!(nodes[0].under_replicated_partitions(), 256);
+    // Found by the kv_http fuzz target: pr=2 where one owner exists made
+    // `asked - need` underflow (a panic in debug builds, a read that
+    // claimed success in release). It is a quorum that cannot be met.
+    let pr2 = RequestOptions {
+        r: Some(QuorumValue::All),
+        pr: Some(QuorumValue::Number(2)),
+        ..RequestOptions::default()
+    };
+    let err = nodes[0].get(&BKey::new("b", "k"), &pr2).await.unwrap_err();
+    assert!(matches!(err, NodeError::Quorum(_)), "{err}");
 }
 
 #[tokio::test]
