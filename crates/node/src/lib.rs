@@ -55,7 +55,7 @@ mod local;
 mod membership;
 mod node;
 mod peers;
-mod proto;
+pub mod proto;
 mod put;
 pub mod quorum;
 mod release;

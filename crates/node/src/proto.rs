@@ -4,6 +4,10 @@
 //! variant index, so new variants go at the end and old ones are never
 //! reordered or changed: a node must understand its older peers during a
 //! rolling upgrade (the handshake's protocol version covers larger breaks).
+//!
+//! Public so the fuzz targets (`fuzz/`) can decode frames exactly as a
+//! node does: `postcard::from_bytes::<(u64, Request)>` of each frame after
+//! the handshake, `(u64, Response)` on the dialer's side.
 
 use crate::error::NodeError;
 use crate::request::{BKey, PutCommand};
