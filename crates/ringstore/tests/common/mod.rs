@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod netns;
+
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -44,11 +46,23 @@ pub struct Proc {
     join: Option<String>,
     extra: Vec<String>,
     child: Option<Child>,
+    /// Network namespace to run in (see [`netns`]); the host's if `None`.
+    netns: Option<String>,
 }
 
 impl Proc {
     fn spawn(&mut self) {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ringstore"));
+        let bin = env!("CARGO_BIN_EXE_ringstore");
+        let mut cmd = match &self.netns {
+            // `ip netns exec` execs the server in place, so the child's pid
+            // is the server's: kill -9 and SIGSTOP reach it directly.
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, bin]);
+                c
+            }
+            None => Command::new(bin),
+        };
         cmd.args([
             "server", "--http", &self.http, "--rpc", &self.rpc, "--s3", &self.s3,
         ])
@@ -88,6 +102,19 @@ impl Proc {
             assert!(status.success(), "kill -TERM failed");
             let exit = c.wait().expect("wait for the stopped node");
             assert!(exit.success(), "a cleanly stopped node exited with {exit}");
+        }
+    }
+
+    /// SIGSTOP (`true`) or SIGCONT (`false`): a process paused as by a
+    /// long GC pause or a stalled VM, its sockets open and silent.
+    pub fn pause(&self, stop: bool) {
+        if let Some(c) = &self.child {
+            let sig = if stop { "-STOP" } else { "-CONT" };
+            let status = Command::new("kill")
+                .args([sig, &c.id().to_string()])
+                .status()
+                .expect("run kill");
+            assert!(status.success(), "kill {sig} failed");
         }
     }
 
@@ -174,6 +201,7 @@ impl Cluster {
                     .chain(per_node(i))
                     .collect(),
                 child: None,
+                netns: None,
             };
             p.spawn();
             nodes.push(p);
@@ -199,6 +227,7 @@ impl Cluster {
             dir: self._dir.path().join(format!("node-{i}")),
             extra: extra.iter().map(|s| s.to_string()).collect(),
             child: None,
+            netns: None,
         };
         p.spawn();
         self.nodes.push(p);
