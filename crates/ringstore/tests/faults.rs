@@ -158,9 +158,11 @@ async fn one_read_with_r_1_repairs_a_replica_that_missed_a_write() {
     .await;
     // The coordinator counts the repair when the replica acknowledges it,
     // which may be a moment after the replica serves it.
-    wait_until("node 1 counts one read repair", Duration::from_secs(5), || async {
-        c.metrics(1).await.contains("ringstore_read_repairs 1")
-    })
+    wait_until(
+        "node 1 counts one read repair",
+        Duration::from_secs(5),
+        || async { c.metrics(1).await.contains("ringstore_read_repairs 1") },
+    )
     .await;
 }
 
