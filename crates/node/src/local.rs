@@ -73,6 +73,8 @@ impl Node {
         {
             return Ok(false);
         }
+        // Before the replica goes: see `Node::new_epoch`.
+        self.new_epoch().await?;
         self.inner
             .trees
             .update(partition, &okey.encode(), &obj, &Object::new());

@@ -47,7 +47,12 @@ pub(crate) struct Stats {
 
 pub(crate) struct Inner {
     pub(crate) id: NodeId,
-    pub(crate) actor: Actor,
+    /// This node's current epoch: the `epoch` of every dot it makes now.
+    /// Grows at every start and every time the node drops replicas (see
+    /// [`Node::new_epoch`]).
+    pub(crate) epoch: std::sync::atomic::AtomicU32,
+    /// Serialises epoch changes, so each is persisted before it is used.
+    pub(crate) epoch_change: tokio::sync::Mutex<()>,
     pub(crate) cfg: NodeConfig,
     pub(crate) env: Env,
     pub(crate) store: Store,
@@ -163,7 +168,8 @@ impl Node {
             .collect();
         let inner = Arc::new(Inner {
             id,
-            actor: Actor { node: id.0, epoch },
+            epoch: epoch.into(),
+            epoch_change: tokio::sync::Mutex::new(()),
             rpc: RpcClient::new(env.network.clone(), rpc_cfg.clone()),
             view: RwLock::new(ClusterView {
                 state,
@@ -258,6 +264,36 @@ impl Node {
         }
         self.inner.store.sync().await?;
         self.save_trees().await
+    }
+
+    /// Who makes the dots of writes this node coordinates now.
+    pub(crate) fn actor(&self) -> Actor {
+        Actor {
+            node: self.inner.id.0,
+            epoch: self.inner.epoch.load(std::sync::atomic::Ordering::Acquire),
+        }
+    }
+
+    /// Move to a new epoch, persisted before it is used. Call it before
+    /// dropping any replica this node may have coordinated writes to.
+    ///
+    /// Why: a dot's counter comes from the replica the coordinator holds.
+    /// Once that replica is gone, a later write coordinated here under the
+    /// same actor would take a counter it already used, and every replica
+    /// holding the earlier write would take the new one for the same value
+    /// and drop it (simulation, seed 4197). A new epoch is a new actor, so
+    /// its dots cannot collide with the old ones. The cost is one more
+    /// entry in the contexts of keys this node writes afterwards.
+    pub(crate) async fn new_epoch(&self) -> Result<(), NodeError> {
+        use std::sync::atomic::Ordering;
+        let _one_at_a_time = self.inner.epoch_change.lock().await;
+        let next = self.inner.epoch.load(Ordering::Acquire) + 1;
+        self.inner
+            .store
+            .put_meta(META_EPOCH, next.to_be_bytes().to_vec(), true)
+            .await?;
+        self.inner.epoch.store(next, Ordering::Release);
+        Ok(())
     }
 
     /// A fresh hybrid-logical-clock timestamp.

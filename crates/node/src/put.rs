@@ -252,7 +252,7 @@ impl Node {
                 last_modified_ms: self.timestamp_after(&obj),
                 ..cmd.meta
             };
-            obj.update(&cmd.context, self.inner.actor, cmd.value, meta);
+            obj.update(&cmd.context, self.actor(), cmd.value, meta);
             if collapse {
                 obj.keep_newest();
             }

@@ -33,11 +33,21 @@ impl Node {
         }
         let n_min = self.cluster_state().n_vals().into_iter().min().unwrap_or(3);
         let mut dropped = 0u64;
-        for p in self.inner.trees.partitions() {
-            let rank = self.rank_in(layouts, p);
-            if rank.is_some_and(|r| r < usize::from(n_min)) {
-                continue;
-            }
+        let lost: Vec<u16> = self
+            .inner
+            .trees
+            .partitions()
+            .into_iter()
+            .filter(|&p| {
+                self.rank_in(layouts, p)
+                    .is_none_or(|r| r >= usize::from(n_min))
+            })
+            .collect();
+        if !lost.is_empty() {
+            // Before any replica goes: see `Node::new_epoch`.
+            self.new_epoch().await?;
+        }
+        for p in lost {
             match self.drop_partition(p).await? {
                 Some(n) => dropped += n,
                 None => return Ok(()), // the layout moved: next round

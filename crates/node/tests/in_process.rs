@@ -383,3 +383,37 @@ async fn a_write_in_transition_needs_the_stable_owner_even_when_it_is_a_current_
     let status = new.layout_status();
     assert_ne!(status.version, status.stable_version, "still in transition");
 }
+
+/// Found by the simulation (seed 4197): a coordinator that had lost its
+/// replica of a key (handed off and dropped) took the next dot counter
+/// from the client's older context, repeating a dot it had already used.
+/// Every replica holding the earlier write then took the new one for the
+/// same value and dropped it, though the write was acknowledged.
+#[tokio::test]
+async fn a_coordinator_that_lost_its_replica_never_repeats_a_dot() {
+    let net = MemoryNetwork::new();
+    let nodes = start_cluster(&net, 3).await;
+    let key = BKey::new("b", "dots");
+    let all = RequestOptions {
+        r: Some(QuorumValue::All),
+        w: Some(QuorumValue::All),
+        ..RequestOptions::default()
+    };
+    let put = |value: &'static str, ctx: VersionVector| {
+        let (v, m) = text(value);
+        nodes[0].put(key.clone(), v, m, ctx, all.clone())
+    };
+    let first = put("v1", VersionVector::new()).await.unwrap();
+    let stale = first.context().clone();
+    put("v2", stale.clone()).await.unwrap();
+    let p = ring::partition_of(nodes[0].layout().bits(), b"default", b"b", b"dots").0;
+    assert!(nodes[0]
+        .drop_local_replica(p, &key, u64::MAX)
+        .await
+        .unwrap());
+    // A client that saw only v1 writes v3 through the same coordinator:
+    // v3 is concurrent with v2, so both must survive as siblings.
+    put("v3", stale).await.unwrap();
+    let obj = nodes[1].get(&key, &all).await.unwrap().expect("found");
+    assert_eq!(values(&obj), ["v2", "v3"]);
+}
