@@ -41,6 +41,7 @@ impl Node {
         key: &BKey,
         options: &RequestOptions,
     ) -> Result<Option<Object>, NodeError> {
+        self.ensure_seeded().await?;
         let props = self.bucket_props(&key.bucket_type, &key.bucket);
         let (partition, pl) = self.preference_list(key, props.n_val)?;
         let targets = self.read_targets(partition, &pl, usize::from(props.n_val));

@@ -263,6 +263,24 @@ impl Node {
         )))
     }
 
+    /// As [`Node::check_seeded`], but first try the join seeds once.
+    ///
+    /// Why: a seed merges a newcomer's state one reply before the newcomer
+    /// merges the seed's, and in that moment the seed may already route a
+    /// write to it. Joining right then, instead of refusing, closes the
+    /// window; a newcomer whose seeds cannot be reached still refuses.
+    pub(crate) async fn ensure_seeded(&self) -> Result<(), NodeError> {
+        if self.inner.seeded.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        for seed in &self.inner.cfg.join {
+            if self.join(seed).await.is_ok() {
+                break;
+            }
+        }
+        self.check_seeded()
+    }
+
     /// Merge a peer's cluster state; persist and observe its clock if it
     /// taught us anything.
     pub(crate) async fn merge_state(&self, theirs: &ClusterState) -> Result<bool, NodeError> {

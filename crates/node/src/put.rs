@@ -123,6 +123,7 @@ impl Node {
     }
 
     async fn route_put(&self, cmd: PutCommand) -> Result<Object, NodeError> {
+        self.ensure_seeded().await?;
         let (_, pl) = self.preference_list(&cmd.key, cmd.props.n_val)?;
         if pl.primaries.contains(&self.id()) {
             return self.coordinate_put(cmd).await;
@@ -238,6 +239,7 @@ impl Node {
     }
 
     pub(crate) async fn coordinate_put(&self, cmd: PutCommand) -> Result<Object, NodeError> {
+        self.ensure_seeded().await?;
         let (partition, pl) = self.preference_list(&cmd.key, cmd.props.n_val)?;
         let (targets, req) = self.write_targets(&cmd, partition, &pl)?;
         let durable = req.durable > 0;
