@@ -97,12 +97,7 @@ fn with_last_write_wins_the_set_check_sees_lost_adds() {
 /// restarted after a crash, undoing the operator's leave.
 #[test]
 fn a_node_that_left_stays_out_after_a_crash_and_restart() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
+    scenario(async {
         let mut world = World::start(28, 4, 4).await;
         let leaver = world.node(3).expect("up").id();
         world
