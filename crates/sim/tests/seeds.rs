@@ -100,12 +100,7 @@ fn a_node_that_left_stays_out_after_a_crash_and_restart() {
     scenario(async {
         let mut world = World::start(28, 4, 4).await;
         let leaver = world.node(3).expect("up").id();
-        world
-            .node(0)
-            .expect("up")
-            .leave(leaver)
-            .await
-            .expect("leave is recorded");
+        leave_through_node_0(&world, leaver).await;
         assert!(world.settle(&[0, 1, 2]).await, "{:#?}", world.describe());
         world.crash(3);
         world.restart(3).await;
@@ -117,6 +112,11 @@ fn a_node_that_left_stays_out_after_a_crash_and_restart() {
         let restarted = world.node(3).expect("up");
         assert!(restarted.layout().member(leaver).is_none());
     });
+}
+
+async fn leave_through_node_0(world: &World, leaver: ring::NodeId) {
+    let coordinator = world.node(0).expect("node 0 is up");
+    coordinator.leave(leaver).await.expect("leave is recorded");
 }
 
 fn scenario(f: impl std::future::Future<Output = ()>) {
@@ -181,12 +181,7 @@ fn a_leave_from_a_slow_clock_orders_after_the_join_it_follows() {
         world.join(3).await;
         assert!(world.settle(&[0, 1, 2, 3]).await, "{:#?}", world.describe());
         let leaver = world.node(3).expect("up").id();
-        world
-            .node(0)
-            .expect("up")
-            .leave(leaver)
-            .await
-            .expect("leave is recorded");
+        leave_through_node_0(&world, leaver).await;
         assert!(
             world.settle(&[0, 1, 2]).await,
             "the leave did not take: {:#?}",
