@@ -110,8 +110,13 @@ fn main() -> Result<()> {
     Ok(())
 }
 
+/// A soak prints a progress line to stderr after every this many seeds, so
+/// a long run shows it is alive and how fast it goes.
+const PROGRESS_EVERY: u64 = 250;
+
 #[derive(Clone, Default)]
 struct Summary {
+    done: u64,
     failed: Vec<u64>,
     acknowledged: usize,
     lost: usize,
@@ -154,6 +159,7 @@ fn run_seeds(
     cfg: &SimConfig,
     verbose: bool,
 ) -> Arc<Mutex<Summary>> {
+    let started = Instant::now();
     let next = Arc::new(AtomicU64::new(first));
     let summary = Arc::new(Mutex::new(Summary::default()));
     std::thread::scope(|scope| {
@@ -171,6 +177,15 @@ fn run_seeds(
                 }
                 if let Ok(mut s) = summary.lock() {
                     s.add(&report, ok);
+                    s.done += 1;
+                    if !verbose && s.done % PROGRESS_EVERY == 0 {
+                        eprintln!(
+                            "progress: {}/{count} seeds, {} failed, {:.0} s",
+                            s.done,
+                            s.failed.len(),
+                            started.elapsed().as_secs_f64()
+                        );
+                    }
                 }
             });
         }
