@@ -63,6 +63,11 @@ pub(crate) struct S3BenchFlags {
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
+    /// GET: skip writing the objects first (an earlier run with the same
+    /// bucket, size and --objects wrote them), so the server CPU measured
+    /// around the run is the GETs' alone.
+    #[arg(long)]
+    preloaded: bool,
 }
 
 /// The largest object the bench sends: it holds one per worker in memory.
@@ -142,7 +147,7 @@ pub(crate) async fn run(f: S3BenchFlags) -> Result<()> {
         .create_bucket(&f.bucket)
         .await
         .context("creating the bench bucket")?;
-    if f.workload == S3Workload::Get {
+    if f.workload == S3Workload::Get && !f.preloaded {
         preload(&clients, &f).await?;
     }
     let (bucket, objects, size, workload) = (f.bucket.clone(), f.objects, f.size, f.workload);
