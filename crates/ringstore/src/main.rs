@@ -20,10 +20,11 @@ use std::process::ExitCode;
 /// malloc and free took about a quarter of the cluster's CPU (replica
 /// objects of a few KiB are allocated, copied and freed several times per
 /// request, and glibc consolidates its free lists on the hot path);
-/// mimalloc's per-thread free lists keep that off the profile. Figures in
-/// docs/BENCHMARKS.md.
+/// jemalloc's thread caches keep that off the profile (GET +20% side by
+/// side). mimalloc did as well on GET but cost 64 KiB PUTs a quarter of
+/// their throughput; jemalloc about a tenth. Figures in docs/BENCHMARKS.md.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> ExitCode {
     let args = cli::Args::parse();
