@@ -16,6 +16,8 @@ cd "$(dirname "$0")/.."
 cargo build --release --quiet
 load=target/release/ringstore  # one load generator for every binary
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }  # clock ticks, user + system
+dev=
+trap '[ -n "$dev" ] && kill "$dev" 2>/dev/null; true' EXIT
 
 echo "$workload $size objects, $secs s per run"
 echo "| binary | ops/s | p50 | p99 | failed | server cpu | per op | bench cpu share |"
