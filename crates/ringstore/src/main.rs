@@ -20,8 +20,8 @@ use std::process::ExitCode;
 /// malloc and free took about a quarter of the cluster's CPU (replica
 /// objects of a few KiB are allocated, copied and freed several times per
 /// request, and glibc consolidates its free lists on the hot path);
-/// jemalloc's thread caches keep that off the profile (GET +20% side by
-/// side). mimalloc did as well on GET but cost 64 KiB PUTs a quarter of
+/// with jemalloc the 4 KiB S3 GET does 19-24% more per second, side by
+/// side. mimalloc did as well on GET but cost 64 KiB PUTs a quarter of
 /// their throughput; jemalloc about a tenth. Figures in docs/BENCHMARKS.md.
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
