@@ -101,6 +101,29 @@ pub(crate) fn take_page<E>(
     Ok(out)
 }
 
+/// The smallest and the span of the objects memtable's size.
+const OBJECTS_MEMTABLE_BYTES_MIN: u64 = 40 << 20;
+const OBJECTS_MEMTABLE_BYTES_SPAN: u64 = 32 << 20;
+
+/// The objects memtable's size, drawn once when the keyspace is created
+/// (fjall keeps it with the keyspace): between 40 and 72 MiB.
+///
+/// Why not one size for all: the replicas of a key receive the same writes,
+/// so with equal memtables every node of a cluster flushes at the same
+/// moment, and a flush holds back the journal fsyncs behind it for a few
+/// hundred milliseconds. A write needs `w` replicas: when the replicas stall
+/// one at a time the others still answer. Measured with 4 KiB S3 PUTs on
+/// the dev cluster (three nodes, one disk): the per-second p99 jumped from
+/// ~35 ms to 60-117 ms every ~5 s with equal sizes, and stayed under ~50 ms
+/// with drawn ones (docs/BENCHMARKS.md).
+fn objects_memtable_bytes() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let random = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    OBJECTS_MEMTABLE_BYTES_MIN + random % OBJECTS_MEMTABLE_BYTES_SPAN
+}
+
 /// The fjall engine: one database per node, one keyspace per [`Space`].
 pub struct FjallEngine {
     db: fjall::Database,
@@ -134,7 +157,8 @@ impl FjallEngine {
             let opts = move || {
                 let o = fjall::KeyspaceCreateOptions::default();
                 if space == Space::Objects {
-                    o.with_kv_separation(Some(fjall::KvSeparationOptions::default()))
+                    o.max_memtable_size(objects_memtable_bytes())
+                        .with_kv_separation(Some(fjall::KvSeparationOptions::default()))
                 } else {
                     o
                 }
