@@ -149,7 +149,15 @@ impl FjallEngine {
             doing: "creating the data directory",
             detail: format!("{}: {e}", dir.display()),
         })?;
+        // No lz4, in the journal or in blob files: what ringstore stores most
+        // by volume is media (JPEG, MP4, already compressed), on which lz4
+        // only spends CPU, three times per write (once per replica) and
+        // again at each flush. Measured: 64 KiB S3 PUTs cost 1,519-1,686
+        // µs of cluster CPU without it against 2,010-2,015 with it, 889-973
+        // PUT/s against 745-823 (docs/BENCHMARKS.md). Clients that store
+        // text can compress it themselves (Content-Encoding).
         let db = fjall::Database::builder(dir)
+            .journal_compression(fjall::CompressionType::None)
             .open()
             .map_err(engine_err("opening the database"))?;
         let mut spaces = Vec::new();
@@ -158,7 +166,10 @@ impl FjallEngine {
                 let o = fjall::KeyspaceCreateOptions::default();
                 if space == Space::Objects {
                     o.max_memtable_size(objects_memtable_bytes())
-                        .with_kv_separation(Some(fjall::KvSeparationOptions::default()))
+                        .with_kv_separation(Some(
+                            fjall::KvSeparationOptions::default()
+                                .compression(fjall::CompressionType::None),
+                        ))
                 } else {
                     o
                 }
