@@ -14,8 +14,8 @@
 //! uses): the load generator's CPU is taken from the cluster it measures.
 //! Each request here is one keep-alive HTTP/1.1 connection from a small
 //! idle list, no URL parsing, no pool keyed by host. Measured under 4 KiB
-//! GETs: the bench took 29% of the machine's CPU through reqwest (figures
-//! in docs/BENCHMARKS.md).
+//! GETs the bench took 31-32% of the machine's CPU through reqwest and
+//! 23% through this (docs/BENCHMARKS.md).
 
 use crate::{encode, ClientError};
 use bytes::Bytes;

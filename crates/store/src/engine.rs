@@ -114,8 +114,8 @@ const OBJECTS_MEMTABLE_BYTES_SPAN: u64 = 32 << 20;
 /// hundred milliseconds. A write needs `w` replicas: when the replicas stall
 /// one at a time the others still answer. Measured with 4 KiB S3 PUTs on
 /// the dev cluster (three nodes, one disk): the per-second p99 jumped from
-/// ~35 ms to 60-117 ms every ~5 s with equal sizes, and stayed under ~50 ms
-/// with drawn ones (docs/BENCHMARKS.md).
+/// ~35 ms to 60-117 ms every ~5 s with equal sizes, and stayed at 23-49 ms
+/// with drawn ones, the run's last second aside (docs/BENCHMARKS.md).
 fn objects_memtable_bytes() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let random = std::collections::hash_map::RandomState::new()

@@ -14,8 +14,8 @@
 //! `commit_siblings`): an fsync costs the same kernel CPU however many
 //! writes it covers, and with three nodes on two cores that CPU is what
 //! bounds throughput. Measured on the dev cluster, 4 KiB S3 PUTs with 64
-//! clients: 400-450 µs of cluster CPU per PUT with a 2 ms gather against
-//! 480-530 µs without; 1 and 4 clients never reach the threshold, so their
+//! clients: 433-469 µs of cluster CPU per PUT with a 2 ms gather against
+//! 494-520 µs without; 1 and 4 clients never reach the threshold, so their
 //! latency is unchanged (docs/BENCHMARKS.md).
 //!
 //! An engine whose I/O does not block (the in-memory engine, used by the
