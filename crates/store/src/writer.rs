@@ -15,8 +15,8 @@
 //! writes it covers, and with three nodes on two cores that CPU is what
 //! bounds throughput. Measured on the dev cluster, 4 KiB S3 PUTs with 64
 //! clients: 433-469 µs of cluster CPU per PUT with a 2 ms gather against
-//! 494-520 µs without; 1 and 4 clients never reach the threshold, so their
-//! latency is unchanged (docs/BENCHMARKS.md).
+//! 494-520 µs without; with 1 and 4 clients p50 moved by under 0.2 ms
+//! (docs/BENCHMARKS.md).
 //!
 //! An engine whose I/O does not block (the in-memory engine, used by the
 //! simulation, which must not start threads) is written inline instead.
