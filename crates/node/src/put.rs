@@ -32,6 +32,7 @@ use tokio::sync::mpsc;
 type FallbackPool = Arc<Mutex<VecDeque<NodeId>>>;
 
 /// One replica's share of a write.
+#[derive(Clone)]
 struct ReplicaWrite {
     key: BKey,
     obj: Object,
@@ -245,71 +246,66 @@ impl Node {
         let durable = req.durable > 0;
         let collapse = cmd.props.last_write_wins || !cmd.props.allow_mult;
         let okey = Self::object_key(&cmd.key, partition);
-        let object = {
-            let _guard = self.key_lock(&cmd.key).lock().await;
-            let mut obj = self.inner.store.get_object(&okey)?.unwrap_or_default();
-            let tree_key = okey.encode();
-            let old = crate::aae::contribution(&tree_key, &obj);
-            let meta = Meta {
-                last_modified_ms: self.timestamp_after(&obj),
-                ..cmd.meta
-            };
-            obj.update(&cmd.context, self.actor(), cmd.value, meta);
-            if collapse {
-                obj.keep_newest();
-            }
-            self.inner
-                .trees
-                .update_from(partition, &tree_key, old, &obj);
-            // The lock covers only read-modify-apply; the fsync is awaited
-            // below, outside it, as this node's own acknowledgement.
-            let pending = self
-                .inner
-                .store
-                .put_object_staged(&okey, &obj, durable)
-                .await?;
-            (obj, pending)
-        };
-        let (object, mut local_sync) = (object.0, Some(object.1));
         let timeout = cmd.options.timeout(self.config().request_timeout());
-        // Fallbacks still free to stand in for a primary, shared by the
-        // replication tasks so no two pick the same one.
-        let fallbacks: FallbackPool = Arc::new(Mutex::new(pl.fallbacks.iter().copied().collect()));
-        // Bounded by: one reply per primary.
+        // Bounded by: one reply per target.
         let (tx, mut rx) = mpsc::channel(targets.len().max(1));
-        for (slot, t) in targets.iter().enumerate() {
-            let (node, tx, obj, key, t) = (
-                self.clone(),
-                tx.clone(),
-                object.clone(),
-                cmd.key.clone(),
-                t.clone(),
-            );
-            if t.node == self.id() {
-                let Some(pending) = local_sync.take() else {
-                    continue;
-                };
-                tokio::spawn(async move {
-                    let reply = pending
-                        .wait()
-                        .await
-                        .map(|()| durable)
-                        .map_err(|e| e.to_string());
-                    let _ = tx.send((slot, t, reply)).await;
-                });
-                continue;
+        let guard = self.key_lock(&cmd.key).lock().await;
+        let mut object = self.inner.store.get_object(&okey)?.unwrap_or_default();
+        let tree_key = okey.encode();
+        let old = crate::aae::contribution(&tree_key, &object);
+        let meta = Meta {
+            last_modified_ms: self.timestamp_after(&object),
+            ..cmd.meta
+        };
+        object.update(&cmd.context, self.actor(), cmd.value, meta);
+        if collapse {
+            object.keep_newest();
+        }
+        self.inner
+            .trees
+            .update_from(partition, &tree_key, old, &object);
+        // Why the other replicas are sent the object before this node has
+        // stored it: storing waits for the writer thread's current round
+        // (its gather and fsync, a few ms under load), and the remote
+        // replicas need not wait for that. Merging is commutative, so the
+        // order in which replicas apply it does not matter.
+        let write = ReplicaWrite {
+            key: cmd.key.clone(),
+            obj: object.clone(),
+            durable,
+            collapse,
+            timeout,
+        };
+        self.spawn_replication(&targets, &pl.fallbacks, &write, &tx);
+        // The lock covers only read-modify-apply; the fsync is awaited
+        // below, outside it, as this node's own acknowledgement.
+        let staged = self
+            .inner
+            .store
+            .put_object_staged(&okey, &object, durable)
+            .await;
+        drop(guard);
+        let pending = match staged {
+            Ok(pending) => pending,
+            Err(e) => {
+                // Other replicas may hold the new dot while this one does
+                // not: without a new epoch the next write here would take
+                // the same counter (see `Node::new_epoch`).
+                if let Err(epoch) = self.new_epoch().await {
+                    tracing::error!(error = %epoch, "cannot move to a new epoch after a failed write");
+                }
+                return Err(e.into());
             }
-            let fallbacks = fallbacks.clone();
+        };
+        if let Some(slot) = targets.iter().position(|t| t.node == self.id()) {
+            let (tx, t) = (tx.clone(), targets[slot].clone());
             tokio::spawn(async move {
-                let write = ReplicaWrite {
-                    key,
-                    obj,
-                    durable,
-                    collapse,
-                    timeout,
-                };
-                let (answered_by, reply) = node.replicate_or_hint(t, write, &fallbacks).await;
-                let _ = tx.send((slot, answered_by, reply)).await;
+                let reply = pending
+                    .wait()
+                    .await
+                    .map(|()| durable)
+                    .map_err(|e| e.to_string());
+                let _ = tx.send((slot, t, reply)).await;
             });
         }
         drop(tx);
@@ -332,6 +328,31 @@ impl Node {
             }
         };
         Err(NodeError::Quorum(tracker.error("put", timed_out)))
+    }
+
+    /// Start one replication task per target other than this node; each
+    /// sends `(slot, who answered, reply)` on `tx`.
+    fn spawn_replication(
+        &self,
+        targets: &[Target],
+        fallbacks: &[NodeId],
+        write: &ReplicaWrite,
+        tx: &mpsc::Sender<(usize, Target, Result<bool, String>)>,
+    ) {
+        // Fallbacks still free to stand in for a primary, shared by the
+        // replication tasks so no two pick the same one.
+        let fallbacks: FallbackPool = Arc::new(Mutex::new(fallbacks.iter().copied().collect()));
+        for (slot, t) in targets.iter().enumerate() {
+            if t.node == self.id() {
+                continue;
+            }
+            let (node, tx, t, fallbacks) = (self.clone(), tx.clone(), t.clone(), fallbacks.clone());
+            let write = write.clone();
+            tokio::spawn(async move {
+                let (answered_by, reply) = node.replicate_or_hint(t, write, &fallbacks).await;
+                let _ = tx.send((slot, answered_by, reply)).await;
+            });
+        }
     }
 
     /// Write to `primary`; if it does not answer (or a recent call to it
