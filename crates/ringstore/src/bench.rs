@@ -55,6 +55,10 @@ pub(crate) struct BenchFlags {
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
+    /// Also print each second's throughput and latency percentiles (on
+    /// stderr), to tell a steady tail from stalls.
+    #[arg(long)]
+    timeline: bool,
 }
 
 pub(crate) async fn run(f: BenchFlags) -> Result<()> {
@@ -114,7 +118,14 @@ pub(crate) async fn run(f: BenchFlags) -> Result<()> {
             }
         }
     };
-    let m = load::closed_loop(f.concurrency, Duration::from_secs(f.duration), op).await?;
+    let m = load::closed_loop(
+        f.concurrency,
+        Duration::from_secs(f.duration),
+        f.timeline,
+        op,
+    )
+    .await?;
+    m.print_timeline();
     if f.json {
         let mut v = m.json();
         v["workload"] = format!("{:?}", f.workload).to_lowercase().into();

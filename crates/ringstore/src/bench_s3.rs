@@ -63,6 +63,10 @@ pub(crate) struct S3BenchFlags {
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
+    /// Also print each second's throughput and latency percentiles (on
+    /// stderr), to tell a steady tail from stalls.
+    #[arg(long)]
+    timeline: bool,
     /// GET: skip writing the objects first (an earlier run with the same
     /// bucket, size and --objects wrote them), so the server CPU measured
     /// around the run is the GETs' alone.
@@ -166,7 +170,14 @@ pub(crate) async fn run(f: S3BenchFlags) -> Result<()> {
             .map_err(|e| e.to_string())
         }
     };
-    let m = load::closed_loop(f.concurrency, Duration::from_secs(f.duration), op).await?;
+    let m = load::closed_loop(
+        f.concurrency,
+        Duration::from_secs(f.duration),
+        f.timeline,
+        op,
+    )
+    .await?;
+    m.print_timeline();
     if f.json {
         let mut v = m.json();
         v["workload"] = format!("s3 {:?}", f.workload).to_lowercase().into();

@@ -3,6 +3,11 @@
 //! progress bar, an HDR latency histogram, and the bench process's own CPU
 //! share, because on a 2-core machine the load generator competes with the
 //! cluster it measures and a figure without that share misleads.
+//!
+//! With a timeline, each second of the run also gets its own histogram: a
+//! run's p99 does not say whether every request was a little slow or one
+//! second in ten was very slow (a memtable flush, a compaction), and the
+//! cure differs.
 
 use anyhow::Result;
 use hdrhistogram::Histogram;
@@ -27,9 +32,14 @@ pub(crate) struct Measured {
     pub cpu_secs: Option<f64>,
     /// The first failure, to tell the user why operations failed.
     pub first_error: Option<String>,
+    /// Latencies of each second of the run (empty without a timeline).
+    pub timeline: Vec<Histogram<u64>>,
 }
 
 struct Totals {
+    /// One histogram per second of the run, when asked for.
+    /// Bounded by: the run's length in seconds.
+    timeline: Option<Mutex<Vec<Histogram<u64>>>>,
     ok: AtomicU64,
     failed: AtomicU64,
     bytes: AtomicU64,
@@ -47,13 +57,16 @@ fn histogram() -> Histogram<u64> {
 pub(crate) async fn closed_loop<F, Fut>(
     concurrency: usize,
     duration: Duration,
+    timeline: bool,
     op: F,
 ) -> Result<Measured>
 where
     F: Fn(usize) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<u64, String>> + Send,
 {
+    let secs = duration.as_secs().max(1);
     let totals = Arc::new(Totals {
+        timeline: timeline.then(|| Mutex::new(vec![histogram(); secs as usize])),
         ok: AtomicU64::new(0),
         failed: AtomicU64::new(0),
         bytes: AtomicU64::new(0),
@@ -61,7 +74,6 @@ where
         first_error: Mutex::new(None),
     });
     let op = Arc::new(op);
-    let secs = duration.as_secs().max(1);
     let bar = ProgressBar::new(secs);
     bar.set_style(ProgressStyle::with_template(
         "{spinner} {elapsed_precise} [{bar:30}] {pos}/{len}s {msg}",
@@ -79,6 +91,14 @@ where
                     let result = op(w).await;
                     let us = (t.elapsed().as_micros() as u64).clamp(1, LATENCY_US_MAX);
                     let _ = local.record(us);
+                    if let Some(timeline) = &totals.timeline {
+                        let second = t.duration_since(started).as_secs() as usize;
+                        if let Ok(mut seconds) = timeline.lock() {
+                            if let Some(h) = seconds.get_mut(second) {
+                                let _ = h.record(us);
+                            }
+                        }
+                    }
                     match result {
                         Ok(bytes) => {
                             totals.ok.fetch_add(1, Ordering::Relaxed);
@@ -127,6 +147,13 @@ where
         latency_us,
         cpu_secs: cpu_before.zip(cpu_secs()).map(|(a, b)| b - a),
         first_error: totals.first_error.lock().ok().and_then(|e| e.clone()),
+        timeline: match &totals.timeline {
+            Some(t) => t
+                .lock()
+                .map_err(|_| anyhow::anyhow!("a worker panicked"))?
+                .clone(),
+            None => Vec::new(),
+        },
     })
 }
 
@@ -201,6 +228,26 @@ impl Measured {
             "max_ms": self.latency_us.max() as f64 / 1000.0,
             "bench_cpu_share": self.cpu_share(), "first_error": self.first_error,
         })
+    }
+
+    /// Each second's requests and latencies, a line each, on stderr (so a
+    /// `--json` result on stdout stays one line).
+    pub(crate) fn print_timeline(&self) {
+        if self.timeline.is_empty() {
+            return;
+        }
+        eprintln!("second   ops/s      p50      p99      max");
+        for (i, h) in self.timeline.iter().enumerate() {
+            let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+            eprintln!(
+                "{:>6} {:>7} {:>6.1} ms {:>6.1} ms {:>6.1} ms",
+                i,
+                h.len(),
+                ms(0.5),
+                ms(0.99),
+                h.max() as f64 / 1000.0
+            );
+        }
     }
 
     /// The figures as two lines of text under `title`.

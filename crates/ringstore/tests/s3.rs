@@ -111,7 +111,8 @@ async fn a_multipart_upload_outlives_the_node_it_started_on() {
 
 /// `ringstore bench s3` signs its own requests: a PUT run and a GET run
 /// (which first writes every object) against all three nodes must move
-/// objects without one failure.
+/// objects without one failure. The PUT run's timeline (stderr) counts
+/// every request it sent, second by second.
 #[tokio::test]
 async fn bench_s3_puts_and_gets_through_every_node() {
     let c = Cluster::start(3, &[]).await;
@@ -129,6 +130,9 @@ async fn bench_s3_puts_and_gets_through_every_node() {
         ])
         .args(["--concurrency", "8", "--workload", workload, "--size", size])
         .args(["--access-key-id", &id, "--secret-access-key", &secret]);
+        if workload == "put" {
+            cmd.arg("--timeline");
+        }
         for n in &c.nodes {
             cmd.args(["--endpoint", &n.s3]);
         }
@@ -140,6 +144,16 @@ async fn bench_s3_puts_and_gets_through_every_node() {
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(v["failed"], 0, "{workload}: {v}");
         assert!(v["ok"].as_u64().unwrap() > 0, "{workload}: {v}");
+        if workload == "put" {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let per_second: u64 = stderr
+                .lines()
+                .skip_while(|l| !l.starts_with("second"))
+                .skip(1)
+                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .sum();
+            assert_eq!(per_second, v["ok"].as_u64().unwrap(), "{stderr}");
+        }
     }
 }
 
