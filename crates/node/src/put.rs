@@ -4,12 +4,13 @@
 //!    properties and forwards the write to the first primary of the key it
 //!    can reach (itself when it is one). Only a primary makes dots, so the
 //!    version vector holds at most one entry per primary and epoch.
-//! 2. The coordinating primary, holding the key's lock, reads its replica,
-//!    applies the write with a fresh dot, and stores the result.
-//! 3. It sends the merged object to the other primaries, which merge it
-//!    into theirs, and answers once the [`QuorumTracker`] says `w` acks
-//!    arrived (`dw` of them after fsync, `pw` from primaries). Replication
-//!    to the remaining primaries continues after the answer.
+//! 2. The coordinating primary, holding the key's lock, reads its replica
+//!    and applies the write with a fresh dot.
+//! 3. It sends the new object to the other primaries, which merge it into
+//!    theirs, and meanwhile stores it in its own replica. It answers once
+//!    the [`QuorumTracker`] says `w` acks arrived (`dw` of them after
+//!    fsync, `pw` from primaries). Replication to the remaining primaries
+//!    continues after the answer.
 //!
 //! Why a write forwarded once is never re-sent to another primary after a
 //! timeout: the first may have applied it, and a second coordinator would
