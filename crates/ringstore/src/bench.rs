@@ -118,14 +118,8 @@ pub(crate) async fn run(f: BenchFlags) -> Result<()> {
             }
         }
     };
-    let m = load::closed_loop(
-        f.concurrency,
-        Duration::from_secs(f.duration),
-        f.timeline,
-        op,
-    )
-    .await?;
-    m.print_timeline();
+    let length = Duration::from_secs(f.duration);
+    let m = load::closed_loop(f.concurrency, length, f.timeline, op).await?;
     if f.json {
         let mut v = m.json();
         v["workload"] = format!("{:?}", f.workload).to_lowercase().into();

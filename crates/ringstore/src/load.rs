@@ -53,7 +53,8 @@ fn histogram() -> Histogram<u64> {
 }
 
 /// Run `op(worker)` from `concurrency` workers for `duration`; `op`
-/// answers the payload bytes it moved, or why it failed.
+/// answers the payload bytes it moved, or why it failed. With `timeline`,
+/// each second's figures are printed on stderr at the end.
 pub(crate) async fn closed_loop<F, Fut>(
     concurrency: usize,
     duration: Duration,
@@ -139,7 +140,7 @@ where
         .lock()
         .map_err(|_| anyhow::anyhow!("a worker panicked"))?
         .clone();
-    Ok(Measured {
+    let m = Measured {
         ok: totals.ok.load(Ordering::Relaxed),
         failed: totals.failed.load(Ordering::Relaxed),
         bytes: totals.bytes.load(Ordering::Relaxed),
@@ -154,7 +155,9 @@ where
                 .clone(),
             None => Vec::new(),
         },
-    })
+    };
+    m.print_timeline();
+    Ok(m)
 }
 
 /// Run `op(i)` once for every `i` in `0..count`, at most `concurrency` at
@@ -232,7 +235,7 @@ impl Measured {
 
     /// Each second's requests and latencies, a line each, on stderr (so a
     /// `--json` result on stdout stays one line).
-    pub(crate) fn print_timeline(&self) {
+    fn print_timeline(&self) {
         if self.timeline.is_empty() {
             return;
         }
