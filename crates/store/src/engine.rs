@@ -128,6 +128,8 @@ fn objects_memtable_bytes() -> u64 {
 pub struct FjallEngine {
     db: fjall::Database,
     spaces: Vec<fjall::Keyspace>,
+    /// Syncs flushes as they are written; stops with the engine.
+    _pacer: crate::writeback::WritebackPacer,
 }
 
 fn engine_err(doing: &'static str) -> impl Fn(fjall::Error) -> StoreError {
@@ -179,7 +181,11 @@ impl FjallEngine {
                     .map_err(engine_err("opening a keyspace"))?,
             );
         }
-        Ok(FjallEngine { db, spaces })
+        Ok(FjallEngine {
+            db,
+            spaces,
+            _pacer: crate::writeback::WritebackPacer::start(dir),
+        })
     }
 
     fn space(&self, space: Space) -> &fjall::Keyspace {

@@ -16,6 +16,8 @@
 //! Every write goes through one writer per engine (`writer.rs`): a thread
 //! that applies all queued batches, then runs one fsync for those that asked
 //! for durability, so N concurrent durable writes cost about one fsync.
+//! Beside it a pacing thread (`writeback.rs`) syncs fjall's flushes in
+//! pieces as they are written, so no journal fsync waits for a whole one.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -23,6 +25,7 @@ mod engine;
 mod format;
 mod keys;
 mod memory;
+mod writeback;
 mod writer;
 
 pub use engine::{BatchItem, Engine, Entries, FjallEngine, Space};
