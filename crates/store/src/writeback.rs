@@ -4,9 +4,10 @@
 //! into the page cache and fsyncs it once, at the end. That fsync sends
 //! the whole flush to the disk at once, and the journal fsyncs every
 //! acknowledged write waits for queue behind it: on the dev cluster (three
-//! nodes, one disk) journal fsyncs that take under 8 ms took 20-47 ms in
-//! the tenth of a second before each flush completed, on every node at
-//! once, and those moments made the 4 KiB PUT p99 (docs/BENCHMARKS.md).
+//! nodes, one disk) journal fsyncs, mostly under 8 ms, took 20-47 ms in
+//! the 0.1-0.2 s before each flush completed, on every node at once, and
+//! 4 KiB PUTs had a p99 of 49-64 ms in the seconds with the slowest of
+//! them against 22-29 ms in seconds without (docs/BENCHMARKS.md).
 //!
 //! This thread looks at the engine's table and blob files every
 //! [`PERIOD`] and syncs the ones that grew since its last look, so a flush
@@ -24,8 +25,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How often the thread looks. A flush writes ~50 MiB in ~150 ms here,
-/// so each sync covers a few MiB.
+/// How often the thread looks. A flush writes ~50 MiB in 150-250 ms
+/// here, so each sync covers a few MiB.
 const PERIOD: Duration = Duration::from_millis(20);
 /// Files tracked at most; a node has tens (fjall compacts tables and
 /// collects blob files), so this is only a bound against a runaway.
