@@ -128,7 +128,8 @@ fn objects_memtable_bytes() -> u64 {
 pub struct FjallEngine {
     db: fjall::Database,
     spaces: Vec<fjall::Keyspace>,
-    /// Syncs flushes as they are written; stops with the engine.
+    /// Starts the writeback of flushes as they are written; stops with
+    /// the engine.
     _pacer: crate::writeback::WritebackPacer,
 }
 
