@@ -9,12 +9,12 @@
 //! 4 KiB PUTs had a p99 of 49-64 ms in the seconds with the slowest of
 //! them against 22-29 ms in seconds without (docs/BENCHMARKS.md).
 //!
-//! This thread follows the engine's table and blob files as they grow
-//! and, every [`TICK`], asks the kernel to start writing out what was
-//! appended since (`posix_fadvise(POSIX_FADV_DONTNEED)` on that range). A
-//! flush then reaches the disk in pieces of a MiB or two while it is being
-//! written, and its final fsync finds little left. The journal is left
-//! alone: the writer thread syncs it anyway.
+//! This thread follows the engine's table and blob files while they are
+//! written and, every [`TICK`], asks the kernel to start writing out what
+//! was appended since (`posix_fadvise(POSIX_FADV_DONTNEED)` on that range).
+//! A flush then reaches the disk in pieces of a MiB or two while it is
+//! being written, and its final fsync finds little left. The journal is
+//! left alone: the writer thread syncs it anyway.
 //!
 //! Why `POSIX_FADV_DONTNEED` and not `fsync`: on Linux it starts writeback
 //! of the range's dirty pages and returns at once (`WB_SYNC_NONE`), with no
@@ -27,13 +27,27 @@
 //! Linux's `sync_file_range` would say the same more directly, but no
 //! safe wrapper offers it.
 //!
+//! Which files: fjall never appends to a table or blob file it finished,
+//! so only files created after the thread started can grow. It learns of
+//! them from inotify (`IN_CREATE` in the keyspaces' directories), not by
+//! reading the directories: reading eleven directories per node every
+//! 20 ms took 3-4% of the dev cluster's CPU. A followed file is kicked only
+//! once it is seen growing: one that fjall already finished and fsynced (a
+//! small compaction's output) is clean, and kicking it would only drop it
+//! from the page cache.
+//!
 //! Why a thread of our own and not a fjall option: fjall has none, and
 //! the kernel's own writeback starts only past a share of all memory
 //! (`vm.dirty_background_ratio`), far above one flush.
 
+use rustix::fs::inotify;
 use std::collections::HashMap;
+use std::ffi::OsStr;
 use std::fs::File;
+use std::mem::MaybeUninit;
 use std::num::NonZeroU64;
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -42,19 +56,22 @@ use std::time::Duration;
 /// How often followed files are looked at. A flush writes ~50 MiB in
 /// 150-250 ms here, so each kick covers one or two MiB.
 const TICK: Duration = Duration::from_millis(5);
-/// Directories are read every this many ticks to find files that started
-/// growing: a flush's new blob file is followed within 20 ms.
-const SCAN_EVERY_TICKS: u32 = 4;
+/// How long the thread sleeps with nothing followed: a flush's new blob
+/// file is followed within this.
+const IDLE_PAUSE: Duration = Duration::from_millis(20);
 /// A followed file that has not grown for this many ticks is let go (its
 /// descriptor closed, so a file fjall deleted frees its space).
 const IDLE_TICKS_MAX: u32 = 8;
 /// Files followed at most; a flush or a compaction writes a few at a time.
 const FOLLOWED_MAX: usize = 64;
-/// Files tracked at most; a node has tens (fjall compacts tables and
-/// collects blob files), so this is only a bound against a runaway.
-const FILES_TRACKED_MAX: usize = 100_000;
-/// Directory levels searched below `keyspaces/`: `<id>/{tables,blobs}/`.
+/// Directories watched at most; a node has about a dozen (two per
+/// keyspace), so this is only a bound against a runaway.
+const DIRS_WATCHED_MAX: usize = 1024;
+/// Directory levels watched below `keyspaces/`: `<id>/{tables,blobs}/`.
 const DEPTH_MAX: usize = 2;
+/// What a watch reports: files and directories created or moved in.
+const WATCHED_EVENTS: inotify::WatchFlags =
+    inotify::WatchFlags::CREATE.union(inotify::WatchFlags::MOVED_TO);
 /// Kicks end on a page boundary, so a page still being filled is not
 /// written twice.
 const PAGE_BYTES: u64 = 4096;
@@ -71,7 +88,7 @@ impl WritebackPacer {
         let stop = Arc::new(AtomicBool::new(false));
         let (flag, root) = (stop.clone(), dir.join("keyspaces"));
         let spawned = std::thread::Builder::new()
-            .name("ringstore-writeback".into())
+            .name("ringstore-pacer".into())
             .spawn(move || run(&root, &flag));
         if let Err(err) = spawned {
             tracing::warn!(error = %err, "cannot start the writeback thread; flushes will stall journal fsyncs");
@@ -87,64 +104,74 @@ impl Drop for WritebackPacer {
 }
 
 fn run(root: &Path, stop: &AtomicBool) {
-    // Files there at the start were fsynced by fjall: only growth counts.
-    let mut lengths = look(root, &HashMap::new(), &mut |_, _| {});
-    let mut followed = HashMap::new();
-    let mut tick = 0u32;
-    while !stop.load(Ordering::Relaxed) {
-        if tick.is_multiple_of(SCAN_EVERY_TICKS) {
-            lengths = look(root, &lengths, &mut |path, from| {
-                follow(&mut followed, path, from);
-            });
+    let mut new_files = match NewFiles::watch(root) {
+        Ok(w) => w,
+        Err(err) => {
+            tracing::warn!(error = %err, dir = %root.display(), "cannot watch the engine's files; flushes will stall journal fsyncs");
+            return;
         }
+    };
+    let mut followed = HashMap::new();
+    while !stop.load(Ordering::Relaxed) {
+        new_files.take(&mut |path| follow(&mut followed, path));
         step(&mut followed, &mut kick);
-        tick = tick.wrapping_add(1);
-        std::thread::sleep(TICK);
+        std::thread::sleep(if followed.is_empty() {
+            IDLE_PAUSE
+        } else {
+            TICK
+        });
     }
 }
 
-/// A file being written, and how far its writeback was started.
+/// A file being written: its length at the last tick, and how far its
+/// writeback was started (`None` until it is seen growing).
 struct Followed {
     file: File,
-    kicked: u64,
+    seen: u64,
+    kicked: Option<u64>,
     idle_ticks: u32,
 }
 
-/// Follow `path` from byte `from` on, unless it is followed already.
-fn follow(followed: &mut HashMap<PathBuf, Followed>, path: &Path, from: u64) {
+/// Follow the file at `path`, unless it is followed already.
+fn follow(followed: &mut HashMap<PathBuf, Followed>, path: &Path) {
     if followed.len() >= FOLLOWED_MAX || followed.contains_key(path) {
         return;
     }
     // A file fjall deleted meanwhile is simply not followed.
-    if let Ok(file) = File::open(path) {
-        let kicked = from / PAGE_BYTES * PAGE_BYTES;
-        let idle_ticks = 0;
-        followed.insert(
-            path.to_path_buf(),
-            Followed {
-                file,
-                kicked,
-                idle_ticks,
-            },
-        );
-    }
+    let Ok(file) = File::open(path) else {
+        return;
+    };
+    let seen = file.metadata().map_or(0, |m| m.len());
+    let (kicked, idle_ticks) = (None, 0);
+    followed.insert(
+        path.to_path_buf(),
+        Followed {
+            file,
+            seen,
+            kicked,
+            idle_ticks,
+        },
+    );
 }
 
-/// One tick: `kick` each followed file over the whole pages it grew by,
-/// and let go of the ones idle too long.
+/// One tick: `kick` each followed file that grew over the whole pages not
+/// kicked yet (from its start, the first time), and let go of the ones
+/// idle too long.
 fn step(followed: &mut HashMap<PathBuf, Followed>, kick: &mut dyn FnMut(&File, u64, u64)) {
     followed.retain(|_, f| {
-        let len = f.file.metadata().map_or(f.kicked, |m| m.len());
-        let end = len / PAGE_BYTES * PAGE_BYTES;
-        if end > f.kicked {
-            kick(&f.file, f.kicked, end);
-            f.kicked = end;
-            f.idle_ticks = 0;
-        } else {
-            f.kicked = f.kicked.min(end);
+        let len = f.file.metadata().map_or(f.seen, |m| m.len());
+        if len <= f.seen {
             f.idle_ticks += 1;
+            return f.idle_ticks <= IDLE_TICKS_MAX;
         }
-        f.idle_ticks <= IDLE_TICKS_MAX
+        let (from, to) = (f.kicked.unwrap_or(0), len / PAGE_BYTES * PAGE_BYTES);
+        if to > from {
+            kick(&f.file, from, to);
+            f.kicked = Some(to);
+        }
+        f.seen = len;
+        f.idle_ticks = 0;
+        true
     });
 }
 
@@ -157,45 +184,83 @@ fn kick(file: &File, from: u64, to: u64) {
     }
 }
 
-/// One look: call `grew(path, from)` for each non-empty file under `root`
-/// whose length is not the one in `before` (path → length at the last
-/// look; `from` is that length, 0 for a new file); returns the lengths
-/// now, so files deleted since are forgotten.
-fn look(
-    root: &Path,
-    before: &HashMap<PathBuf, u64>,
-    grew: &mut dyn FnMut(&Path, u64),
-) -> HashMap<PathBuf, u64> {
-    let mut now = HashMap::with_capacity(before.len());
-    visit(root, DEPTH_MAX, &mut |path, len| {
-        if now.len() >= FILES_TRACKED_MAX {
-            return;
-        }
-        let was = before.get(path).copied();
-        if len > 0 && was != Some(len) {
-            grew(path, was.unwrap_or(0).min(len));
-        }
-        now.insert(path.to_path_buf(), len);
-    });
-    now
+/// Files created under a directory tree, learnt from inotify.
+struct NewFiles {
+    inotify: OwnedFd,
+    /// Watch descriptor → directory, and the levels watched below it.
+    dirs: HashMap<i32, (PathBuf, usize)>,
+    buf: Vec<MaybeUninit<u8>>,
 }
 
-/// Call `f` with each regular file under `dir` and its length.
-fn visit(dir: &Path, depth: usize, f: &mut dyn FnMut(&Path, u64)) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let Ok(kind) = entry.file_type() else {
-            continue;
+impl NewFiles {
+    /// Watch `root` and the directories up to [`DEPTH_MAX`] levels below.
+    /// The files already there are fjall's, finished: not reported.
+    fn watch(root: &Path) -> std::io::Result<Self> {
+        let flags = inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK;
+        let mut new_files = NewFiles {
+            inotify: inotify::init(flags)?,
+            dirs: HashMap::new(),
+            buf: vec![MaybeUninit::uninit(); 4096],
         };
-        let path = entry.path();
-        if kind.is_dir() && depth > 0 {
-            visit(&path, depth - 1, f);
-        } else if kind.is_file() {
-            if let Ok(meta) = entry.metadata() {
-                f(&path, meta.len());
+        // Fails here if the root cannot be watched; `add_tree` then gets
+        // the same descriptor from the kernel.
+        inotify::add_watch(&new_files.inotify, root, WATCHED_EVENTS)?;
+        new_files.add_tree(root, DEPTH_MAX, &mut |_| {});
+        Ok(new_files)
+    }
+
+    /// Watch `dir` and the directories `depth` levels below it, calling
+    /// `found` with the files in them (for a directory just created, its
+    /// files may predate the watch).
+    fn add_tree(&mut self, dir: &Path, depth: usize, found: &mut dyn FnMut(&Path)) {
+        if self.dirs.len() >= DIRS_WATCHED_MAX {
+            return;
+        }
+        let Ok(wd) = inotify::add_watch(&self.inotify, dir, WATCHED_EVENTS) else {
+            return;
+        };
+        self.dirs.insert(wd, (dir.to_path_buf(), depth));
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_file() {
+                found(&entry.path());
+            } else if kind.is_dir() && depth > 0 {
+                self.add_tree(&entry.path(), depth - 1, found);
             }
+        }
+    }
+
+    /// Call `found` with each file created since the last call, and
+    /// watch the directories created since.
+    fn take(&mut self, found: &mut dyn FnMut(&Path)) {
+        let (mut new_dirs, mut gone) = (Vec::new(), Vec::new());
+        let mut events = inotify::Reader::new(&self.inotify, &mut self.buf);
+        // Ends when no event is left (`EAGAIN`) or reading fails.
+        while let Ok(event) = events.next() {
+            if event.events().contains(inotify::ReadFlags::IGNORED) {
+                gone.push(event.wd());
+            }
+            let (Some(name), Some((dir, depth))) = (event.file_name(), self.dirs.get(&event.wd()))
+            else {
+                continue;
+            };
+            let path = dir.join(OsStr::from_bytes(name.to_bytes()));
+            if !event.events().contains(inotify::ReadFlags::ISDIR) {
+                found(&path);
+            } else if *depth > 0 {
+                new_dirs.push((path, depth - 1));
+            }
+        }
+        for wd in gone {
+            self.dirs.remove(&wd);
+        }
+        for (dir, depth) in new_dirs {
+            self.add_tree(&dir, depth, found);
         }
     }
 }
@@ -205,16 +270,11 @@ mod tests {
     use super::*;
     use std::io::Write;
 
-    fn grown_at_look(
-        root: &Path,
-        before: &HashMap<PathBuf, u64>,
-    ) -> (Vec<(PathBuf, u64)>, HashMap<PathBuf, u64>) {
-        let mut grown = Vec::new();
-        let now = look(root, before, &mut |p, from| {
-            grown.push((p.to_path_buf(), from))
-        });
-        grown.sort();
-        (grown, now)
+    fn taken(new_files: &mut NewFiles) -> Vec<PathBuf> {
+        let mut found = Vec::new();
+        new_files.take(&mut |p| found.push(p.to_path_buf()));
+        found.sort();
+        found
     }
 
     fn append(path: &Path, bytes: usize) {
@@ -226,71 +286,91 @@ mod tests {
         f.write_all(&vec![7u8; bytes]).unwrap();
     }
 
+    fn kicks_at_step(followed: &mut HashMap<PathBuf, Followed>) -> Vec<(u64, u64)> {
+        let mut kicks = Vec::new();
+        step(followed, &mut |_, from, to| kicks.push((from, to)));
+        kicks
+    }
+
     #[test]
-    fn a_look_finds_exactly_the_files_that_grew() {
+    fn new_files_are_the_ones_created_after_the_watch_started() {
         let dir = tempfile::tempdir().unwrap();
         let blobs = dir.path().join("1/blobs");
         std::fs::create_dir_all(&blobs).unwrap();
-        let (a, b, empty) = (blobs.join("0"), blobs.join("1"), blobs.join("2"));
-        append(&a, 7);
-        append(&b, 13);
-        append(&empty, 0);
+        append(&blobs.join("0"), 7);
+        let mut new_files = NewFiles::watch(dir.path()).unwrap();
+        assert!(taken(&mut new_files).is_empty(), "files already there");
 
-        let (grown, lengths) = grown_at_look(dir.path(), &HashMap::new());
+        append(&blobs.join("1"), 0);
+        append(&dir.path().join("1/v1"), 3);
+        std::fs::rename(dir.path().join("1/v1"), dir.path().join("1/current")).unwrap();
         assert_eq!(
-            grown,
-            vec![(a.clone(), 0), (b.clone(), 0)],
-            "new non-empty files grew from 0"
+            taken(&mut new_files),
+            vec![
+                blobs.join("1"),
+                dir.path().join("1/current"),
+                dir.path().join("1/v1")
+            ],
+            "created or moved in"
         );
-        let (grown, lengths) = grown_at_look(dir.path(), &lengths);
-        assert!(grown.is_empty(), "unchanged files did not grow: {grown:?}");
-
-        append(&b, 5);
-        std::fs::remove_file(&a).unwrap();
-        let (grown, lengths) = grown_at_look(dir.path(), &lengths);
-        assert_eq!(
-            grown,
-            vec![(b.clone(), 13)],
-            "only the file that grew, from its old length"
-        );
-        assert!(!lengths.contains_key(&a), "a deleted file is forgotten");
+        assert!(taken(&mut new_files).is_empty(), "each is reported once");
     }
 
     #[test]
-    fn looks_no_deeper_than_the_engine_layout() {
+    fn new_directories_are_watched_down_to_the_engine_layout() {
         let dir = tempfile::tempdir().unwrap();
-        let deep = dir.path().join("1/blobs/x");
-        std::fs::create_dir_all(&deep).unwrap();
-        std::fs::write(deep.join("0"), b"too deep").unwrap();
-        let (grown, _) = grown_at_look(dir.path(), &HashMap::new());
-        assert!(grown.is_empty(), "{grown:?}");
+        let mut new_files = NewFiles::watch(dir.path()).unwrap();
+        let tables = dir.path().join("2/tables");
+        std::fs::create_dir_all(&tables).unwrap();
+        append(&tables.join("0"), 1);
+        assert_eq!(
+            taken(&mut new_files),
+            vec![tables.join("0")],
+            "a file in a new directory, even one written before its watch"
+        );
+        append(&tables.join("1"), 1);
+        std::fs::create_dir_all(tables.join("deep")).unwrap();
+        append(&tables.join("deep/0"), 1);
+        assert_eq!(taken(&mut new_files), vec![tables.join("1")], "no deeper");
     }
 
     #[test]
-    fn a_followed_file_is_kicked_in_whole_new_pages_then_let_go() {
+    fn a_growing_file_is_kicked_from_its_start_in_whole_pages() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("blob");
         append(&path, 10_000);
         let mut followed = HashMap::new();
-        follow(&mut followed, &path, 5_000);
-        follow(&mut followed, &path, 0);
+        follow(&mut followed, &path);
+        follow(&mut followed, &path);
         assert_eq!(followed.len(), 1, "a file is followed once");
 
-        let mut kicks = Vec::new();
-        step(&mut followed, &mut |_, from, to| kicks.push((from, to)));
-        append(&path, 10_000);
-        step(&mut followed, &mut |_, from, to| kicks.push((from, to)));
-        assert_eq!(
-            kicks,
-            vec![(4096, 8192), (8192, 16_384)],
-            "from the page holding `from`, up to the last whole page"
+        assert!(
+            kicks_at_step(&mut followed).is_empty(),
+            "not seen growing yet"
         );
+        append(&path, 10_000);
+        assert_eq!(kicks_at_step(&mut followed), vec![(0, 16_384)]);
+        append(&path, 3_000);
+        assert_eq!(kicks_at_step(&mut followed), vec![(16_384, 20_480)]);
+        append(&path, 100);
+        assert!(
+            kicks_at_step(&mut followed).is_empty(),
+            "no whole page more"
+        );
+    }
 
+    #[test]
+    fn a_file_that_does_not_grow_is_never_kicked_and_let_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("table");
+        append(&path, 10_000);
+        let mut followed = HashMap::new();
+        follow(&mut followed, &path);
         for _ in 0..IDLE_TICKS_MAX {
-            step(&mut followed, &mut |_, _, _| panic!("nothing grew"));
+            assert!(kicks_at_step(&mut followed).is_empty());
         }
         assert_eq!(followed.len(), 1, "still followed while idle briefly");
-        step(&mut followed, &mut |_, _, _| panic!("nothing grew"));
+        assert!(kicks_at_step(&mut followed).is_empty());
         assert!(
             followed.is_empty(),
             "let go after {IDLE_TICKS_MAX} idle ticks"
