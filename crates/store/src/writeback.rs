@@ -334,13 +334,19 @@ mod tests {
         assert_eq!(taken(&mut new_files), vec![tables.join("1")], "no deeper");
     }
 
-    #[test]
-    fn a_growing_file_is_kicked_from_its_start_in_whole_pages() {
+    /// A file of 10,000 bytes, followed.
+    fn one_followed() -> (tempfile::TempDir, PathBuf, HashMap<PathBuf, Followed>) {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("blob");
+        let path = dir.path().join("file");
         append(&path, 10_000);
         let mut followed = HashMap::new();
         follow(&mut followed, &path);
+        (dir, path, followed)
+    }
+
+    #[test]
+    fn a_growing_file_is_kicked_from_its_start_in_whole_pages() {
+        let (_dir, path, mut followed) = one_followed();
         follow(&mut followed, &path);
         assert_eq!(followed.len(), 1, "a file is followed once");
 
@@ -361,11 +367,7 @@ mod tests {
 
     #[test]
     fn a_file_that_does_not_grow_is_never_kicked_and_let_go() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("table");
-        append(&path, 10_000);
-        let mut followed = HashMap::new();
-        follow(&mut followed, &path);
+        let (_dir, _path, mut followed) = one_followed();
         for _ in 0..IDLE_TICKS_MAX {
             assert!(kicks_at_step(&mut followed).is_empty());
         }
