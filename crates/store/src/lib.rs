@@ -25,6 +25,7 @@ mod engine;
 mod format;
 mod keys;
 mod memory;
+mod reclaim;
 mod writeback;
 mod writer;
 

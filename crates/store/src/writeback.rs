@@ -39,7 +39,14 @@
 //! Why a thread of our own and not a fjall option: fjall has none, and
 //! the kernel's own writeback starts only past a share of all memory
 //! (`vm.dirty_background_ratio`), far above one flush.
+//!
+//! The same thread drives [`crate::reclaim`], which links every journal,
+//! table and blob file fjall creates so that fjall's deletes free them a
+//! few MiB at a time: it watches the engine's directory down to the
+//! keyspaces' `tables/` and `blobs/`, reports every new file to the
+//! reclaimer and follows the ones under `keyspaces/`.
 
+use crate::reclaim::Reclaimer;
 use rustix::fs::inotify;
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -67,8 +74,9 @@ const FOLLOWED_MAX: usize = 64;
 /// Directories watched at most; a node has about a dozen (two per
 /// keyspace), so this is only a bound against a runaway.
 const DIRS_WATCHED_MAX: usize = 1024;
-/// Directory levels watched below `keyspaces/`: `<id>/{tables,blobs}/`.
-const DEPTH_MAX: usize = 2;
+/// Directory levels watched below the engine's directory (whose journals
+/// the reclaimer links): `keyspaces/<id>/{tables,blobs}/`.
+const DEPTH_MAX: usize = 3;
 /// What a watch reports: files and directories created or moved in.
 const WATCHED_EVENTS: inotify::WatchFlags =
     inotify::WatchFlags::CREATE.union(inotify::WatchFlags::MOVED_TO);
@@ -86,10 +94,10 @@ impl WritebackPacer {
     /// only loses the pacing, so it is logged, not returned.
     pub(crate) fn start(dir: &Path) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
-        let (flag, root) = (stop.clone(), dir.join("keyspaces"));
+        let (flag, db) = (stop.clone(), dir.to_path_buf());
         let spawned = std::thread::Builder::new()
             .name("ringstore-pacer".into())
-            .spawn(move || run(&root, &flag));
+            .spawn(move || run(&db, &flag));
         if let Err(err) = spawned {
             tracing::warn!(error = %err, "cannot start the writeback thread; flushes will stall journal fsyncs");
         }
@@ -103,19 +111,34 @@ impl Drop for WritebackPacer {
     }
 }
 
-fn run(root: &Path, stop: &AtomicBool) {
-    let mut new_files = match NewFiles::watch(root) {
+fn run(db: &Path, stop: &AtomicBool) {
+    let mut new_files = match NewFiles::watch(db) {
         Ok(w) => w,
         Err(err) => {
-            tracing::warn!(error = %err, dir = %root.display(), "cannot watch the engine's files; flushes will stall journal fsyncs");
+            tracing::warn!(error = %err, dir = %db.display(), "cannot watch the engine's files; flushes will stall journal fsyncs");
             return;
         }
     };
+    let mut reclaimer = Reclaimer::new(db)
+        .inspect_err(|err| tracing::warn!(error = %err, dir = %db.display(), "cannot keep links to the engine's files; each delete will free a whole file at once"))
+        .ok();
+    let keyspaces = db.join("keyspaces");
     let mut followed = HashMap::new();
     while !stop.load(Ordering::Relaxed) {
-        new_files.take(&mut |path| follow(&mut followed, path));
+        new_files.take(&mut |path| {
+            if let Some(r) = reclaimer.as_mut() {
+                r.adopt(db, path);
+            }
+            if path.starts_with(&keyspaces) {
+                follow(&mut followed, path);
+            }
+        });
         step(&mut followed, &mut kick);
-        std::thread::sleep(if followed.is_empty() {
+        let freeing = reclaimer.as_mut().is_some_and(|r| {
+            r.tick();
+            r.is_freeing()
+        });
+        std::thread::sleep(if followed.is_empty() && !freeing {
             IDLE_PAUSE
         } else {
             TICK
@@ -319,7 +342,7 @@ mod tests {
     fn new_directories_are_watched_down_to_the_engine_layout() {
         let dir = tempfile::tempdir().unwrap();
         let mut new_files = NewFiles::watch(dir.path()).unwrap();
-        let tables = dir.path().join("2/tables");
+        let tables = dir.path().join("keyspaces/2/tables");
         std::fs::create_dir_all(&tables).unwrap();
         append(&tables.join("0"), 1);
         assert_eq!(
