@@ -154,6 +154,15 @@ mod tests {
         (db, journal, blob)
     }
 
+    /// [`engine_dir`], with both files linked.
+    fn both_adopted(mib: u64) -> (tempfile::TempDir, PathBuf, PathBuf, Reclaimer) {
+        let (db, journal, blob) = engine_dir(mib);
+        let mut r = Reclaimer::new(db.path()).unwrap();
+        r.adopt(db.path(), &journal);
+        r.adopt(db.path(), &blob);
+        (db, journal, blob, r)
+    }
+
     fn ticks(r: &mut Reclaimer, n: u32) {
         for _ in 0..n {
             r.tick();
@@ -178,10 +187,7 @@ mod tests {
 
     #[test]
     fn a_file_fjall_deleted_is_freed_in_steps_and_its_link_removed() {
-        let (db, journal, blob) = engine_dir(5);
-        let mut r = Reclaimer::new(db.path()).unwrap();
-        r.adopt(db.path(), &journal);
-        r.adopt(db.path(), &blob);
+        let (db, journal, blob, mut r) = both_adopted(5);
         std::fs::remove_file(&journal).unwrap();
         let link = db.path().join("reclaim/3.jnl");
         assert_eq!(std::fs::metadata(&link).unwrap().len(), 5 << 20, "kept");
@@ -205,10 +211,7 @@ mod tests {
 
     #[test]
     fn links_left_before_a_restart_are_freed() {
-        let (db, journal, blob) = engine_dir(1);
-        let mut r = Reclaimer::new(db.path()).unwrap();
-        r.adopt(db.path(), &journal);
-        r.adopt(db.path(), &blob);
+        let (db, _journal, blob, r) = both_adopted(1);
         drop(r);
         std::fs::remove_file(&blob).unwrap();
 
