@@ -2,12 +2,12 @@
 //!
 //! fjall deletes whole files: an old journal (64-100 MiB) after each
 //! flush, blob and table files after compactions. On a filesystem that
-//! discards freed blocks at once (ext4 mounted with `discard`, as this
-//! project's VMs are) the delete sends every block's discard to the disk
+//! discards freed blocks at once (ext4 mounted with `discard`, as the
+//! machine these figures come from is) the delete sends every block's discard to the disk
 //! together, and every journal fsync on that disk waits behind them: alone
 //! on the disk, deleting 64 MiB took 22-34 ms and the journal fdatasyncs
-//! beside it went from 1-9 ms to 17-31 ms (`scripts/delete-vs-fsync.py`);
-//! under load fjall's deletes took 93-171 ms (docs/BENCHMARKS.md).
+//! beside it went from 1-13 ms to 17-31 ms (`scripts/delete-vs-fsync.py`);
+//! under load seven of fjall's deletes took 44-171 ms (docs/BENCHMARKS.md).
 //!
 //! [`Reclaimer`] keeps a second name for each journal, table and blob
 //! file fjall creates: a hard link in `<db>/reclaim/`. fjall's delete then

@@ -29,7 +29,7 @@
 //!
 //! Which files: fjall never appends to a table or blob file it finished,
 //! so only files created after the thread started can grow. It learns of
-//! them from inotify (`IN_CREATE` in the keyspaces' directories), not by
+//! them from inotify (`IN_CREATE` in the engine's directories), not by
 //! reading the directories: reading eleven directories per node every
 //! 20 ms took 3.7-4.8% of the dev cluster's CPU (with inotify, 1.0%). A followed file is kicked only
 //! once it is seen growing: one that fjall already finished and fsynced (a
