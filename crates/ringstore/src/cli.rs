@@ -16,6 +16,20 @@ pub(crate) struct Args {
     command: Command,
 }
 
+impl Args {
+    /// Whether the command is a load generator (`bench`, key-value or
+    /// `s3`), which runs on one thread; see `main`.
+    pub(crate) fn is_load_generator(&self) -> bool {
+        matches!(
+            &self.command,
+            Command::Bench(BenchArgs {
+                mode: None | Some(BenchMode::S3(_)),
+                ..
+            })
+        )
+    }
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run one node.

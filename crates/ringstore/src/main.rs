@@ -36,10 +36,19 @@ fn main() -> ExitCode {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // Why a load generator runs on one thread: it shares the machine with
+    // the cluster it measures, and every CPU cycle it takes is one the
+    // cluster does not get. On one thread a request's tasks (the caller
+    // and hyper's connection) wake each other without crossing threads.
+    // Measured with 4 KiB S3 GETs on the dev cluster (64 clients): the
+    // load generator took 25% of the machine on two threads, 19% on one
+    // (docs/BENCHMARKS.md).
+    let mut builder = if args.is_load_generator() {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
