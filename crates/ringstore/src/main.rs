@@ -41,7 +41,7 @@ fn main() -> ExitCode {
     // cluster does not get. On one thread a request's tasks (the caller
     // and hyper's connection) wake each other without crossing threads.
     // Measured with 4 KiB S3 GETs on the dev cluster (64 clients): the
-    // load generator took 25% of the machine on two threads, 19% on one
+    // load generator took 24-25% of the machine on two threads, 19% on one
     // (docs/BENCHMARKS.md).
     let mut builder = if args.is_load_generator() {
         tokio::runtime::Builder::new_current_thread()

@@ -18,8 +18,9 @@
 //!
 //! It is driven by the writeback thread ([`crate::writeback`]), which
 //! already learns of new files from inotify. A file deleted before it was
-//! linked is freed by fjall's delete, as before. Links left by a crash are
-//! found by the first sweep after the restart.
+//! linked is freed by fjall's delete, as before, and so are the files that
+//! were there when the thread started (it learns only of new ones). Links
+//! left by a crash are found by the first sweep after the restart.
 
 use std::collections::VecDeque;
 use std::os::unix::fs::MetadataExt;
