@@ -44,10 +44,12 @@ const FORMAT_VERSION: u8 = 1;
 
 /// Encode a record: format version, then postcard.
 pub fn encode<T: Serialize>(record: &T) -> Bytes {
-    let mut out = vec![FORMAT_VERSION];
-    // Encoding plain structs into a Vec cannot fail.
-    out.extend(postcard::to_stdvec(record).unwrap_or_default());
-    Bytes::from(out)
+    // Encoding plain structs into a Vec cannot fail. One allocation of
+    // the record's size: an inline object's record holds its data.
+    let size = postcard::experimental::serialized_size(record).unwrap_or(0);
+    let mut out = Vec::with_capacity(1 + size);
+    out.push(FORMAT_VERSION);
+    Bytes::from(postcard::to_extend(record, out).unwrap_or_else(|_| vec![FORMAT_VERSION]))
 }
 
 /// Decode a record written by [`encode`]; `None` if it is not one.
