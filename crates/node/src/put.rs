@@ -370,6 +370,9 @@ impl Node {
         fallbacks: &FallbackPool,
     ) -> (Target, Result<bool, String>) {
         let handoff = self.config().hinted_handoff;
+        // The call to the primary, if it outlived its patience: with no
+        // fallback to stand in, it keeps the rest of the deadline.
+        let mut late = None;
         let failure = if handoff && self.is_suspect(primary.node) {
             "suspected down: a recent call failed".to_string()
         } else {
@@ -380,7 +383,7 @@ impl Node {
                 collapse: w.collapse,
             };
             let started = self.uptime_ms();
-            let call = self.call(primary.node, req, w.timeout);
+            let mut call = Box::pin(self.call(primary.node, req, w.timeout));
             // Why a patience shorter than the deadline: a partitioned
             // primary never refuses, it just never answers; waiting out the
             // deadline would leave every write meanwhile without a hint.
@@ -391,12 +394,13 @@ impl Node {
             } else {
                 w.timeout
             };
-            match tokio::time::timeout(patience, call).await {
+            match tokio::time::timeout(patience, &mut call).await {
                 Ok(Ok(Response::Replicated { durable })) => return (primary, Ok(durable)),
                 Ok(Ok(other)) => format!("unexpected answer {other:?}"),
                 Ok(Err(e)) => e,
                 Err(_) => {
                     self.mark_failed(primary.node, started);
+                    late = Some(call);
                     format!("no answer within {} ms", patience.as_millis())
                 }
             }
@@ -433,10 +437,19 @@ impl Node {
                 );
             }
         }
-        match self
+        let hinted = self
             .store_hint(primary.node, &w.key, &w.obj, w.durable)
-            .await
-        {
+            .await;
+        // Why wait on for a primary that no other node can stand in for: a
+        // slow primary (a disk stalled for half a second under load) is not
+        // a lost one, and its answer may still make `w`. The hint kept here
+        // covers the case where it never answers.
+        if let Some(call) = late {
+            if let Ok(Response::Replicated { durable }) = call.await {
+                return (primary, Ok(durable));
+            }
+        }
+        match hinted {
             Ok(()) => (
                 primary,
                 Err(format!("{failure} (the coordinator keeps a hint for it)")),

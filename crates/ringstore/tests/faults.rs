@@ -122,6 +122,52 @@ async fn cut_off_node_misses_writes_then_catches_up_after_heal() {
     .await;
 }
 
+/// A primary slower than the replica patience (500 ms) is still a replica:
+/// with three nodes and `n_val` 3 no other node can stand in for it, so its
+/// answer within the request's deadline counts towards `w`.
+#[tokio::test]
+async fn slow_primaries_still_count_when_no_fallback_can_stand_in() {
+    let c = Cluster::start(3, &["--enable-fault-injection"]).await;
+    let ids = c.node_ids().await;
+    // Every call from node 0 to the others waits 350 ms before it is sent
+    // and again after its reply: ~700 ms, past the patience and well
+    // inside the 3 s deadline asked for below.
+    let delay: serde_json::Map<String, Value> = ids[1..]
+        .iter()
+        .map(|id| (id.clone(), Value::from(350)))
+        .collect();
+    let r = c
+        .http
+        .post(c.nodes[0].url("/admin/debug/faults"))
+        .json(&serde_json::json!({ "delay_ms": delay }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let started = std::time::Instant::now();
+    assert_eq!(
+        c.put(0, "/buckets/slow/keys/k?w=all&timeout=3000", "v")
+            .await,
+        204,
+        "w=all must wait for the slow primaries"
+    );
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(600),
+        "the delay was not in force: {took:?}"
+    );
+    c.heal().await;
+    for i in 1..3 {
+        let r = c
+            .http
+            .get(c.nodes[i].url("/admin/replica/buckets/slow/keys/k"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "node {i} holds the write");
+    }
+}
+
 #[tokio::test]
 async fn one_read_with_r_1_repairs_a_replica_that_missed_a_write() {
     // Neither hints nor anti-entropy: only the read may repair the replica.
