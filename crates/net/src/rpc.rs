@@ -214,8 +214,9 @@ where
 
 /// Encode a frame into one allocation of its size. Frames carry whole
 /// objects, and a `Vec` grown from empty copied a 4 KiB value about ten
-/// times over: 1.6% of the dev cluster's CPU under 4 KiB S3 PUTs went to
-/// those reallocations.
+/// times over (with stored objects and S3 records, which now do the same:
+/// reallocation fell from 3.65% to 0.92% of the dev cluster's CPU under
+/// 4 KiB S3 PUTs; docs/BENCHMARKS.md).
 fn encode_frame<T: Serialize>(msg: &T) -> postcard::Result<Vec<u8>> {
     let size = postcard::experimental::serialized_size(msg)?;
     postcard::to_extend(msg, Vec::with_capacity(size))
