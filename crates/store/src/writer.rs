@@ -23,9 +23,10 @@
 //! back in a burst too, and under 64 clients a third of the rounds began
 //! with a single write: judged alone, each of those skipped the gather and
 //! paid an fsync for one write. Judged by the average of recent rounds,
-//! fsyncs per S3 PUT fell from 0.22 to 0.13 and the p99 from 37 to 25-31
-//! ms; with few clients the average stays under the threshold and nothing
-//! waits (docs/BENCHMARKS.md).
+//! fsyncs per S3 PUT fell from 0.22 to 0.13, and the p99 (after key-value
+//! PUTs) was lower in four interleaved pairs of five, 31.4 ms on average
+//! against 35.9; with few clients the average stays under the threshold
+//! and nothing waits (docs/BENCHMARKS.md).
 //!
 //! An engine whose I/O does not block (the in-memory engine, used by the
 //! simulation, which must not start threads) is written inline instead.
