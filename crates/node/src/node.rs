@@ -60,7 +60,7 @@ pub(crate) struct Inner {
     pub(crate) view: RwLock<ClusterView>,
     pub(crate) hlc: Mutex<Hlc>,
     pub(crate) rng: Mutex<rand::rngs::SmallRng>,
-    pub(crate) key_locks: Vec<tokio::sync::Mutex<()>>,
+    pub(crate) key_locks: Vec<Arc<tokio::sync::Mutex<()>>>,
     /// When each peer last called or answered, in ms since `started`.
     /// Bounded by: the nodes in the cluster state.
     pub(crate) last_seen: RwLock<HashMap<NodeId, std::sync::atomic::AtomicU64>>,
@@ -179,7 +179,7 @@ impl Node {
             hlc: Mutex::new(Hlc::new(id.0)),
             rng: Mutex::new(rng),
             key_locks: (0..KEY_LOCK_STRIPES)
-                .map(|_| tokio::sync::Mutex::new(()))
+                .map(|_| Arc::new(tokio::sync::Mutex::new(())))
                 .collect(),
             last_seen: RwLock::default(),
             started: tokio::time::Instant::now(),
@@ -416,7 +416,7 @@ impl Node {
         self.inner.started.elapsed().as_millis() as u64
     }
 
-    pub(crate) fn key_lock(&self, key: &crate::BKey) -> &tokio::sync::Mutex<()> {
+    pub(crate) fn key_lock(&self, key: &crate::BKey) -> &Arc<tokio::sync::Mutex<()>> {
         let mut h = std::hash::DefaultHasher::new();
         key.hash(&mut h);
         &self.inner.key_locks[(h.finish() as usize) % KEY_LOCK_STRIPES]

@@ -32,6 +32,9 @@ use tokio::sync::mpsc;
 /// Fallback nodes not yet used by this write.
 type FallbackPool = Arc<Mutex<VecDeque<NodeId>>>;
 
+/// Where a replica's task sends `(slot, who answered, reply)`.
+type ReplySender = mpsc::Sender<(usize, Target, Result<bool, String>)>;
+
 /// One replica's share of a write.
 #[derive(Clone)]
 struct ReplicaWrite {
@@ -250,7 +253,8 @@ impl Node {
         let timeout = cmd.options.timeout(self.config().request_timeout());
         // Bounded by: one reply per target.
         let (tx, mut rx) = mpsc::channel(targets.len().max(1));
-        let guard = self.key_lock(&cmd.key).lock().await;
+        // Owned: the guard goes on with the local write's task below.
+        let guard = self.key_lock(&cmd.key).clone().lock_owned().await;
         let mut object = self.inner.store.get_object(&okey)?.unwrap_or_default();
         let tree_key = okey.encode();
         let old = crate::aae::contribution(&tree_key, &object);
@@ -278,37 +282,11 @@ impl Node {
             timeout,
         };
         self.spawn_replication(&targets, &pl.fallbacks, &write, &tx);
-        // The lock covers only read-modify-apply; the fsync is awaited
-        // below, outside it, as this node's own acknowledgement.
-        let staged = self
-            .inner
-            .store
-            .put_object_staged(&okey, &object, durable)
-            .await;
-        drop(guard);
-        let pending = match staged {
-            Ok(pending) => pending,
-            Err(e) => {
-                // Other replicas may hold the new dot while this one does
-                // not: without a new epoch the next write here would take
-                // the same counter (see `Node::new_epoch`).
-                if let Err(epoch) = self.new_epoch().await {
-                    tracing::error!(error = %epoch, "cannot move to a new epoch after a failed write");
-                }
-                return Err(e.into());
-            }
-        };
-        if let Some(slot) = targets.iter().position(|t| t.node == self.id()) {
-            let (tx, t) = (tx.clone(), targets[slot].clone());
-            tokio::spawn(async move {
-                let reply = pending
-                    .wait()
-                    .await
-                    .map(|()| durable)
-                    .map_err(|e| e.to_string());
-                let _ = tx.send((slot, t, reply)).await;
-            });
-        }
+        let local = targets
+            .iter()
+            .position(|t| t.node == self.id())
+            .map(|slot| (slot, targets[slot].clone(), tx.clone()));
+        self.spawn_local_write(okey, write.obj, durable, guard, local);
         drop(tx);
         let mut tracker = QuorumTracker::new(req, targets);
         let deadline = tokio::time::sleep(timeout);
@@ -331,6 +309,51 @@ impl Node {
         Err(NodeError::Quorum(tracker.error("put", timed_out)))
     }
 
+    /// Store `object` in this node's replica, in a task of its own that
+    /// holds the key's lock until the write is applied (so the next write
+    /// of the key here reads it), then reports its ack on `local`'s channel
+    /// once it is durable, as a remote replica's task does.
+    ///
+    /// Why a task, and not awaited before the quorum: storing waits for the
+    /// writer thread's current round, and a round stalls now and then (an
+    /// fsync of 10-25 ms, fjall rotating its journal). Awaited, that stall
+    /// held up every write this node coordinated, even once the other
+    /// replicas had acknowledged; as one ack among `n`, a slow local disk
+    /// is masked like a slow peer's.
+    fn spawn_local_write(
+        &self,
+        okey: ObjectKey,
+        object: Object,
+        durable: bool,
+        guard: tokio::sync::OwnedMutexGuard<()>,
+        local: Option<(usize, Target, ReplySender)>,
+    ) {
+        let node = self.clone();
+        tokio::spawn(async move {
+            let staged = node
+                .inner
+                .store
+                .put_object_staged(&okey, &object, durable)
+                .await;
+            drop(guard);
+            let reply = match staged {
+                Ok(pending) => pending.wait().await.map(|()| durable),
+                Err(e) => {
+                    // Other replicas may hold the new dot while this one
+                    // does not: without a new epoch the next write here
+                    // would take the same counter (see `Node::new_epoch`).
+                    if let Err(epoch) = node.new_epoch().await {
+                        tracing::error!(error = %epoch, "cannot move to a new epoch after a failed write");
+                    }
+                    Err(e)
+                }
+            };
+            if let Some((slot, t, tx)) = local {
+                let _ = tx.send((slot, t, reply.map_err(|e| e.to_string()))).await;
+            }
+        });
+    }
+
     /// Start one replication task per target other than this node; each
     /// sends `(slot, who answered, reply)` on `tx`.
     fn spawn_replication(
@@ -338,7 +361,7 @@ impl Node {
         targets: &[Target],
         fallbacks: &[NodeId],
         write: &ReplicaWrite,
-        tx: &mpsc::Sender<(usize, Target, Result<bool, String>)>,
+        tx: &ReplySender,
     ) {
         // Fallbacks still free to stand in for a primary, shared by the
         // replication tasks so no two pick the same one.
