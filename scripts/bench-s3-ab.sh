@@ -16,12 +16,15 @@ cd "$(dirname "$0")/.."
 cargo build --release --quiet
 load=target/release/ringstore  # one load generator for every binary
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }  # clock ticks, user + system
+# The machine's CPU time and the part of it the hypervisor gave to other
+# guests ("stolen"): a run slowed by a busy host shows it here.
+machine() { awk '/^cpu /{t = 0; for (i = 2; i <= 9; i++) t += $i; print t, $9}' /proc/stat; }
 dev=
 trap '[ -n "$dev" ] && kill "$dev" 2>/dev/null; true' EXIT
 
 echo "$workload $size objects, $secs s per run"
-echo "| binary | ops/s | p50 | p99 | failed | server cpu | per op | bench cpu share |"
-echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+echo "| binary | ops/s | p50 | p99 | failed | server cpu | per op | bench cpu share | stolen |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
 for bin in "$@"; do
   work=$(mktemp -d)
   "$bin" dev --nodes 3 --base-port 32098 --data-dir "$work/dev" >"$work/dev.log" 2>&1 & dev=$!
@@ -34,14 +37,15 @@ for bin in "$@"; do
     "${bench[@]}" --duration 1 >/dev/null
     preloaded=(--preloaded)
   fi
-  before=$(cpu "$dev")
+  before=$(cpu "$dev") m0=$(machine)
   out=$("${bench[@]}" --duration "$secs" "${preloaded[@]}")
-  after=$(cpu "$dev")
+  after=$(cpu "$dev") m1=$(machine)
+  stolen=$(echo "$m0 $m1" | awk '{print ($4 - $2) / ($3 - $1)}')
   echo "$out" | python3 -c "
 import json, sys
 r = json.load(sys.stdin)
 cpu = ($after - $before) / $(getconf CLK_TCK)
 ops = max(r['ok'], 1)
-print(f\"| $bin | {r['ops_per_sec']:.0f} | {r['p50_ms']:.2f} ms | {r['p99_ms']:.2f} ms | {r['failed']} | {cpu:.1f} s | {1e6 * cpu / ops:.0f} µs | {r['bench_cpu_share']:.0%} |\")"
+print(f\"| $bin | {r['ops_per_sec']:.0f} | {r['p50_ms']:.2f} ms | {r['p99_ms']:.2f} ms | {r['failed']} | {cpu:.1f} s | {1e6 * cpu / ops:.0f} µs | {r['bench_cpu_share']:.0%} | {$stolen:.1%} |\")"
   kill "$dev"; wait "$dev" 2>/dev/null || true; rm -rf "$work"
 done
