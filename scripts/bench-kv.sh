@@ -20,7 +20,7 @@ for f in one three; do
   [ -f "$work/$f/cluster.json" ] || { echo "cluster $f did not start"; cat "$work/$f.log"; exit 1; }
 done
 
-cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }  # clock ticks, user + system
+source scripts/cpu-time.sh
 
 run() {  # name pid workload args...
   local name=$1 pid=$2 workload=$3; shift 3

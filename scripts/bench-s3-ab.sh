@@ -15,10 +15,7 @@ shift 3
 cd "$(dirname "$0")/.."
 cargo build --release --quiet
 load=target/release/ringstore  # one load generator for every binary
-cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }  # clock ticks, user + system
-# The machine's CPU time and the part of it the hypervisor gave to other
-# guests ("stolen"): a run slowed by a busy host shows it here.
-machine() { awk '/^cpu /{t = 0; for (i = 2; i <= 9; i++) t += $i; print t, $9}' /proc/stat; }
+source scripts/cpu-time.sh
 dev=
 trap '[ -n "$dev" ] && kill "$dev" 2>/dev/null; true' EXIT
 
@@ -40,7 +37,7 @@ for bin in "$@"; do
   before=$(cpu "$dev") m0=$(machine)
   out=$("${bench[@]}" --duration "$secs" "${preloaded[@]}")
   after=$(cpu "$dev") m1=$(machine)
-  stolen=$(echo "$m0 $m1" | awk '{print ($4 - $2) / ($3 - $1)}')
+  stolen=$(stolen "$m0" "$m1")
   echo "$out" | python3 -c "
 import json, sys
 r = json.load(sys.stdin)

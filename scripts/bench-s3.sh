@@ -18,11 +18,7 @@ trap 'kill $dev 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' E
 for _ in $(seq 300); do [ -f "$work/dev/cluster.json" ] && break; sleep 0.1; done
 [ -f "$work/dev/cluster.json" ] || { echo "the cluster did not start"; cat "$work/dev.log"; exit 1; }
 
-cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }  # clock ticks, user + system
-# The machine's CPU time, all states, and the part the hypervisor gave to
-# other guests ("steal"): a run that is slow because the host was busy
-# shows it here rather than in our code.
-machine() { awk '/^cpu /{t = 0; for (i = 2; i <= 9; i++) t += $i; print t, $9}' /proc/stat; }
+source scripts/cpu-time.sh
 
 run() {  # name bench-args...
   local name=$1; shift
@@ -31,7 +27,7 @@ run() {  # name bench-args...
   local out; out=$("$bin" bench "$@" --json --duration "$secs")
   local after; after=$(cpu "$dev")
   local m1; m1=$(machine)
-  local stolen; stolen=$(echo "$m0 $m1" | awk '{print ($4 - $2) / ($3 - $1)}')
+  local stolen; stolen=$(stolen "$m0" "$m1")
   local server_cpu; server_cpu=$(echo "($after - $before) / $(getconf CLK_TCK)" | bc -l)
   echo "$out" | python3 -c "
 import json, sys
