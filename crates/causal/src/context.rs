@@ -11,17 +11,39 @@ use std::collections::BTreeMap;
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct VersionVector(BTreeMap<Actor, u64>);
 
-/// Bytes of a client context that could not be decoded.
+/// A causal context or update that cannot be accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CausalError {
-    /// Not base64, not our format, or a version we do not know.
+    /// Not base64, not our format, a version we do not know, or outside
+    /// the bounds below.
     #[error("bad causal context (X-Riak-Vclock): {0}; send back the value returned by a fetch, unchanged")]
     BadContext(String),
+    /// The coordinator's next dot for this key would overflow `u64`.
+    /// Unreachable (see [`COUNTER_MAX`]); refused rather than wrapped,
+    /// which would reuse a dot and silently drop a value.
+    #[error("the key's write counter for this coordinator is exhausted; write the key through another node")]
+    CounterExhausted,
 }
 
 const CONTEXT_VERSION: u8 = 1;
 /// Contexts larger than this are refused before decoding.
 const CONTEXT_BYTES_MAX: usize = 64 * 1024;
+/// Highest counter a client context may carry; the decoder refuses more.
+/// No honest counter comes near it (it counts writes of one key through
+/// one node epoch), and [`Object::update`](crate::Object::update) lets a
+/// context lead the object by at most [`CONTEXT_LEAD_MAX`] per write, so
+/// forged contexts would need 2^43 writes of one key to push a counter
+/// here, let alone to `u64::MAX`.
+pub const COUNTER_MAX: u64 = 1 << 63;
+/// How far a client context's counter for an actor may lead what the
+/// coordinator's replica has seen of that actor; the rest of the claim is
+/// ignored (see [`Object::update`](crate::Object::update) for why that is
+/// safe).
+pub const CONTEXT_LEAD_MAX: u64 = 1 << 20;
+/// Most actors (node, epoch) one context may name. Honest contexts hold
+/// one entry per primary and epoch that wrote the key; this leaves room
+/// for thousands of restarts while keeping a forged context small.
+pub const CONTEXT_ACTORS_MAX: usize = 4096;
 
 impl VersionVector {
     /// The empty context: a blind write.
@@ -56,6 +78,35 @@ impl VersionVector {
     /// Whether every dot `other` has seen, this one has seen too.
     pub fn descends(&self, other: &VersionVector) -> bool {
         other.0.iter().all(|(a, c)| self.get(a) >= *c)
+    }
+
+    /// Why this context cannot come from us: a counter above
+    /// [`COUNTER_MAX`] or more than [`CONTEXT_ACTORS_MAX`] actors.
+    pub fn check_bounds(&self) -> Result<(), CausalError> {
+        if self.0.len() > CONTEXT_ACTORS_MAX {
+            return Err(CausalError::BadContext(format!(
+                "{} actors, more than the {CONTEXT_ACTORS_MAX} allowed",
+                self.0.len()
+            )));
+        }
+        if let Some((a, c)) = self.0.iter().find(|(_, c)| **c > COUNTER_MAX) {
+            return Err(CausalError::BadContext(format!(
+                "counter {c} of node {:x} epoch {:x} is above the largest a node makes ({COUNTER_MAX})",
+                a.node, a.epoch
+            )));
+        }
+        Ok(())
+    }
+
+    /// This context with every counter lowered to at most `lead` above
+    /// what `seen` has of the same actor.
+    pub(crate) fn clamped_to(&self, seen: &VersionVector, lead: u64) -> VersionVector {
+        VersionVector(
+            self.0
+                .iter()
+                .map(|(a, c)| (*a, (*c).min(seen.get(a).saturating_add(lead))))
+                .collect(),
+        )
     }
 
     /// Number of actors.
@@ -100,6 +151,7 @@ pub fn decode_context(text: &str) -> Result<VersionVector, CausalError> {
             if !tail.is_empty() {
                 return Err(CausalError::BadContext("trailing bytes".into()));
             }
+            vv.check_bounds()?;
             Ok(vv)
         }
         Some((v, _)) => Err(CausalError::BadContext(format!("unknown version {v}"))),
@@ -123,5 +175,32 @@ mod tests {
         assert!(decode_context("").is_err());
         assert!(decode_context("AgAA").is_err());
         assert!(decode_context("Af////////////8=").is_err());
+    }
+
+    #[test]
+    fn counters_above_the_bound_are_refused() {
+        let actor = Actor { node: 7, epoch: 2 };
+        for (counter, ok) in [
+            (COUNTER_MAX, true),
+            (COUNTER_MAX + 1, false),
+            (u64::MAX, false),
+        ] {
+            let mut vv = VersionVector::new();
+            vv.add(&Dot { actor, counter });
+            let decoded = decode_context(&encode_context(&vv));
+            assert_eq!(decoded.is_ok(), ok, "counter {counter}: {decoded:?}");
+        }
+    }
+
+    #[test]
+    fn too_many_actors_are_refused() {
+        let mut vv = VersionVector::new();
+        for node in 0..=CONTEXT_ACTORS_MAX as u64 {
+            vv.add(&Dot {
+                actor: Actor { node, epoch: 0 },
+                counter: 1,
+            });
+        }
+        assert!(decode_context(&encode_context(&vv)).is_err());
     }
 }

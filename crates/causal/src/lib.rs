@@ -34,5 +34,8 @@
 mod context;
 mod object;
 
-pub use context::{decode_context, encode_context, CausalError, VersionVector};
+pub use context::{
+    decode_context, encode_context, CausalError, VersionVector, CONTEXT_ACTORS_MAX,
+    CONTEXT_LEAD_MAX, COUNTER_MAX,
+};
 pub use object::{Actor, Dot, Meta, Object, Sibling};

@@ -1,6 +1,6 @@
 //! Objects: siblings with dots, and the update and merge rules.
 
-use crate::VersionVector;
+use crate::{CausalError, VersionVector, CONTEXT_LEAD_MAX};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
@@ -106,21 +106,46 @@ impl Object {
     /// `ctx` covers (what the client saw), add the new value with a fresh dot,
     /// and return that dot.
     ///
-    /// # Panics
+    /// `ctx` is client input. Each of its counters is first lowered to at
+    /// most [`CONTEXT_LEAD_MAX`] above what this object has seen of the
+    /// same actor. Why: a forged context could otherwise push the key's
+    /// counters to `u64::MAX` in one write (the next dot overflows, and
+    /// every context fetched after it names counters no decoder takes), and
+    /// through replication the poisoned context reaches every replica.
+    /// Lowering a claim is always safe: the write drops fewer siblings and
+    /// records less as seen, so at worst a sibling the client did see
+    /// survives as a concurrent one; nothing is lost, and the new dot still
+    /// lies above everything this replica has seen from `actor`, which is
+    /// every dot `actor` made for this key (the coordinator applies each of
+    /// its writes locally, under the key's lock, before the next). An
+    /// honest context leads the coordinator's replica only by the writes
+    /// that replica missed, far fewer than 2^20 of one key.
     ///
-    /// If `actor` has made `u64::MAX` dots.
-    pub fn update(&mut self, ctx: &VersionVector, actor: Actor, value: Bytes, meta: Meta) -> Dot {
+    /// # Errors
+    ///
+    /// [`CausalError::CounterExhausted`] if the next dot would overflow
+    /// (unreachable, see above). The object is unchanged on error.
+    pub fn update(
+        &mut self,
+        ctx: &VersionVector,
+        actor: Actor,
+        value: Bytes,
+        meta: Meta,
+    ) -> Result<Dot, CausalError> {
+        let ctx = &ctx.clamped_to(&self.context, CONTEXT_LEAD_MAX);
         let counter = self.context.get(&actor).max(ctx.get(&actor));
         let dot = Dot {
             actor,
-            counter: counter.checked_add(1).expect("dot counter overflow"),
+            counter: counter
+                .checked_add(1)
+                .ok_or(CausalError::CounterExhausted)?,
         };
         self.siblings.retain(|s| !ctx.contains(&s.dot));
         self.context.join(ctx);
         self.context.add(&dot);
         let at = self.siblings.partition_point(|s| s.dot < dot);
         self.siblings.insert(at, Sibling { dot, value, meta });
-        dot
+        Ok(dot)
     }
 
     /// Merge another replica's version of the same key into this one.

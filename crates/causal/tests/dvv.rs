@@ -17,7 +17,8 @@ fn write(obj: &mut Object, ctx: &VersionVector, who: usize, v: u32) {
         actor(who),
         Bytes::from(v.to_le_bytes().to_vec()),
         Meta::default(),
-    );
+    )
+    .unwrap();
 }
 
 #[derive(Clone, Debug)]
@@ -142,13 +143,15 @@ fn keep_newest_picks_latest_timestamp() {
         actor(0),
         Bytes::from_static(b"old"),
         m(5),
-    );
+    )
+    .unwrap();
     a.update(
         &VersionVector::new(),
         actor(1),
         Bytes::from_static(b"new"),
         m(9),
-    );
+    )
+    .unwrap();
     a.keep_newest();
     assert_eq!(a.siblings().len(), 1);
     assert_eq!(&a.siblings()[0].value[..], b"new");
@@ -175,6 +178,54 @@ proptest! {
         let text = base64::engine::general_purpose::STANDARD.encode([&[1u8][..], &payload].concat());
         if let Ok(vv) = ringstore_causal::decode_context(&text) {
             prop_assert_eq!(ringstore_causal::decode_context(&ringstore_causal::encode_context(&vv)), Ok(vv));
+        }
+    }
+
+    /// A client controls every counter of the context it sends. Whatever
+    /// contexts hostile clients send, in any number of writes, a write
+    /// through any coordinator makes a fresh dot above everything the
+    /// object had seen from that coordinator, and an honest client that
+    /// fetches the object afterwards gets a context the decoder accepts
+    /// and can write with it: no input poisons the key.
+    #[test]
+    fn no_context_poisons_a_key(
+        forged in prop::collection::vec(
+            (prop::collection::vec((0u64..4, 0u32..3, any::<u64>(), 0u8..3), 0..6), 0usize..3),
+            0..12,
+        ),
+        honest in prop::collection::vec((0usize..3, any::<bool>()), 0..4),
+    ) {
+        let mut obj = Object::new();
+        for (entries, who) in &forged {
+            // Counters near the decoder's bound, near u64::MAX, or any.
+            let mut ctx = VersionVector::new();
+            for (node, epoch, counter, edge) in entries {
+                let counter = match edge {
+                    0 => ringstore_causal::COUNTER_MAX - (counter % 3),
+                    1 => u64::MAX - (counter % 3),
+                    _ => *counter,
+                };
+                ctx.add(&ringstore_causal::Dot { actor: Actor { node: *node, epoch: *epoch }, counter });
+            }
+            let before = obj.clone();
+            let dot = obj.update(&ctx, actor(*who), Bytes::from_static(b"forged"), Meta::default());
+            let dot = dot.map_err(|e| TestCaseError::fail(format!("forged write refused: {e}")))?;
+            prop_assert!(dot.counter > before.context().get(&actor(*who)));
+            prop_assert!(dot.counter <= before.context().get(&actor(*who)) + ringstore_causal::CONTEXT_LEAD_MAX + 1);
+        }
+        for (who, blind) in &honest {
+            let fetched = ringstore_causal::encode_context(obj.context());
+            let ctx = ringstore_causal::decode_context(&fetched)
+                .map_err(|e| TestCaseError::fail(format!("fetched context refused: {e}")))?;
+            let ctx = if *blind { VersionVector::new() } else { ctx };
+            let before = obj.context().get(&actor(*who));
+            let dot = obj.update(&ctx, actor(*who), Bytes::from_static(b"honest"), Meta::default());
+            let dot = dot.map_err(|e| TestCaseError::fail(format!("honest write refused: {e}")))?;
+            prop_assert!(dot.counter > before);
+            if !*blind {
+                // A read-modify-write replaces everything it saw.
+                prop_assert_eq!(obj.live_siblings().count(), 1);
+            }
         }
     }
 }

@@ -94,20 +94,10 @@ pub fn router(node: Node, keys: s3::KeyStore) -> Router {
         .with_state(app)
 }
 
-/// Serve `router(node, keys)` on `listener` until the task is dropped.
-///
-/// # Errors
-///
-/// I/O errors of the listener.
-pub async fn serve(
-    node: Node,
-    keys: s3::KeyStore,
-    listener: tokio::net::TcpListener,
-) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
-    // TCP_NODELAY: small answers must not wait on Nagle + delayed ACK.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, router(node, keys)).await
+/// Serve `router(node, keys)` on `listener` until the task is dropped,
+/// within the node's client listener limits (`net::listen`).
+pub async fn serve(node: Node, keys: s3::KeyStore, listener: tokio::net::TcpListener) {
+    let limits = node.config().listener_limits("http");
+    let service = hyper_util::service::TowerToHyperService::new(router(node, keys));
+    net::listen::serve_http(listener, limits, service).await
 }

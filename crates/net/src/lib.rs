@@ -20,6 +20,8 @@
 //! - [`datagram`]: sealed datagrams for the failure detector, on UDP or
 //!   in memory, under the same fault rules as RPC.
 //! - [`faults`]: drop or delay traffic with named peers, for tests.
+//! - [`listen`]: the client-facing HTTP listeners' limits (connections,
+//!   header and stall timeouts, panics answered 500).
 //!
 //! ## Limits
 //!
@@ -31,6 +33,7 @@
 pub mod datagram;
 pub mod faults;
 mod handshake;
+pub mod listen;
 pub mod network;
 mod rpc;
 

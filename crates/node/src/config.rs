@@ -50,6 +50,17 @@ pub struct NodeConfig {
     pub rpc_frame_bytes_max: usize,
     /// Calls in flight per peer connection before callers wait.
     pub rpc_inflight_max: usize,
+    /// Most client connections the HTTP (key-value, admin) listener keeps
+    /// open; past it, new connections wait until some close.
+    pub http_connections_max: usize,
+    /// Most client connections the S3 listener keeps open.
+    pub s3_connections_max: usize,
+    /// A client's request head must arrive within this long of its
+    /// connection being ready for one (idle keep-alive time included).
+    pub client_header_timeout_ms: u64,
+    /// A client connection waiting to read that moves no byte for this
+    /// long is closed (stalled bodies, dead clients).
+    pub client_io_timeout_ms: u64,
     /// Accept `POST /admin/debug/faults` (tests only).
     pub enable_fault_injection: bool,
     /// Keep writes for unreachable primaries as hints and deliver them when
@@ -102,6 +113,10 @@ impl Default for NodeConfig {
             value_bytes_max: 50 * 1024 * 1024,
             rpc_frame_bytes_max: 64 * 1024 * 1024,
             rpc_inflight_max: 1024,
+            http_connections_max: 2048,
+            s3_connections_max: 2048,
+            client_header_timeout_ms: 30_000,
+            client_io_timeout_ms: 60_000,
             enable_fault_injection: false,
             hinted_handoff: true,
             anti_entropy: true,
@@ -186,6 +201,18 @@ impl NodeConfig {
         if self.rpc_inflight_max == 0 {
             return bad("rpc_inflight_max", "must be above 0".into());
         }
+        if self.http_connections_max == 0 || self.s3_connections_max == 0 {
+            return bad(
+                "http_connections_max/s3_connections_max",
+                "must be above 0".into(),
+            );
+        }
+        if self.client_header_timeout_ms == 0 || self.client_io_timeout_ms == 0 {
+            return bad(
+                "client_header_timeout_ms/client_io_timeout_ms",
+                "must be above 0".into(),
+            );
+        }
         if self.cluster_secret.is_empty() {
             return bad("cluster_secret", "must not be empty".into());
         }
@@ -200,6 +227,20 @@ impl NodeConfig {
     /// How long a write waits for one primary before handing off.
     pub fn replica_patience(&self) -> Duration {
         Duration::from_millis(self.replica_patience_ms)
+    }
+
+    /// The limits of the client-facing listener `name` ("http" or "s3").
+    pub fn listener_limits(&self, name: &'static str) -> net::listen::ListenerLimits {
+        net::listen::ListenerLimits {
+            name,
+            connections_max: if name == "s3" {
+                self.s3_connections_max
+            } else {
+                self.http_connections_max
+            },
+            header_timeout: Duration::from_millis(self.client_header_timeout_ms),
+            io_timeout: Duration::from_millis(self.client_io_timeout_ms),
+        }
     }
 
     /// The anti-entropy period.

@@ -155,12 +155,14 @@ mod tests {
     fn frames() -> Vec<Vec<u8>> {
         let key = BKey::typed(&b"_s3b"[..], &b"blocks"[..], &b"k"[..]);
         let mut object = Object::new();
-        object.update(
-            &VersionVector::new(),
-            Actor { node: 7, epoch: 1 },
-            Bytes::from_static(b"value"),
-            Meta::default(),
-        );
+        object
+            .update(
+                &VersionVector::new(),
+                Actor { node: 7, epoch: 1 },
+                Bytes::from_static(b"value"),
+                Meta::default(),
+            )
+            .unwrap();
         let requests = [
             Request::Read(key.clone()),
             Request::Replicate {

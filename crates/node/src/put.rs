@@ -262,7 +262,11 @@ impl Node {
             last_modified_ms: self.timestamp_after(&object),
             ..cmd.meta
         };
-        object.update(&cmd.context, self.actor(), cmd.value, meta);
+        // A refused context or an exhausted counter leaves the object
+        // untouched, and the key's lock goes with this early return.
+        object
+            .update(&cmd.context, self.actor(), cmd.value, meta)
+            .map_err(|e| NodeError::Unavailable(e.to_string()))?;
         if collapse {
             object.keep_newest();
         }

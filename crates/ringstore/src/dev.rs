@@ -53,7 +53,7 @@ pub(crate) async fn run(flags: DevFlags) -> Result<()> {
             ..NodeConfig::default()
         };
         running.push(
-            server::start(cfg)
+            server::start(cfg, u64::from(flags.nodes))
                 .await
                 .with_context(|| format!("starting node {i}"))?,
         );

@@ -105,8 +105,51 @@ impl Running {
     }
 }
 
-/// Open storage, bind the listeners and start the node.
-pub(crate) async fn start(mut cfg: NodeConfig) -> Result<Running> {
+/// Descriptors kept free of client connections: peer connections, the
+/// failure detector's socket, storage files (fjall's journals, tables and
+/// blob files, and their reclaim links) and the odd log or config file.
+const FD_HEADROOM: u64 = 2048;
+
+/// Raise the soft descriptor limit to the hard one, then make the client
+/// connection limits fit below it with [`FD_HEADROOM`] to spare, so a
+/// flood of client connections meets our limit (and a log line), never
+/// the process's (where accept, storage and peer connections all fail).
+/// `nodes` is how many nodes share this process (`ringstore dev`).
+fn fit_descriptor_limit(cfg: &mut NodeConfig, nodes: u64) {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let limit = getrlimit(Resource::Nofile);
+    let mut soft = limit.current.unwrap_or(u64::MAX);
+    if limit.maximum != limit.current {
+        let raised = Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        match setrlimit(Resource::Nofile, raised) {
+            Ok(()) => soft = limit.maximum.unwrap_or(u64::MAX),
+            Err(e) => tracing::warn!(error = %e, soft, "cannot raise the file descriptor limit"),
+        }
+    }
+    let wanted = (cfg.http_connections_max + cfg.s3_connections_max) as u64;
+    let budget = (soft / nodes.max(1)).saturating_sub(FD_HEADROOM);
+    if wanted > budget {
+        let each = (budget / 2).max(16) as usize;
+        tracing::warn!(
+            descriptors = soft,
+            http_connections_max = cfg.http_connections_max,
+            s3_connections_max = cfg.s3_connections_max,
+            lowered_to = each,
+            "client connection limits exceed the file descriptor limit less {FD_HEADROOM} \
+             for peers and storage; lowering both (raise `ulimit -n` to keep them)"
+        );
+        cfg.http_connections_max = cfg.http_connections_max.min(each);
+        cfg.s3_connections_max = cfg.s3_connections_max.min(each);
+    }
+}
+
+/// Open storage, bind the listeners and start the node, one of `nodes`
+/// in this process.
+pub(crate) async fn start(mut cfg: NodeConfig, nodes: u64) -> Result<Running> {
+    fit_descriptor_limit(&mut cfg, nodes);
     let http_listener = tokio::net::TcpListener::bind(&cfg.http)
         .await
         .with_context(|| {
@@ -141,11 +184,7 @@ pub(crate) async fn start(mut cfg: NodeConfig) -> Result<Running> {
     let keys = s3::KeyStore::new(s3::catalog::Catalog::new(node.clone()));
     let served = node.clone();
     let http_keys = keys.clone();
-    let http = tokio::spawn(async move {
-        if let Err(e) = http::serve(served, http_keys, http_listener).await {
-            tracing::error!(error = %e, "HTTP listener failed");
-        }
-    });
+    let http = tokio::spawn(http::serve(served, http_keys, http_listener));
     let s3 = tokio::spawn(s3::serve(node.clone(), keys, s3_listener));
     Ok(Running {
         node,
@@ -178,7 +217,7 @@ pub(crate) async fn run(flags: ServerFlags) -> Result<()> {
     if cfg.cluster_secret == NodeConfig::default().cluster_secret {
         tracing::warn!("using the built-in cluster secret; set --cluster-secret or RINGSTORE_CLUSTER_SECRET in production");
     }
-    let running = start(cfg).await?;
+    let running = start(cfg, 1).await?;
     let c = running.node.config();
     println!(
         "ringstore node {} serving http {} s3 {} rpc {} (data in {})",

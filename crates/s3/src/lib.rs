@@ -36,7 +36,6 @@ pub use records::Grant;
 pub use s3s;
 pub use service::RingS3;
 
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use node::Node;
 use s3s::service::S3ServiceBuilder;
 
@@ -46,6 +45,7 @@ use s3s::service::S3ServiceBuilder;
 /// bucket (virtual-host style); any other host is path-style.
 pub async fn serve(node: Node, keys: KeyStore, listener: tokio::net::TcpListener) {
     let domain = node.config().s3_domain.to_ascii_lowercase();
+    let limits = node.config().listener_limits("s3");
     let catalog = catalog::Catalog::new(node);
     let sweep = tokio::spawn(sweep::run(catalog.clone()));
     // Ends the sweep when this task is dropped (the node stops serving).
@@ -55,25 +55,7 @@ pub async fn serve(node: Node, keys: KeyStore, listener: tokio::net::TcpListener
     builder.set_access(access::KeyAccess::new(keys, catalog));
     builder.set_host(BucketHost { domain });
     let service = builder.build();
-    loop {
-        let (stream, _) = match listener.accept().await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(error = %e, "accepting an S3 connection failed");
-                continue;
-            }
-        };
-        // Why: a GET answer is headers then body in separate writes; with
-        // Nagle on, the body waits for the client's delayed ACK (~40 ms).
-        let _ = stream.set_nodelay(true);
-        let service = service.clone();
-        tokio::spawn(async move {
-            let conn = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            if let Err(e) = conn.serve_connection(TokioIo::new(stream), service).await {
-                tracing::debug!(error = %e, "S3 connection ended with an error");
-            }
-        });
-    }
+    net::listen::serve_http(listener, limits, service).await;
 }
 
 struct AbortOnDrop(tokio::task::JoinHandle<()>);

@@ -63,7 +63,8 @@ mod tests {
             Actor { node: 2, epoch: 3 },
             Bytes::from_static(b"hi"),
             meta,
-        );
+        )
+        .unwrap();
         let bytes = encode_object(&obj);
         assert_eq!(
             bytes,

@@ -120,7 +120,7 @@ mod tests {
                 Actor { node: *w, epoch: 1 },
                 Bytes::new(),
                 Meta::default(),
-            );
+            ).unwrap();
         }
         o
     }

