@@ -80,14 +80,66 @@ pub type Handler<Req, Resp> = Arc<dyn Fn(u64, Req) -> BoxFuture<'static, Resp> +
 /// about fifteen at a time.
 const WIRE_BUFFER_BYTES: usize = 64 * 1024;
 
-fn wire(stream: BoxStream, cfg: &RpcConfig) -> Wire {
-    Framed::with_capacity(stream, codec(cfg), WIRE_BUFFER_BYTES)
+/// A connection's framing, accepting only handshake-sized frames until
+/// [`authenticated`] lifts the limit.
+fn wire(stream: BoxStream) -> Wire {
+    let codec = LengthDelimitedCodec::builder()
+        .max_frame_length(handshake::HANDSHAKE_FRAME_BYTES_MAX)
+        .new_codec();
+    Framed::with_capacity(stream, codec, WIRE_BUFFER_BYTES)
 }
 
-fn codec(cfg: &RpcConfig) -> LengthDelimitedCodec {
-    LengthDelimitedCodec::builder()
-        .max_frame_length(cfg.frame_bytes_max)
-        .new_codec()
+/// Accept frames up to the configured limit, once the peer proved the
+/// cluster secret.
+fn authenticated(wire: &mut Wire, cfg: &RpcConfig) {
+    wire.codec_mut().set_max_frame_length(cfg.frame_bytes_max);
+}
+
+/// Handshakes in progress on one listener, in total and per source IP:
+/// a peer that has not proved the secret gets at most a slot of these.
+#[derive(Default)]
+struct Handshakes {
+    by_source: Mutex<HashMap<String, usize>>,
+}
+
+/// One handshake's slot; frees it when dropped.
+struct HandshakeSlot {
+    handshakes: Arc<Handshakes>,
+    source: String,
+}
+
+impl Handshakes {
+    fn enter(self: &Arc<Self>, peer: &str) -> Option<HandshakeSlot> {
+        // "ip:port" (or "[v6]:port"); the port changes with every connect.
+        let source = peer.rsplit_once(':').map_or(peer, |(ip, _)| ip).to_string();
+        let mut by = self.by_source.lock().unwrap_or_else(|p| p.into_inner());
+        let total: usize = by.values().sum();
+        let mine = by.get(&source).copied().unwrap_or(0);
+        if total >= handshake::HANDSHAKES_MAX || mine >= handshake::HANDSHAKES_PER_SOURCE_MAX {
+            return None;
+        }
+        *by.entry(source.clone()).or_insert(0) += 1;
+        Some(HandshakeSlot {
+            handshakes: self.clone(),
+            source,
+        })
+    }
+}
+
+impl Drop for HandshakeSlot {
+    fn drop(&mut self) {
+        let mut by = self
+            .handshakes
+            .by_source
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = by.get_mut(&self.source) {
+            *n -= 1;
+            if *n == 0 {
+                by.remove(&self.source);
+            }
+        }
+    }
 }
 
 fn nonce(rng: &Mutex<rand::rngs::SmallRng>) -> [u8; 32] {
@@ -113,6 +165,7 @@ pub async fn serve<Req, Resp>(
     let rng = Arc::new(Mutex::new(rand::rngs::SmallRng::seed_from_u64(
         cfg.rng_seed ^ 0x5e5e,
     )));
+    let handshakes = Arc::new(Handshakes::default());
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(s) => s,
@@ -122,9 +175,13 @@ pub async fn serve<Req, Resp>(
                 continue;
             }
         };
+        let Some(slot) = handshakes.enter(&peer) else {
+            tracing::debug!(%peer, "too many handshakes in progress; connection closed");
+            continue;
+        };
         let (cfg, handler, n) = (cfg.clone(), handler.clone(), nonce(&rng));
         tokio::spawn(async move {
-            if let Err(e) = serve_connection(stream, &cfg, key, n, handler).await {
+            if let Err(e) = serve_connection(stream, &cfg, key, n, slot, handler).await {
                 tracing::debug!(%peer, error = %e, "inbound connection ended");
             }
         });
@@ -136,19 +193,27 @@ async fn serve_connection<Req, Resp>(
     cfg: &RpcConfig,
     key: [u8; 32],
     nonce: [u8; 32],
+    slot: HandshakeSlot,
     handler: Handler<Req, Resp>,
 ) -> Result<(), RpcError>
 where
     Req: DeserializeOwned + Send + 'static,
     Resp: Serialize + Send + 'static,
 {
-    let mut wire = wire(stream, cfg);
+    let mut wire = wire(stream);
     let peer = tokio::time::timeout(
-        Duration::from_secs(5),
+        handshake::HANDSHAKE_TIMEOUT,
         handshake::accept(&mut wire, &key, cfg.node, nonce),
     )
     .await
-    .map_err(|_| RpcError::Handshake("dialer did not finish the handshake in 5 s".into()))??;
+    .map_err(|_| {
+        RpcError::Handshake(format!(
+            "dialer did not finish the handshake in {:?}",
+            handshake::HANDSHAKE_TIMEOUT
+        ))
+    })??;
+    drop(slot);
+    authenticated(&mut wire, cfg);
     let (mut sink, mut stream) = wire.split();
     // Bounded by: inflight_max replies, one per running handler.
     let (reply_tx, mut reply_rx) = mpsc::channel::<Bytes>(cfg.inflight_max);
@@ -415,8 +480,9 @@ where
                 addr: addr.to_string(),
                 detail: e.to_string(),
             })?;
-        let mut wire = wire(stream, &self.cfg);
+        let mut wire = wire(stream);
         let peer = handshake::dial(&mut wire, &self.key, self.cfg.node, nonce(&self.rng)).await?;
+        authenticated(&mut wire, &self.cfg);
         let conn = Arc::new(self.spawn_connection(wire, peer));
         *slot = Some(conn.clone());
         if let Ok(mut live) = self.live.write() {

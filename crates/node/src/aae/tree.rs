@@ -120,7 +120,8 @@ mod tests {
                 Actor { node: *w, epoch: 1 },
                 Bytes::new(),
                 Meta::default(),
-            ).unwrap();
+            )
+            .unwrap();
         }
         o
     }
