@@ -57,6 +57,8 @@ pub(crate) struct Metrics {
     layout_version: Gauge,
     read_repairs: Gauge,
     hints_pending: Family<HintTarget, Gauge>,
+    hint_bytes_pending: Family<HintTarget, Gauge>,
+    hints_refused: Gauge,
     peer_up: Family<Peer, Gauge>,
     hints_delivered: Gauge,
     aae_exchanges: Gauge,
@@ -121,6 +123,18 @@ impl Metrics {
             "Hints this node holds, per target node",
             hints_pending.clone(),
         );
+        let hint_bytes_pending = Family::<HintTarget, Gauge>::default();
+        registry.register(
+            "hint_bytes_pending",
+            "Bytes of the hints this node holds, per target node (bounded by hint_bytes_max_per_target)",
+            hint_bytes_pending.clone(),
+        );
+        let hints_refused = Gauge::default();
+        registry.register(
+            "hints_refused",
+            "Hints this node refused since start because the target's hint budget was full",
+            hints_refused.clone(),
+        );
         registry.register(
             "hints_delivered",
             "Hints this node delivered since start",
@@ -180,6 +194,8 @@ impl Metrics {
             layout_version,
             read_repairs,
             hints_pending,
+            hint_bytes_pending,
+            hints_refused,
             peer_up,
             hints_delivered,
             aae_exchanges,
@@ -265,7 +281,13 @@ impl Metrics {
                     target: n.id.clone(),
                 })
                 .set(n.hints_pending as i64);
+            self.hint_bytes_pending
+                .get_or_create(&HintTarget {
+                    target: n.id.clone(),
+                })
+                .set(n.hint_bytes_pending as i64);
         }
+        self.hints_refused.set(status.hints_refused as i64);
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             out.push_str("# encoding failed\n");

@@ -12,7 +12,7 @@ use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
 /// Transport settings shared by the client and the server of one node.
@@ -26,6 +26,11 @@ pub struct RpcConfig {
     pub frame_bytes_max: usize,
     /// Calls in flight per connection; further calls wait (back pressure).
     pub inflight_max: usize,
+    /// Bytes of frames one connection holds in each direction: requests
+    /// queued to send, requests being answered, replies queued to send.
+    /// Further calls (and the reading of further requests) wait. A frame
+    /// larger than this takes the whole budget, so it goes alone.
+    pub queue_bytes_max: usize,
     /// Seed for handshake nonces (from the node's seeded RNG).
     pub rng_seed: u64,
     /// Injected faults (empty unless a test sets some).
@@ -216,11 +221,21 @@ where
     authenticated(&mut wire, cfg);
     let (mut sink, mut stream) = wire.split();
     // Bounded by: inflight_max replies, one per running handler.
-    let (reply_tx, mut reply_rx) = mpsc::channel::<Bytes>(cfg.inflight_max);
-    let writer = tokio::spawn(async move { write_frames(&mut sink, &mut reply_rx).await });
+    let (reply_tx, mut reply_rx) = mpsc::channel::<Outgoing>(cfg.inflight_max);
+    let writer =
+        tokio::spawn(async move { write_frames(&mut sink, &mut reply_rx, |_| true).await });
+    // Request bytes being answered, and reply bytes queued: what a peer's
+    // calls can make this node hold for this connection.
+    let (requests, replies) = (
+        ByteBudget::new(cfg.queue_bytes_max),
+        ByteBudget::new(cfg.queue_bytes_max),
+    );
     let permits = Arc::new(Semaphore::new(cfg.inflight_max));
     while let Some(frame) = stream.next().await {
         let frame = frame.map_err(|e| RpcError::Handshake(format!("reading a frame: {e}")))?;
+        // Held until the request is answered: a peer cannot have more than
+        // the budget's worth of requests decoded and in progress here.
+        let held = requests.take(frame.len()).await;
         let (id, req): (u64, Req) = match postcard::from_bytes(&frame) {
             Ok(m) => m,
             Err(e) => {
@@ -237,11 +252,17 @@ where
             // Discarded unanswered: the dialer's deadline passes.
             crate::faults::Verdict::Drop => continue,
             crate::faults::Verdict::Delay(d) => {
-                let (handler, reply_tx, max) =
-                    (handler.clone(), reply_tx.clone(), cfg.frame_bytes_max);
+                let (handler, reply_tx, max, replies) = (
+                    handler.clone(),
+                    reply_tx.clone(),
+                    cfg.frame_bytes_max,
+                    replies.clone(),
+                );
                 tokio::spawn(async move {
                     tokio::time::sleep(d).await;
-                    send_reply(&reply_tx, id, handler(peer, req).await, max).await;
+                    let resp = handler(peer, req).await;
+                    drop(held);
+                    send_reply(&reply_tx, &replies, id, resp, max).await;
                     drop(permit);
                 });
                 continue;
@@ -260,13 +281,17 @@ where
         };
         match first_poll {
             std::task::Poll::Ready(resp) => {
-                send_reply(&reply_tx, id, resp, cfg.frame_bytes_max).await;
+                drop(held);
+                send_reply(&reply_tx, &replies, id, resp, cfg.frame_bytes_max).await;
                 drop(permit);
             }
             std::task::Poll::Pending => {
-                let (reply_tx, max) = (reply_tx.clone(), cfg.frame_bytes_max);
+                let (reply_tx, max, replies) =
+                    (reply_tx.clone(), cfg.frame_bytes_max, replies.clone());
                 tokio::spawn(async move {
-                    send_reply(&reply_tx, id, answer.await, max).await;
+                    let resp = answer.await;
+                    drop(held);
+                    send_reply(&reply_tx, &replies, id, resp, max).await;
                     drop(permit);
                 });
             }
@@ -287,13 +312,74 @@ fn encode_frame<T: Serialize>(msg: &T) -> postcard::Result<Vec<u8>> {
     postcard::to_extend(msg, Vec::with_capacity(size))
 }
 
-async fn send_reply<Resp: Serialize>(tx: &mpsc::Sender<Bytes>, id: u64, resp: Resp, max: usize) {
-    match encode_frame(&(id, resp)) {
-        Ok(bytes) if bytes.len() <= max => {
-            let _ = tx.send(bytes.into()).await;
+async fn send_reply<Resp: Serialize>(
+    tx: &mpsc::Sender<Outgoing>,
+    budget: &ByteBudget,
+    id: u64,
+    resp: Resp,
+    max: usize,
+) {
+    let msg = (id, resp);
+    let size = match postcard::experimental::serialized_size(&msg) {
+        Ok(n) => n,
+        Err(e) => return tracing::error!(error = %e, "reply did not encode"),
+    };
+    if size > max {
+        return tracing::error!(len = size, "reply exceeds frame limit; dropped");
+    }
+    // Before encoding: the reply's bytes exist once there is room for them.
+    let permit = budget.take(size).await;
+    match encode_frame(&msg) {
+        Ok(bytes) => {
+            let _ = tx
+                .send(Outgoing {
+                    id,
+                    frame: bytes.into(),
+                    _permit: permit,
+                })
+                .await;
         }
-        Ok(bytes) => tracing::error!(len = bytes.len(), "reply exceeds frame limit; dropped"),
         Err(e) => tracing::error!(error = %e, "reply did not encode"),
+    }
+}
+
+/// A frame waiting for a connection's writer, holding its share of the
+/// connection's [`ByteBudget`] until it is written (or skipped).
+struct Outgoing {
+    /// The call it belongs to.
+    id: u64,
+    frame: Bytes,
+    _permit: OwnedSemaphorePermit,
+}
+
+/// A budget of bytes, in KiB units of a semaphore.
+#[derive(Clone)]
+struct ByteBudget {
+    units: Arc<Semaphore>,
+    total: u32,
+}
+
+impl ByteBudget {
+    fn new(bytes: usize) -> Self {
+        let total = u32::try_from(bytes.div_ceil(1024))
+            .unwrap_or(u32::MAX)
+            .max(1);
+        ByteBudget {
+            units: Arc::new(Semaphore::new(total as usize)),
+            total,
+        }
+    }
+
+    /// Wait for `bytes` of room (the whole budget for a larger frame).
+    async fn take(&self, bytes: usize) -> OwnedSemaphorePermit {
+        let want = u32::try_from(bytes.div_ceil(1024))
+            .unwrap_or(u32::MAX)
+            .clamp(1, self.total);
+        // The semaphore is never closed, so acquiring cannot fail.
+        match self.units.clone().acquire_many_owned(want).await {
+            Ok(p) => p,
+            Err(_) => unreachable!("a ByteBudget's semaphore is never closed"),
+        }
     }
 }
 
@@ -310,19 +396,29 @@ async fn send_reply<Resp: Serialize>(tx: &mpsc::Sender<Bytes>, id: u64, resp: Re
 /// runnable it costs one trip through the scheduler. Measured with 4 KiB
 /// S3 PUTs on the dev cluster: 5.1 `writev`s per PUT before, 1.6 after;
 /// cluster CPU per PUT 408-437 µs before, 309-354 after (docs/BENCHMARKS.md).
-async fn write_frames<S>(sink: &mut S, rx: &mut mpsc::Receiver<Bytes>)
-where
+///
+/// `wanted` says whether a frame's call still waits for it: a caller that
+/// gave up (its deadline passed) removed itself, and its frame is dropped
+/// unsent. Why: a peer that stops reading (SIGSTOP, a full disk) lets
+/// frames pile up here; sent after it resumes, the frames of calls nobody
+/// waits for any more (retried hint deliveries of 20 MiB values, say)
+/// kept the connection busy for minutes, ahead of every new call.
+async fn write_frames<S>(
+    sink: &mut S,
+    rx: &mut mpsc::Receiver<Outgoing>,
+    wanted: impl Fn(u64) -> bool,
+) where
     S: futures::Sink<Bytes> + Unpin,
 {
-    while let Some(frame) = rx.recv().await {
-        if sink.feed(frame).await.is_err() {
+    while let Some(out) = rx.recv().await {
+        if wanted(out.id) && sink.feed(out.frame).await.is_err() {
             return;
         }
-        if feed_queued(sink, rx).await.is_err() {
+        if feed_queued(sink, rx, &wanted).await.is_err() {
             return;
         }
         tokio::task::yield_now().await;
-        if feed_queued(sink, rx).await.is_err() {
+        if feed_queued(sink, rx, &wanted).await.is_err() {
             return;
         }
         if sink.flush().await.is_err() {
@@ -332,12 +428,18 @@ where
 }
 
 /// Feed every frame already queued, without waiting for more.
-async fn feed_queued<S>(sink: &mut S, rx: &mut mpsc::Receiver<Bytes>) -> Result<(), S::Error>
+async fn feed_queued<S>(
+    sink: &mut S,
+    rx: &mut mpsc::Receiver<Outgoing>,
+    wanted: &impl Fn(u64) -> bool,
+) -> Result<(), S::Error>
 where
     S: futures::Sink<Bytes> + Unpin,
 {
-    while let Ok(frame) = rx.try_recv() {
-        sink.feed(frame).await?;
+    while let Ok(out) = rx.try_recv() {
+        if wanted(out.id) {
+            sink.feed(out.frame).await?;
+        }
     }
     Ok(())
 }
@@ -347,7 +449,9 @@ type Pending<Resp> = Arc<Mutex<HashMap<u64, oneshot::Sender<Resp>>>>;
 struct Conn<Resp> {
     /// The peer's node id, from the handshake.
     peer: u64,
-    tx: mpsc::Sender<Bytes>,
+    tx: mpsc::Sender<Outgoing>,
+    /// Bytes of requests queued to be written.
+    queued: ByteBudget,
     pending: Pending<Resp>,
     alive: Arc<AtomicBool>,
 }
@@ -422,10 +526,12 @@ where
 
     async fn call_inner(&self, addr: &str, req: Req) -> Result<Resp, RpcError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let bytes = encode_frame(&(id, req)).map_err(|e| RpcError::Handshake(e.to_string()))?;
-        if bytes.len() > self.cfg.frame_bytes_max {
+        let msg = (id, req);
+        let size = postcard::experimental::serialized_size(&msg)
+            .map_err(|e| RpcError::Handshake(e.to_string()))?;
+        if size > self.cfg.frame_bytes_max {
             return Err(RpcError::TooLarge {
-                bytes: bytes.len(),
+                bytes: size,
                 max: self.cfg.frame_bytes_max,
             });
         }
@@ -437,6 +543,10 @@ where
             crate::faults::Verdict::Delay(d) => tokio::time::sleep(d).await,
             crate::faults::Verdict::Pass => {}
         }
+        // Encoded once there is room: a caller waiting here holds no
+        // frame, so callers to a stalled peer cost nothing but their task.
+        let permit = conn.queued.take(size).await;
+        let bytes = encode_frame(&msg).map_err(|e| RpcError::Handshake(e.to_string()))?;
         let (tx, rx) = oneshot::channel();
         if let Ok(mut p) = conn.pending.lock() {
             p.insert(id, tx);
@@ -448,7 +558,12 @@ where
         let closed = || RpcError::Closed {
             addr: addr.to_string(),
         };
-        conn.tx.send(bytes.into()).await.map_err(|_| closed())?;
+        let out = Outgoing {
+            id,
+            frame: bytes.into(),
+            _permit: permit,
+        };
+        conn.tx.send(out).await.map_err(|_| closed())?;
         let reply = rx.await.map_err(|_| closed())?;
         if let crate::faults::Verdict::Delay(d) = verdict {
             tokio::time::sleep(d).await;
@@ -494,12 +609,14 @@ where
     fn spawn_connection(&self, wire: Wire, peer: u64) -> Conn<Resp> {
         let (mut sink, mut stream) = wire.split();
         // Bounded by: inflight_max frames waiting to be written.
-        let (tx, mut rx) = mpsc::channel::<Bytes>(self.cfg.inflight_max);
+        let (tx, mut rx) = mpsc::channel::<Outgoing>(self.cfg.inflight_max);
         let pending: Pending<Resp> = Arc::default();
         let alive = Arc::new(AtomicBool::new(true));
         let alive_w = alive.clone();
+        let pending_w = pending.clone();
         tokio::spawn(async move {
-            write_frames(&mut sink, &mut rx).await;
+            let wanted = |id| pending_w.lock().is_ok_and(|p| p.contains_key(&id));
+            write_frames(&mut sink, &mut rx, wanted).await;
             alive_w.store(false, Ordering::Release);
         });
         let (pending_r, alive_r) = (pending.clone(), alive.clone());
@@ -523,6 +640,7 @@ where
         Conn {
             peer,
             tx,
+            queued: ByteBudget::new(self.cfg.queue_bytes_max),
             pending,
             alive,
         }

@@ -14,6 +14,7 @@ fn cfg(node: u64, secret: &str) -> RpcConfig {
         secret: secret.as_bytes().to_vec(),
         frame_bytes_max: 1 << 20,
         inflight_max: 64,
+        queue_bytes_max: 8 << 20,
         rng_seed: node,
         faults: Arc::default(),
     }

@@ -50,6 +50,10 @@ pub struct NodeConfig {
     pub rpc_frame_bytes_max: usize,
     /// Calls in flight per peer connection before callers wait.
     pub rpc_inflight_max: usize,
+    /// Bytes of messages one peer connection holds in each direction
+    /// (requests queued to send, requests being answered, replies queued)
+    /// before callers wait; a larger message goes alone.
+    pub rpc_queue_bytes_max: usize,
     /// Most client connections the HTTP (key-value, admin) listener keeps
     /// open; past it, new connections wait until some close.
     pub http_connections_max: usize,
@@ -80,8 +84,20 @@ pub struct NodeConfig {
     pub aae_keys_per_exchange_max: usize,
     /// How often the node tries to deliver the hints it holds.
     pub hint_delivery_interval_ms: u64,
-    /// Hints sent to one target per delivery round.
+    /// Hints read from storage at once for one target (at most 4 MiB of
+    /// them, or one larger hint).
     pub hint_batch_max: usize,
+    /// Hint deliveries of this node, all targets together, send at most
+    /// this many bytes per second.
+    pub hint_bytes_per_sec: u64,
+    /// Stored bytes of hints one node keeps for one target; past it, new
+    /// hints for that target are refused and anti-entropy repairs them.
+    pub hint_bytes_max_per_target: u64,
+    /// The slowest rate at which a value is expected to cross a link and
+    /// reach a replica's disk. Every deadline and patience that covers a
+    /// value's transfer grows by its size at this rate, so a large value
+    /// is not timed out (or handed off) for being large.
+    pub transfer_floor_bytes_per_sec: u64,
     /// Ownership handoff: bytes per second this node pulls at most.
     pub handoff_bytes_per_sec: u64,
     /// How often the node sweeps its S3 block replicas (scrub and
@@ -113,6 +129,7 @@ impl Default for NodeConfig {
             value_bytes_max: 50 * 1024 * 1024,
             rpc_frame_bytes_max: 64 * 1024 * 1024,
             rpc_inflight_max: 1024,
+            rpc_queue_bytes_max: 64 * 1024 * 1024,
             http_connections_max: 2048,
             s3_connections_max: 2048,
             client_header_timeout_ms: 30_000,
@@ -125,6 +142,9 @@ impl Default for NodeConfig {
             replica_patience_ms: 500,
             hint_delivery_interval_ms: 200,
             hint_batch_max: 256,
+            hint_bytes_per_sec: 64 * 1024 * 1024,
+            hint_bytes_max_per_target: 1 << 30,
+            transfer_floor_bytes_per_sec: 8 * 1024 * 1024,
             handoff_bytes_per_sec: 200_000_000,
             s3_block_sweep_interval_ms: 3_600_000,
             s3_block_grace_ms: 86_400_000,
@@ -195,11 +215,23 @@ impl NodeConfig {
                 "must be above 0".into(),
             );
         }
+        if self.hint_bytes_per_sec == 0
+            || self.hint_bytes_max_per_target == 0
+            || self.transfer_floor_bytes_per_sec == 0
+        {
+            return bad(
+                "hint_bytes_per_sec/hint_bytes_max_per_target/transfer_floor_bytes_per_sec",
+                "must be above 0".into(),
+            );
+        }
         if self.handoff_bytes_per_sec == 0 {
             return bad("handoff_bytes_per_sec", "must be above 0".into());
         }
-        if self.rpc_inflight_max == 0 {
-            return bad("rpc_inflight_max", "must be above 0".into());
+        if self.rpc_inflight_max == 0 || self.rpc_queue_bytes_max < 1024 * 1024 {
+            return bad(
+                "rpc_inflight_max/rpc_queue_bytes_max",
+                "need rpc_inflight_max above 0 and rpc_queue_bytes_max at least 1 MiB".into(),
+            );
         }
         if self.http_connections_max == 0 || self.s3_connections_max == 0 {
             return bad(
@@ -227,6 +259,12 @@ impl NodeConfig {
     /// How long a write waits for one primary before handing off.
     pub fn replica_patience(&self) -> Duration {
         Duration::from_millis(self.replica_patience_ms)
+    }
+
+    /// The time `bytes` take at `transfer_floor_bytes_per_sec`: added to
+    /// every deadline and patience that covers their transfer.
+    pub fn transfer_allowance(&self, bytes: usize) -> Duration {
+        Duration::from_secs_f64(bytes as f64 / self.transfer_floor_bytes_per_sec.max(1) as f64)
     }
 
     /// The limits of the client-facing listener `name` ("http" or "s3").

@@ -64,6 +64,14 @@ mod service;
 mod status;
 mod swim;
 
+/// About the bytes an object takes on the wire and on disk: its values,
+/// plus a little per sibling and per context entry. What deadlines that
+/// cover its transfer (and hint budgets) are scaled by.
+pub(crate) fn object_bytes(obj: &causal::Object) -> usize {
+    let siblings: usize = obj.siblings().iter().map(|s| s.value.len() + 64).sum();
+    siblings + 24 * obj.context().len()
+}
+
 pub use config::{ConfigError, NodeConfig};
 pub use env::{Clock, Env, SystemClock};
 pub use error::{NodeError, QuorumError};

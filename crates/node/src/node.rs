@@ -73,7 +73,8 @@ pub(crate) struct Inner {
     /// Bounded by: partitions.
     pub(crate) aae_last: Mutex<std::collections::BTreeMap<u16, u64>>,
     /// Hints held per target. Bounded by: the nodes in the cluster state.
-    pub(crate) hint_counts: Mutex<std::collections::BTreeMap<NodeId, u64>>,
+    /// Hints held per target (the hints themselves are in the store).
+    pub(crate) hints: crate::hints::HintBook,
     /// Peers whose last call failed, with when (ms since `started`);
     /// cleared when they next answer or call. Bounded by: cluster nodes.
     pub(crate) suspects: RwLock<HashMap<NodeId, u64>>,
@@ -147,6 +148,7 @@ impl Node {
             secret: cfg.cluster_secret.as_bytes().to_vec(),
             frame_bytes_max: cfg.rpc_frame_bytes_max,
             inflight_max: cfg.rpc_inflight_max,
+            queue_bytes_max: cfg.rpc_queue_bytes_max,
             rng_seed: rng.random(),
             faults: Arc::default(),
         };
@@ -161,11 +163,7 @@ impl Node {
             || state.nodes().keys().any(|n| *n != id);
         let layouts = state.layouts(cfg.partition_bits);
         let layout = layouts.current.clone();
-        let hint_counts = store
-            .hint_counts()?
-            .into_iter()
-            .map(|(t, n)| (NodeId(t), n))
-            .collect();
+        let hints = crate::hints::HintBook::load(&store)?;
         let inner = Arc::new(Inner {
             id,
             epoch: epoch.into(),
@@ -186,7 +184,7 @@ impl Node {
             tasks: Mutex::default(),
             stats: Stats::default(),
             faults: rpc_cfg.faults.clone(),
-            hint_counts: Mutex::new(hint_counts),
+            hints,
             trees: crate::aae::Trees::default(),
             aae_last: Mutex::default(),
             suspects: RwLock::default(),

@@ -133,10 +133,15 @@ impl Node {
         if pl.primaries.contains(&self.id()) {
             return self.coordinate_put(cmd).await;
         }
-        let timeout = cmd.options.timeout(self.config().request_timeout());
+        let timeout = self.write_timeout(&cmd);
         let started = tokio::time::Instant::now();
         let mut failures = Vec::new();
-        for primary in &pl.primaries {
+        // Primaries the failure detector declared down go last: a paused
+        // process takes the forward and never answers, and a forward that
+        // timed out cannot be retried elsewhere (see the module doc).
+        let mut primaries = pl.primaries.clone();
+        primaries.sort_by_key(|p| self.is_down(*p));
+        for primary in &primaries {
             let left = timeout.saturating_sub(started.elapsed());
             let Some(addr) = self.rpc_addr(*primary) else {
                 failures.push((primary.to_string(), "address unknown".to_string()));
@@ -231,6 +236,15 @@ impl Node {
         Ok((targets, req))
     }
 
+    /// A write's deadline: the client's `timeout`, or `request_timeout_ms`
+    /// plus the time its value takes at `transfer_floor_bytes_per_sec`, so
+    /// a 50 MiB value is not a 503 for being 50 MiB.
+    fn write_timeout(&self, cmd: &PutCommand) -> std::time::Duration {
+        let cfg = self.config();
+        cmd.options
+            .timeout(cfg.request_timeout() + cfg.transfer_allowance(cmd.value.len()))
+    }
+
     /// A timestamp for a new sibling: after every sibling already stored, so
     /// a node with a slow clock cannot make its write lose to older ones.
     fn timestamp_after(&self, obj: &Object) -> u64 {
@@ -250,7 +264,7 @@ impl Node {
         let durable = req.durable > 0;
         let collapse = cmd.props.last_write_wins || !cmd.props.allow_mult;
         let okey = Self::object_key(&cmd.key, partition);
-        let timeout = cmd.options.timeout(self.config().request_timeout());
+        let timeout = self.write_timeout(&cmd);
         // Bounded by: one reply per target.
         let (tx, mut rx) = mpsc::channel(targets.len().max(1));
         // Owned: the guard goes on with the local write's task below.
@@ -416,8 +430,13 @@ impl Node {
             // deadline would leave every write meanwhile without a hint.
             // Abandoning the call is safe: the primary may still apply it,
             // and the hint delivers the same object again.
+            // Scaled by the object's size: a primary that is receiving a
+            // large value is answering, and must not be handed off for it.
             let patience = if handoff {
-                self.config().replica_patience().min(w.timeout)
+                let allowance = self
+                    .config()
+                    .transfer_allowance(crate::object_bytes(&w.obj));
+                (self.config().replica_patience() + allowance).min(w.timeout)
             } else {
                 w.timeout
             };

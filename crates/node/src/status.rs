@@ -29,6 +29,8 @@ pub struct NodeStatus {
     pub partitions: usize,
     /// Hints the answering node holds for this node, waiting for delivery.
     pub hints_pending: u64,
+    /// Their bytes as stored (bounded by `hint_bytes_max_per_target`).
+    pub hint_bytes_pending: u64,
 }
 
 /// `GET /admin/cluster`.
@@ -46,6 +48,9 @@ pub struct ClusterStatus {
     pub read_repairs: u64,
     /// Hints this node delivered since start.
     pub hints_delivered: u64,
+    /// Hints this node refused since start because their target's budget
+    /// was full (anti-entropy repairs those writes).
+    pub hints_refused: u64,
     /// Anti-entropy exchanges this node completed since start.
     pub aae_exchanges: u64,
     /// Keys anti-entropy synced since start.
@@ -118,6 +123,7 @@ impl Node {
                     liveness: if up { "up" } else { "down" },
                     partitions: layout.partitions_owned(id, N_VAL_DEFAULT),
                     hints_pending: self.hints_pending(id),
+                    hint_bytes_pending: self.hint_bytes_pending(id),
                 }
             })
             .collect();
@@ -132,6 +138,7 @@ impl Node {
                 .read_repairs
                 .load(std::sync::atomic::Ordering::Relaxed),
             hints_delivered: self.inner.stats.hints_delivered.load(Relaxed),
+            hints_refused: self.hints_refused(),
             aae_exchanges: self.inner.stats.aae_exchanges.load(Relaxed),
             aae_keys_repaired: self.inner.stats.aae_keys_repaired.load(Relaxed),
             aae_trees_loaded: self.inner.stats.trees_loaded.load(Relaxed),

@@ -289,3 +289,164 @@ async fn unauthenticated_peers_get_almost_nothing() {
     let grown = c.nodes[0].peak_rss().saturating_sub(before);
     assert!(grown < 64 << 20, "peak RSS grew by {} MiB", grown >> 20);
 }
+
+/// Hints a node holds for node `target`, by its `/admin/cluster`.
+async fn hints_for(c: &Cluster, on: usize, target: &str) -> u64 {
+    let v: serde_json::Value = c
+        .http
+        .get(c.nodes[on].url("/admin/cluster"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["id"] == target)
+        .map_or(0, |n| n["hints_pending"].as_u64().unwrap())
+}
+
+/// What one hinted-handoff scenario measured.
+struct Drain {
+    drained_in: Duration,
+    peak_rss: Vec<u64>,
+}
+
+/// SIGSTOP node 2 of three, write `count` values of `size` bytes through
+/// node 0, SIGCONT, and wait until every hint is delivered; node 2 must
+/// then hold every value, byte for byte, and small writes after the
+/// drain must be ordinary writes (no new hints).
+async fn hinted_drain(count: usize, size: usize, drain_limit: Duration) -> Drain {
+    let c = Cluster::start(3, &[]).await;
+    let paused = c.node_id(2).await;
+    c.nodes[2].pause(true);
+    for i in 0..2 {
+        let (http, url, paused) = (
+            c.http.clone(),
+            c.nodes[i].url("/admin/cluster"),
+            paused.clone(),
+        );
+        wait_until(
+            &format!("node {i} sees node 2 down"),
+            Duration::from_secs(20),
+            || {
+                let (http, url, paused) = (http.clone(), url.clone(), paused.clone());
+                async move {
+                    let Ok(r) = http.get(&url).send().await else {
+                        return false;
+                    };
+                    let v: serde_json::Value = r.json().await.unwrap_or_default();
+                    v["nodes"].as_array().is_some_and(|ns| {
+                        ns.iter()
+                            .any(|n| n["id"] == paused.as_str() && n["liveness"] == "down")
+                    })
+                }
+            },
+        )
+        .await;
+    }
+    let value = |k: usize| -> Vec<u8> { (0..size).map(|i| (i * 31 + k * 7) as u8).collect() };
+    for k in 0..count {
+        let r = c
+            .http
+            .put(c.nodes[0].url(&format!("/buckets/big/keys/k{k}")))
+            .body(value(k))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 204, "write k{k}: {}", r.text().await.unwrap());
+    }
+    let held: u64 = hints_for(&c, 0, &paused).await + hints_for(&c, 1, &paused).await;
+    assert!(held > 0, "no hints were kept for the paused node");
+    c.nodes[2].pause(false);
+    let resumed = Instant::now();
+    let mut peak_rss = vec![0; 3];
+    loop {
+        for (i, peak) in peak_rss.iter_mut().enumerate() {
+            *peak = (*peak).max(c.nodes[i].rss());
+        }
+        let left = hints_for(&c, 0, &paused).await + hints_for(&c, 1, &paused).await;
+        if left == 0 {
+            break;
+        }
+        assert!(
+            resumed.elapsed() < drain_limit,
+            "{left} hints left after {drain_limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let drained_in = resumed.elapsed();
+    // VmHWM: the peak over the whole run, writes included.
+    for (i, peak) in peak_rss.iter_mut().enumerate() {
+        *peak = (*peak).max(c.nodes[i].peak_rss());
+    }
+    for k in 0..count {
+        let r = c
+            .http
+            .get(c.nodes[2].url(&format!("/admin/replica/buckets/big/keys/k{k}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "node 2 lacks k{k}");
+        let body = r.bytes().await.unwrap();
+        assert!(
+            body.len() >= size,
+            "node 2 holds {} bytes of k{k}",
+            body.len()
+        );
+    }
+    for k in 0..50 {
+        assert_eq!(
+            c.put(0, &format!("/buckets/small/keys/s{k}"), "v").await,
+            204
+        );
+    }
+    assert_eq!(
+        hints_for(&c, 0, &paused).await,
+        0,
+        "small writes after the drain became hints"
+    );
+    Drain {
+        drained_in,
+        peak_rss,
+    }
+}
+
+/// Published ceilings (docs/RELIABILITY.md): drained within 30 s of
+/// SIGCONT, every node under 1 GiB resident throughout.
+const DRAIN_LIMIT: Duration = Duration::from_secs(30);
+const RSS_CEILING: u64 = 1 << 30;
+
+fn check(what: &str, d: &Drain) {
+    let mib: Vec<u64> = d.peak_rss.iter().map(|b| b >> 20).collect();
+    eprintln!(
+        "{what}: drained in {:?}, peak RSS per node {mib:?} MiB",
+        d.drained_in
+    );
+    assert!(
+        d.peak_rss.iter().all(|b| *b < RSS_CEILING),
+        "{what}: RSS over the ceiling: {mib:?} MiB"
+    );
+}
+
+/// The scenario that never drained: 10 values of 20 MiB.
+#[tokio::test]
+async fn hints_of_20_mib_values_drain_in_bounded_memory() {
+    check(
+        "10 x 20 MiB",
+        &hinted_drain(10, 20 << 20, DRAIN_LIMIT).await,
+    );
+}
+
+/// The largest values the key-value API takes, and many small ones.
+#[tokio::test]
+async fn hints_of_50_mib_and_1_mib_values_drain_in_bounded_memory() {
+    check("2 x 50 MiB", &hinted_drain(2, 50 << 20, DRAIN_LIMIT).await);
+    check(
+        "100 x 1 MiB",
+        &hinted_drain(100, 1 << 20, DRAIN_LIMIT).await,
+    );
+}

@@ -138,6 +138,16 @@ impl Engine for SimEngine {
         self.disk.scan_prefix(space, prefix)
     }
 
+    fn count_prefix(&self, space: Space, prefix: &[u8]) -> Result<(u64, u64), StoreError> {
+        self.check()?;
+        self.disk.count_prefix(space, prefix)
+    }
+
+    fn first_key_from(&self, space: Space, from: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.check()?;
+        self.disk.first_key_from(space, from)
+    }
+
     fn scan_page(
         &self,
         space: Space,

@@ -67,6 +67,19 @@ pub trait Engine: Send + Sync + 'static {
     ///
     /// I/O failures.
     fn scan_prefix(&self, space: Space, prefix: &[u8]) -> Result<Entries, StoreError>;
+    /// How many keys start with `prefix`, and their values' total size,
+    /// without reading the values.
+    ///
+    /// # Errors
+    ///
+    /// I/O failures.
+    fn count_prefix(&self, space: Space, prefix: &[u8]) -> Result<(u64, u64), StoreError>;
+    /// The first key at or after `from`, without its value.
+    ///
+    /// # Errors
+    ///
+    /// I/O failures.
+    fn first_key_from(&self, space: Space, from: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
     /// Keys with `prefix` strictly after `after` (from the first if
     /// `None`), in key order, until their values reach `bytes_max` (at
     /// least one entry is returned if any is left).
@@ -254,6 +267,28 @@ impl Engine for FjallEngine {
                 Ok((k.to_vec(), v.to_vec()))
             })
             .collect()
+    }
+
+    fn count_prefix(&self, space: Space, prefix: &[u8]) -> Result<(u64, u64), StoreError> {
+        let (mut keys, mut bytes) = (0, 0);
+        for g in self.space(space).prefix(prefix) {
+            // The value's size comes from the index; a separated value's
+            // blob is not read.
+            bytes += u64::from(g.size().map_err(engine_err("scanning"))?);
+            keys += 1;
+        }
+        Ok((keys, bytes))
+    }
+
+    fn first_key_from(&self, space: Space, from: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let range = (
+            std::ops::Bound::Included(from.to_vec()),
+            std::ops::Bound::<Vec<u8>>::Unbounded,
+        );
+        match self.space(space).range(range).next() {
+            Some(g) => Ok(Some(g.key().map_err(engine_err("scanning"))?.to_vec())),
+            None => Ok(None),
+        }
     }
 
     fn scan_page(

@@ -279,23 +279,29 @@ impl Store {
         out
     }
 
-    /// The hint this node holds for `target` and `key`, if any.
+    /// The hint this node holds for `target` and `key`, if any, with its
+    /// size as stored.
     ///
     /// # Errors
     ///
     /// Engine failures and undecodable bytes.
-    pub fn get_hint(&self, target: u64, key: &ObjectKey) -> Result<Option<Object>, StoreError> {
+    pub fn get_hint(
+        &self,
+        target: u64,
+        key: &ObjectKey,
+    ) -> Result<Option<(Object, usize)>, StoreError> {
         match self
             .engine
             .get(Space::Hints, &Self::hint_key(target, key))?
         {
-            Some(bytes) => decode_object(&bytes).map(Some),
+            Some(bytes) => decode_object(&bytes).map(|o| Some((o, bytes.len()))),
             None => Ok(None),
         }
     }
 
     /// Store the hint for `target` and `key` (the caller merged it with any
-    /// previous one); with `durable`, fsynced before return.
+    /// previous one); with `durable`, fsynced before return. Returns its
+    /// size as stored.
     ///
     /// # Errors
     ///
@@ -306,13 +312,12 @@ impl Store {
         key: &ObjectKey,
         obj: &Object,
         durable: bool,
-    ) -> Result<(), StoreError> {
-        let batch = vec![(
-            Space::Hints,
-            Self::hint_key(target, key),
-            Some(encode_object(obj)),
-        )];
-        self.writer.write(batch, durable).await
+    ) -> Result<usize, StoreError> {
+        let encoded = encode_object(obj);
+        let size = encoded.len();
+        let batch = vec![(Space::Hints, Self::hint_key(target, key), Some(encoded))];
+        self.writer.write(batch, durable).await?;
+        Ok(size)
     }
 
     /// Forget a delivered hint.
@@ -329,50 +334,68 @@ impl Store {
             .await
     }
 
-    /// Up to `limit` hints held for `target`.
+    /// Hints held for `target` after `after` (from the first if `None`), in
+    /// key order, until their sizes reach `bytes_max` (at least one if any
+    /// is left), each with its size as stored. A page of hints of large
+    /// values holds one; the caller never has more than a page in memory.
     ///
     /// # Errors
     ///
     /// Engine failures and undecodable entries.
-    pub fn hints_for(
+    pub fn hints_page(
         &self,
         target: u64,
-        limit: usize,
-    ) -> Result<Vec<(ObjectKey, Object)>, StoreError> {
+        after: Option<&ObjectKey>,
+        bytes_max: usize,
+    ) -> Result<Vec<(ObjectKey, Object, usize)>, StoreError> {
         let prefix = target.to_be_bytes();
+        let after = after.map(|k| Self::hint_key(target, k));
         let mut out = Vec::new();
         for (k, v) in self
             .engine
-            .scan_prefix(Space::Hints, &prefix)?
-            .into_iter()
-            .take(limit)
+            .scan_page(Space::Hints, &prefix, after.as_deref(), bytes_max)?
         {
             let key = ObjectKey::decode(&k[8..]).ok_or(StoreError::Corrupt {
                 what: "hint key",
                 detail: format!("{} bytes", k.len()),
             })?;
-            out.push((key, decode_object(&v)?));
+            out.push((key, decode_object(&v)?, v.len()));
         }
         Ok(out)
     }
 
-    /// How many hints this node holds, per target node.
+    /// How many hints this node holds per target node, and their bytes as
+    /// stored, read from the index without reading a value: one seek per
+    /// target.
     ///
     /// # Errors
     ///
     /// Engine failures.
-    pub fn hint_counts(&self) -> Result<std::collections::BTreeMap<u64, u64>, StoreError> {
-        let mut counts = std::collections::BTreeMap::new();
-        for (k, _) in self.engine.scan_prefix(Space::Hints, &[])? {
-            if let Some(id) = k
+    pub fn hint_tallies(&self) -> Result<std::collections::BTreeMap<u64, (u64, u64)>, StoreError> {
+        let mut tallies = std::collections::BTreeMap::new();
+        let mut from = Vec::new();
+        while let Some(key) = self.engine.first_key_from(Space::Hints, &from)? {
+            let Some(target) = key
                 .get(..8)
                 .and_then(|b| b.try_into().ok())
                 .map(u64::from_be_bytes)
-            {
-                *counts.entry(id).or_insert(0) += 1;
+            else {
+                return Err(StoreError::Corrupt {
+                    what: "hint key",
+                    detail: format!("{} bytes", key.len()),
+                });
+            };
+            tallies.insert(
+                target,
+                self.engine
+                    .count_prefix(Space::Hints, &target.to_be_bytes())?,
+            );
+            match target.checked_add(1) {
+                Some(next) => from = next.to_be_bytes().to_vec(),
+                None => break,
             }
         }
-        Ok(counts)
+        Ok(tallies)
     }
 
     /// A node metadata record.

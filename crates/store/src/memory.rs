@@ -89,6 +89,23 @@ impl Engine for MemoryEngine {
             .collect())
     }
 
+    fn count_prefix(&self, space: Space, prefix: &[u8]) -> Result<(u64, u64), StoreError> {
+        let l = self.lock();
+        Ok(l.current
+            .range((space, prefix.to_vec())..)
+            .take_while(|((s, k), _)| *s == space && k.starts_with(prefix))
+            .fold((0, 0), |(n, b), (_, v)| (n + 1, b + v.len() as u64)))
+    }
+
+    fn first_key_from(&self, space: Space, from: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let l = self.lock();
+        Ok(l.current
+            .range((space, from.to_vec())..)
+            .next()
+            .filter(|((s, _), _)| *s == space)
+            .map(|((_, k), _)| k.clone()))
+    }
+
     fn scan_page(
         &self,
         space: Space,
