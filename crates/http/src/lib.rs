@@ -10,6 +10,7 @@
 
 mod admin;
 mod buckets;
+mod budget;
 mod encode;
 mod error;
 mod keys;
@@ -29,19 +30,25 @@ pub(crate) struct App {
     node: Node,
     keys: s3::KeyStore,
     metrics: Arc<metrics::Metrics>,
+    values_in_flight: Arc<budget::ValueBudget>,
 }
 
 /// The router for one node's HTTP listener; `keys` is shared with the
 /// node's S3 listener.
 pub fn router(node: Node, keys: s3::KeyStore) -> Router {
     let body_limit = node.config().value_bytes_max + 64 * 1024;
+    let values_in_flight = node.config().values_in_flight_bytes_max;
     let app = App {
         node,
         keys,
         metrics: Arc::new(metrics::Metrics::new()),
+        values_in_flight: Arc::new(budget::ValueBudget::new(values_in_flight)),
     };
-    let object = get(kv::fetch).put(kv::put).post(kv::put).delete(kv::delete);
-    let keys = get(buckets::list_keys).post(kv::post_new);
+    let admit = || axum::middleware::from_fn_with_state(app.clone(), budget::admit);
+    let object = get(kv::fetch)
+        .merge(put(kv::put).post(kv::put).layer(admit()))
+        .delete(kv::delete);
+    let keys = get(buckets::list_keys).merge(post(kv::post_new).layer(admit()));
     let props = get(buckets::get_props)
         .put(buckets::put_props)
         .delete(buckets::reset_props);

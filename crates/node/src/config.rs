@@ -46,6 +46,9 @@ pub struct NodeConfig {
     pub suspect_timeout_ms: u64,
     /// Largest value the key-value API accepts.
     pub value_bytes_max: usize,
+    /// Bytes of key-value bodies above 64 KiB this node accepts at once;
+    /// further large writes wait (up to the request timeout), then get 503.
+    pub values_in_flight_bytes_max: usize,
     /// Largest inter-node message.
     pub rpc_frame_bytes_max: usize,
     /// Calls in flight per peer connection before callers wait.
@@ -127,6 +130,7 @@ impl Default for NodeConfig {
             probe_rtt_ms: 150,
             suspect_timeout_ms: 800,
             value_bytes_max: 50 * 1024 * 1024,
+            values_in_flight_bytes_max: 256 * 1024 * 1024,
             rpc_frame_bytes_max: 64 * 1024 * 1024,
             rpc_inflight_max: 1024,
             rpc_queue_bytes_max: 64 * 1024 * 1024,
@@ -200,6 +204,15 @@ impl NodeConfig {
                 format!(
                     "{} must exceed value_bytes_max ({}) by at least 1 MiB so any accepted value can be replicated",
                     self.rpc_frame_bytes_max, self.value_bytes_max
+                ),
+            );
+        }
+        if self.values_in_flight_bytes_max < self.value_bytes_max {
+            return bad(
+                "values_in_flight_bytes_max",
+                format!(
+                    "{} must be at least value_bytes_max ({}) so the largest value can be written",
+                    self.values_in_flight_bytes_max, self.value_bytes_max
                 ),
             );
         }

@@ -26,6 +26,22 @@ use std::process::ExitCode;
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+/// jemalloc's settings, read at its first allocation (`_RJEM_MALLOC_background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0`
+/// in the environment still overrides them). Why: a burst of large values
+/// (six concurrent 50 MiB PUTs on the dev cluster) left memory the
+/// process no longer used resident; jemalloc's default keeps freed pages
+/// for 10 s and purges only when the thread that freed them allocates
+/// again, so an idle node kept them. Freed pages now go back to the OS
+/// after about a second, purged by jemalloc's own thread rather than on
+/// the async workers (where the decay purge took 1 percent of the
+/// cluster's CPU under S3 PUTs; the background thread measured neutral,
+/// docs/BENCHMARKS.md). Figures in docs/RELIABILITY.md.
+#[allow(non_upper_case_globals)]
+#[export_name = "_rjem_malloc_conf"]
+pub static malloc_conf: &[u8; CONF_LEN] =
+    b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
+const CONF_LEN: usize = 60;
+
 fn main() -> ExitCode {
     let args = cli::Args::parse();
     // s3s=warn: s3s opens an info-level span, its fields formatted with

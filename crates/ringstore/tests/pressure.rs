@@ -450,3 +450,67 @@ async fn hints_of_50_mib_and_1_mib_values_drain_in_bounded_memory() {
         &hinted_drain(100, 1 << 20, DRAIN_LIMIT).await,
     );
 }
+
+/// Six concurrent PUTs of the largest value (50 MiB) through one node of
+/// three: every one succeeds under the default timeout, each node's peak
+/// memory stays under a ceiling (the coordinator's bounded by
+/// values_in_flight_bytes_max, the replicas' by rpc_queue_bytes_max), and
+/// the memory goes back to the OS after the burst. Before: 2.1 GB added
+/// and never returned, and a single 50 MiB PUT often answered 503.
+#[tokio::test]
+async fn concurrent_largest_values_use_bounded_memory_and_return_it() {
+    let c = Cluster::start(3, &[]).await;
+    let value = bytes::Bytes::from(vec![0x5a; 50 << 20]);
+    let started = Instant::now();
+    let puts = (0..6).map(|k| {
+        let (http, url, value) = (
+            c.http.clone(),
+            c.nodes[0].url(&format!("/buckets/big/keys/k{k}")),
+            value.clone(),
+        );
+        async move {
+            let r = http.put(url).body(value).send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    });
+    for (status, body) in futures::future::join_all(puts).await {
+        assert_eq!(status, 204, "{body}");
+    }
+    let took = started.elapsed();
+    let peaks: Vec<u64> = (0..3).map(|i| c.nodes[i].peak_rss() >> 20).collect();
+    let settled = Instant::now();
+    let mut after = Vec::new();
+    while settled.elapsed() < Duration::from_secs(30) {
+        after = (0..3).map(|i| c.nodes[i].rss() >> 20).collect();
+        if after.iter().all(|m| *m < RETURNED_CEILING_MIB) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    eprintln!(
+        "6 x 50 MiB PUTs in {took:?}: peak RSS {peaks:?} MiB, {after:?} MiB {:?} later",
+        settled.elapsed()
+    );
+    assert!(
+        peaks.iter().all(|m| *m < BURST_CEILING_MIB),
+        "peak RSS {peaks:?} MiB"
+    );
+    assert!(
+        after.iter().all(|m| *m < RETURNED_CEILING_MIB),
+        "RSS after the burst {after:?} MiB"
+    );
+    for k in 0..6 {
+        let r = c
+            .http
+            .get(c.nodes[1].url(&format!("/buckets/big/keys/k{k}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.bytes().await.unwrap().len(), 50 << 20);
+    }
+}
+
+/// Published ceilings for the burst above (docs/RELIABILITY.md).
+const BURST_CEILING_MIB: u64 = 1024;
+const RETURNED_CEILING_MIB: u64 = 400;
