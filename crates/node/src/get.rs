@@ -50,10 +50,25 @@ impl Node {
         let basic_quorum = options.basic_quorum.unwrap_or(props.basic_quorum);
         let majority = targets.len() / 2 + 1;
         let timeout = options.timeout(self.config().request_timeout());
+        // Why the deadline grows with what the replies carry: a read's size
+        // is known only once a replica answers, and six concurrent reads
+        // of 50 MiB values did not fit in the default 2 s. Without a
+        // client timeout, each remote read may take as long as the largest
+        // value needs, and the read's deadline moves to `timeout` plus the
+        // largest reply's transfer allowance as replies arrive.
+        let scaled = options.timeout_ms.is_none();
+        let cfg = self.config();
+        let call_timeout = if scaled {
+            timeout + cfg.transfer_allowance(cfg.value_bytes_max)
+        } else {
+            timeout
+        };
+        let started = tokio::time::Instant::now();
         let (need, asked) = (req.total, targets.len());
-        let mut rx = self.fan_out_reads(key, &targets, timeout);
+        let mut rx = self.fan_out_reads(key, &targets, call_timeout);
         let mut tracker = QuorumTracker::new(req, targets);
         let mut replies: Vec<Reply> = Vec::new();
+        let mut largest = 0;
         let deadline = tokio::time::sleep(timeout);
         tokio::pin!(deadline);
         let verdict = loop {
@@ -68,6 +83,13 @@ impl Node {
                         Ok(_) => Err("not found".to_string()),
                         Err(e) => Err(e.clone()),
                     };
+                    if let (true, Ok(Some(o))) = (scaled, &result) {
+                        let bytes = crate::object_bytes(o);
+                        if bytes > largest {
+                            largest = bytes;
+                            deadline.as_mut().reset(started + timeout + cfg.transfer_allowance(bytes));
+                        }
+                    }
                     replies.push((node, result));
                     let progress = tracker.record(node, counted);
                     let found = replies.iter().any(|(_, r)| matches!(r, Ok(Some(o)) if !o.is_absent()));
@@ -101,7 +123,7 @@ impl Node {
             )),
         };
         let collapse = props.last_write_wins || !props.allow_mult;
-        self.spawn_read_repair(key.clone(), replies, rx, timeout, collapse);
+        self.spawn_read_repair(key.clone(), replies, rx, call_timeout, collapse);
         answer.map(|o| {
             o.map(|mut o| {
                 if collapse {
