@@ -193,16 +193,26 @@ impl<T: AsyncRead + Unpin> AsyncRead for StallGuard<T> {
                 Poll::Ready(r)
             }
             Poll::Pending => {
-                let deadline = self.last_progress + self.timeout;
-                if self.timer.deadline() != deadline {
-                    self.timer.as_mut().reset(deadline);
-                }
-                match self.timer.as_mut().poll(cx) {
-                    Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "no byte moved on the connection for the io timeout",
-                    ))),
-                    Poll::Pending => Poll::Pending,
+                // Why the timer is moved only once it fires: resetting it at
+                // every pending read put a timer-wheel update on every
+                // request of a busy connection. A timer that fires early
+                // (progress was made since it was set) is re-armed for the
+                // real deadline; one that fires late cannot, since progress
+                // only moves the deadline later.
+                loop {
+                    match self.timer.as_mut().poll(cx) {
+                        Poll::Pending => return Poll::Pending,
+                        Poll::Ready(()) => {
+                            let deadline = self.last_progress + self.timeout;
+                            if Instant::now() >= deadline {
+                                return Poll::Ready(Err(io::Error::new(
+                                    io::ErrorKind::TimedOut,
+                                    "no byte moved on the connection for the io timeout",
+                                )));
+                            }
+                            self.timer.as_mut().reset(deadline);
+                        }
+                    }
                 }
             }
         }
