@@ -18,29 +18,9 @@ use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use std::sync::Arc;
-use tokio::sync::Semaphore;
 
 /// Bodies up to this size do not take from the budget.
 const SMALL_BODY_BYTES: u64 = 64 * 1024;
-
-/// Bytes of key-value bodies this node may hold at once, in KiB units.
-pub(crate) struct ValueBudget {
-    units: Arc<Semaphore>,
-    total: u32,
-}
-
-impl ValueBudget {
-    pub(crate) fn new(bytes: usize) -> Self {
-        let total = u32::try_from(bytes.div_ceil(1024))
-            .unwrap_or(u32::MAX)
-            .max(1);
-        ValueBudget {
-            units: Arc::new(Semaphore::new(total as usize)),
-            total,
-        }
-    }
-}
 
 /// Take the body's share of the budget before the handler reads it.
 pub(crate) async fn admit(State(app): State<App>, req: Request, next: Next) -> Response {
@@ -56,14 +36,11 @@ pub(crate) async fn admit(State(app): State<App>, req: Request, next: Next) -> R
         // Chunked: as large as it may get.
         None => cfg.value_bytes_max as u64,
     };
-    let budget = &app.values_in_flight;
-    let units = u32::try_from(bytes.div_ceil(1024))
-        .unwrap_or(u32::MAX)
-        .clamp(1, budget.total);
     // As long as the write itself may take (see `Node::put`'s deadline).
     let wait = cfg.request_timeout() + cfg.transfer_allowance(bytes as usize);
-    let permit = tokio::time::timeout(wait, budget.units.clone().acquire_many_owned(units)).await;
-    let Ok(Ok(_permit)) = permit else {
+    let bytes_wanted = usize::try_from(bytes).unwrap_or(usize::MAX);
+    let permit = tokio::time::timeout(wait, app.values_in_flight.take(bytes_wanted)).await;
+    let Ok(_permit) = permit else {
         return ApiError {
             status: StatusCode::SERVICE_UNAVAILABLE,
             message: format!(

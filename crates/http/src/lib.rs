@@ -30,7 +30,8 @@ pub(crate) struct App {
     node: Node,
     keys: s3::KeyStore,
     metrics: Arc<metrics::Metrics>,
-    values_in_flight: Arc<budget::ValueBudget>,
+    /// Bytes of large key-value bodies in flight (`budget`).
+    values_in_flight: net::ByteBudget,
 }
 
 /// The router for one node's HTTP listener; `keys` is shared with the
@@ -42,7 +43,7 @@ pub fn router(node: Node, keys: s3::KeyStore) -> Router {
         node,
         keys,
         metrics: Arc::new(metrics::Metrics::new()),
-        values_in_flight: Arc::new(budget::ValueBudget::new(values_in_flight)),
+        values_in_flight: net::ByteBudget::new(values_in_flight),
     };
     let admit = || axum::middleware::from_fn_with_state(app.clone(), budget::admit);
     let object = get(kv::fetch)

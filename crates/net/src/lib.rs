@@ -20,6 +20,8 @@
 //! - [`datagram`]: sealed datagrams for the failure detector, on UDP or
 //!   in memory, under the same fault rules as RPC.
 //! - [`faults`]: drop or delay traffic with named peers, for tests.
+//! - [`budget`]: a budget of bytes that bounds queued messages (and, in
+//!   the `http` crate, large bodies in flight).
 //! - [`listen`]: the client-facing HTTP listeners' limits (connections,
 //!   header and stall timeouts, panics answered 500).
 //!
@@ -30,6 +32,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod budget;
 pub mod datagram;
 pub mod faults;
 mod handshake;
@@ -37,6 +40,7 @@ pub mod listen;
 pub mod network;
 mod rpc;
 
+pub use budget::ByteBudget;
 pub use datagram::{Datagram, GossipSocket, Inbound, PAYLOAD_BYTES_MAX};
 pub use faults::{FaultRules, Rules as FaultRuleSet};
 pub use network::{BoxStream, Faults, Listener, MemoryNetwork, Network, TcpNetwork};

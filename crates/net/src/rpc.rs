@@ -1,5 +1,6 @@
 //! Multiplexed calls with deadlines over handshaken connections.
 
+use crate::budget::ByteBudget;
 use crate::handshake::{self, Wire};
 use crate::network::{BoxStream, Listener, Network};
 use bytes::Bytes;
@@ -350,37 +351,6 @@ struct Outgoing {
     id: u64,
     frame: Bytes,
     _permit: OwnedSemaphorePermit,
-}
-
-/// A budget of bytes, in KiB units of a semaphore.
-#[derive(Clone)]
-struct ByteBudget {
-    units: Arc<Semaphore>,
-    total: u32,
-}
-
-impl ByteBudget {
-    fn new(bytes: usize) -> Self {
-        let total = u32::try_from(bytes.div_ceil(1024))
-            .unwrap_or(u32::MAX)
-            .max(1);
-        ByteBudget {
-            units: Arc::new(Semaphore::new(total as usize)),
-            total,
-        }
-    }
-
-    /// Wait for `bytes` of room (the whole budget for a larger frame).
-    async fn take(&self, bytes: usize) -> OwnedSemaphorePermit {
-        let want = u32::try_from(bytes.div_ceil(1024))
-            .unwrap_or(u32::MAX)
-            .clamp(1, self.total);
-        // The semaphore is never closed, so acquiring cannot fail.
-        match self.units.clone().acquire_many_owned(want).await {
-            Ok(p) => p,
-            Err(_) => unreachable!("a ByteBudget's semaphore is never closed"),
-        }
-    }
 }
 
 /// Write frames until the channel closes or the peer goes away. Frames

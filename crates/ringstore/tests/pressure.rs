@@ -292,15 +292,7 @@ async fn unauthenticated_peers_get_almost_nothing() {
 
 /// Hints a node holds for node `target`, by its `/admin/cluster`.
 async fn hints_for(c: &Cluster, on: usize, target: &str) -> u64 {
-    let v: serde_json::Value = c
-        .http
-        .get(c.nodes[on].url("/admin/cluster"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = c.cluster_json(on).await;
     v["nodes"]
         .as_array()
         .unwrap()

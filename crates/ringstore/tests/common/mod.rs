@@ -301,17 +301,21 @@ where
 }
 
 impl Cluster {
-    /// Node `i`'s id, as its admin API reports it.
-    pub async fn node_id(&self, i: usize) -> String {
-        let v: serde_json::Value = self
-            .http
+    /// Node `i`'s `GET /admin/cluster`.
+    pub async fn cluster_json(&self, i: usize) -> serde_json::Value {
+        self.http
             .get(self.nodes[i].url("/admin/cluster"))
             .send()
             .await
             .unwrap()
             .json()
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    /// Node `i`'s id, as its admin API reports it.
+    pub async fn node_id(&self, i: usize) -> String {
+        let v = self.cluster_json(i).await;
         v["node_id"].as_str().unwrap().to_string()
     }
 
