@@ -6,10 +6,10 @@
 //! how many such bytes one node accepts at once: a PUT or POST takes its
 //! `Content-Length` (or `value_bytes_max` when the body is chunked) from
 //! `values_in_flight_bytes_max` before its body is read, and gives it back
-//! when it is answered. A request that finds no room waits, as long as a
-//! write of its size may take, then gets a 503 saying why; small bodies (64 KiB and
-//! less, nearly every request) skip the budget, so the common path takes
-//! no lock. Six concurrent 50 MiB PUTs took 2.1 GB before; the budget and
+//! when it is answered. A request that finds no room waits as long as a
+//! write of its size may take, then gets a 503 saying why. Small bodies
+//! (64 KiB and less, nearly every request) skip the budget, so the common
+//! path takes no lock. Six concurrent 50 MiB PUTs took 2.1 GB before; the budget and
 //! the RPC queues' (`rpc_queue_bytes_max`) bound it (docs/RELIABILITY.md).
 
 use crate::error::ApiError;

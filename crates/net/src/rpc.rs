@@ -307,9 +307,10 @@ where
 /// objects, and a `Vec` grown from empty copied a 4 KiB value about ten
 /// times over (with stored objects and S3 records, which now do the same:
 /// reallocation fell from 3.65% to 0.92% of the dev cluster's CPU under
-/// 4 KiB S3 PUTs; docs/BENCHMARKS.md).
-fn encode_frame<T: Serialize>(msg: &T) -> postcard::Result<Vec<u8>> {
-    let size = postcard::experimental::serialized_size(msg)?;
+/// 4 KiB S3 PUTs; docs/BENCHMARKS.md). `size` is the message's
+/// `serialized_size`, which the caller already computed to take its share
+/// of the connection's byte budget.
+fn encode_frame<T: Serialize>(msg: &T, size: usize) -> postcard::Result<Vec<u8>> {
     postcard::to_extend(msg, Vec::with_capacity(size))
 }
 
@@ -330,7 +331,7 @@ async fn send_reply<Resp: Serialize>(
     }
     // Before encoding: the reply's bytes exist once there is room for them.
     let permit = budget.take(size).await;
-    match encode_frame(&msg) {
+    match encode_frame(&msg, size) {
         Ok(bytes) => {
             let _ = tx
                 .send(Outgoing {
@@ -516,7 +517,7 @@ where
         // Encoded once there is room: a caller waiting here holds no
         // frame, so callers to a stalled peer cost nothing but their task.
         let permit = conn.queued.take(size).await;
-        let bytes = encode_frame(&msg).map_err(|e| RpcError::Handshake(e.to_string()))?;
+        let bytes = encode_frame(&msg, size).map_err(|e| RpcError::Handshake(e.to_string()))?;
         let (tx, rx) = oneshot::channel();
         if let Ok(mut p) = conn.pending.lock() {
             p.insert(id, tx);

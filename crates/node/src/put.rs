@@ -276,8 +276,8 @@ impl Node {
             last_modified_ms: self.timestamp_after(&object),
             ..cmd.meta
         };
-        // A refused context or an exhausted counter leaves the object
-        // untouched, and the key's lock goes with this early return.
+        // An exhausted counter (unreachable: see `Object::update`) leaves
+        // the object untouched, and the key's lock goes with this return.
         object
             .update(&cmd.context, self.actor(), cmd.value, meta)
             .map_err(|e| NodeError::Unavailable(e.to_string()))?;
