@@ -47,6 +47,73 @@ impl Answer {
     }
 }
 
+/// What one ListObjectsV2 page asks for.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ListRequest<'a> {
+    /// Only keys beginning with this.
+    pub prefix: Option<&'a str>,
+    /// Roll keys up into common prefixes at this.
+    pub delimiter: Option<&'a str>,
+    /// The previous page's `NextContinuationToken`.
+    pub token: Option<&'a str>,
+    /// Start after this key.
+    pub start_after: Option<&'a str>,
+    /// Entries in the page, at most.
+    pub max_keys: Option<u32>,
+}
+
+/// One ListObjectsV2 page.
+#[derive(Clone, Debug, Default)]
+pub struct ListedObjects {
+    /// Keys, in order.
+    pub keys: Vec<String>,
+    /// Common prefixes, in order.
+    pub prefixes: Vec<String>,
+    /// The next page's token; `None` on the last page.
+    pub next_token: Option<String>,
+}
+
+/// The text of every `<tag>…</tag>` in `xml`, in order (no nesting of the
+/// same tag, as in S3's listings).
+fn xml_values<'x>(xml: &'x str, tag: &str) -> Vec<&'x str> {
+    let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
+    let mut out = Vec::new();
+    let mut rest = xml;
+    while let Some(start) = rest.find(&open) {
+        let after = &rest[start + open.len()..];
+        let Some(end) = after.find(&close) else { break };
+        out.push(&after[..end]);
+        rest = &after[end + close.len()..];
+    }
+    out
+}
+
+fn xml_unescape(s: &str) -> String {
+    s.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&amp;", "&")
+}
+
+/// Undo `encoding-type=url`; `None` if the bytes are not UTF-8.
+fn url_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            let hex = std::str::from_utf8(&b[i + 1..i + 3]).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 /// Signs and sends S3 requests to one endpoint.
 #[derive(Clone)]
 pub struct S3Client {
@@ -161,6 +228,74 @@ impl S3Client {
         Err(self.status_error(&path, r.status, r.text()))
     }
 
+    /// One ListObjectsV2 page of `bucket` (`encoding-type=url`, so any key
+    /// survives the XML): keys, common prefixes and the token of the next
+    /// page (`None` on the last).
+    ///
+    /// # Errors
+    ///
+    /// Transport failures, any status but 200, and answers that are not a
+    /// listing.
+    pub async fn list_objects_v2(
+        &self,
+        bucket: &str,
+        page: &ListRequest<'_>,
+    ) -> Result<ListedObjects, ClientError> {
+        let mut query = vec![
+            ("encoding-type".to_string(), "url".to_string()),
+            ("list-type".to_string(), "2".to_string()),
+        ];
+        let mut add = |k: &str, v: Option<&str>| {
+            if let Some(v) = v {
+                query.push((k.to_string(), encode(v)));
+            }
+        };
+        add("prefix", page.prefix);
+        add("delimiter", page.delimiter);
+        add("continuation-token", page.token);
+        add("start-after", page.start_after);
+        let max = page.max_keys.map(|m| m.to_string());
+        add("max-keys", max.as_deref());
+        query.sort();
+        let query: Vec<String> = query.into_iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let path = format!("/{}?{}", encode(bucket), query.join("&"));
+        let r = self.send("GET", &path, None, true).await?;
+        if r.status != 200 {
+            return Err(self.status_error(&path, r.status, r.text()));
+        }
+        let xml = r.text();
+        let bad = |what: &str| ClientError::Transport {
+            url: format!("{}{path}", self.base),
+            detail: format!(
+                "the listing has {what}: {}",
+                xml.chars().take(200).collect::<String>()
+            ),
+        };
+        let decode =
+            |s: &str| url_decode(&xml_unescape(s)).ok_or_else(|| bad("a key that does not decode"));
+        let keys = xml_values(&xml, "Key")
+            .into_iter()
+            .map(decode)
+            .collect::<Result<_, _>>()?;
+        let prefixes = xml_values(&xml, "CommonPrefixes")
+            .into_iter()
+            .flat_map(|cp| xml_values(cp, "Prefix"))
+            .map(decode)
+            .collect::<Result<_, _>>()?;
+        let truncated = xml_values(&xml, "IsTruncated").first() == Some(&"true");
+        let next_token = xml_values(&xml, "NextContinuationToken")
+            .first()
+            .map(|t| xml_unescape(t));
+        if truncated != next_token.is_some() {
+            return Err(bad("IsTruncated and NextContinuationToken disagreeing"));
+        }
+        Ok(ListedObjects {
+            keys,
+            prefixes,
+            next_token,
+        })
+    }
+
     fn status_error(&self, what: &str, status: u16, body: String) -> ClientError {
         ClientError::Status {
             url: format!("{}{what}", self.base),
@@ -235,6 +370,7 @@ impl S3Client {
             now.minute(),
             now.second()
         );
+        let (uri_path, query) = path.split_once('?').unwrap_or((path, ""));
         hyper::Request::builder()
             .method(method)
             .uri(path)
@@ -243,7 +379,7 @@ impl S3Client {
             .header("x-amz-content-sha256", "UNSIGNED-PAYLOAD")
             .header(
                 "authorization",
-                self.authorization(method, path, &date, &stamp),
+                self.authorization(method, uri_path, query, &date, &stamp),
             )
             .body(Full::new(body.unwrap_or_default()))
     }
@@ -283,12 +419,19 @@ impl S3Client {
         }
     }
 
-    /// The `Authorization` header for a request with no query string,
-    /// signing `host`, `x-amz-content-sha256` and `x-amz-date`.
-    fn authorization(&self, method: &str, path: &str, date: &str, stamp: &str) -> String {
+    /// The `Authorization` header, signing `host`, `x-amz-content-sha256`
+    /// and `x-amz-date`; `query` is already encoded and sorted.
+    fn authorization(
+        &self,
+        method: &str,
+        path: &str,
+        query: &str,
+        date: &str,
+        stamp: &str,
+    ) -> String {
         const SIGNED: &str = "host;x-amz-content-sha256;x-amz-date";
         let canonical = format!(
-            "{method}\n{path}\n\nhost:{}\nx-amz-content-sha256:UNSIGNED-PAYLOAD\nx-amz-date:{stamp}\n\n{SIGNED}\nUNSIGNED-PAYLOAD",
+            "{method}\n{path}\n{query}\nhost:{}\nx-amz-content-sha256:UNSIGNED-PAYLOAD\nx-amz-date:{stamp}\n\n{SIGNED}\nUNSIGNED-PAYLOAD",
             self.host
         );
         let scope = format!("{date}/{}/s3/aws4_request", self.region);

@@ -148,9 +148,19 @@ pub(crate) async fn list_keys(
     let mut rx = app.node.list_keys(t, b);
     match q.keys.as_deref() {
         Some("true") => {
+            // Why a limit: one answer holds every key in memory; a larger
+            // bucket must be streamed, as Riak's documentation advises.
+            let max = app.node.config().list_keys_buffered_max;
             let mut all = Vec::new();
             while let Some(chunk) = rx.recv().await {
                 all.extend(names(&chunk?));
+                if all.len() > max {
+                    return Err(ApiError::bad(format!(
+                        "the bucket holds more than {max} keys, too many for one answer \
+                         (list_keys_buffered_max); list them with ?keys=stream, which \
+                         streams them in chunks"
+                    )));
+                }
             }
             Ok(Json(json!({ "keys": all })).into_response())
         }

@@ -49,6 +49,9 @@ pub struct NodeConfig {
     /// Bytes of key-value bodies above 64 KiB this node accepts at once;
     /// further large writes wait (up to the request timeout), then get 503.
     pub values_in_flight_bytes_max: usize,
+    /// Keys `?keys=true` answers at most; a larger bucket gets a 400 that
+    /// points to `?keys=stream`.
+    pub list_keys_buffered_max: usize,
     /// Largest inter-node message.
     pub rpc_frame_bytes_max: usize,
     /// Calls in flight per peer connection before callers wait.
@@ -131,6 +134,7 @@ impl Default for NodeConfig {
             suspect_timeout_ms: 800,
             value_bytes_max: 50 * 1024 * 1024,
             values_in_flight_bytes_max: 256 * 1024 * 1024,
+            list_keys_buffered_max: 100_000,
             rpc_frame_bytes_max: 64 * 1024 * 1024,
             rpc_inflight_max: 1024,
             rpc_queue_bytes_max: 64 * 1024 * 1024,

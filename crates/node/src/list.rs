@@ -1,21 +1,26 @@
 //! Listing keys and buckets, and bucket properties.
 //!
-//! Key listing uses a coverage plan, as Riak does: each partition is asked
-//! of one replica only (its first reachable primary), so a listing holds no
-//! duplicates and the coordinator never buffers the whole key set; each
-//! node's answer is passed on as one chunk. Like Riak's, it is expensive
-//! (every node scans) and reflects one replica per partition.
+//! Key listing streams the pages of `listing` (a coverage plan, one
+//! replica per partition, merged in key order), a page per chunk: no node
+//! ever holds more than a few pages, and the client's pace sets the
+//! listing's. Like Riak's, it reflects one replica per partition.
 
+use crate::listing::{resume_after, PageQuery};
 use crate::proto::{Request, Response};
 use crate::{Node, NodeError};
 use bytes::Bytes;
 use cluster::BucketProps;
-use ring::{NodeId, PartitionId};
-use std::collections::{BTreeMap, BTreeSet};
+use ring::NodeId;
+use std::collections::BTreeSet;
+use store::{ListQuery, ListStart};
 use tokio::sync::mpsc;
 
 /// Chunks of keys in flight between the listing task and the client.
 const KEY_CHUNKS_MAX: usize = 4;
+/// Keys per chunk of a streamed key listing (one listing page).
+const KEYS_PER_CHUNK: usize = 1000;
+/// Keys one legacy `ListKeys` answer may hold.
+const LEGACY_KEYS_MAX: usize = 100_000;
 
 impl Node {
     /// The properties of a bucket (defaults unless set).
@@ -57,7 +62,11 @@ impl Node {
         Ok(())
     }
 
-    /// Stream the keys of a bucket, one chunk per node asked.
+    /// Stream the live keys of a bucket in key order, a page per chunk.
+    ///
+    /// Pages are read one after another as the receiver takes them (the
+    /// channel holds [`KEY_CHUNKS_MAX`]), so a slow client slows the
+    /// listing and memory stays at a few pages on every node.
     pub fn list_keys(
         &self,
         bucket_type: Bytes,
@@ -66,76 +75,68 @@ impl Node {
         let (tx, rx) = mpsc::channel(KEY_CHUNKS_MAX);
         let node = self.clone();
         tokio::spawn(async move {
-            let layout = node.layout();
-            let n_val = usize::from(node.bucket_props(&bucket_type, &bucket).n_val);
-            // Partition → its primaries still to try, in order.
-            let mut todo: BTreeMap<u16, Vec<NodeId>> = (0..layout.partition_count() as u16)
-                .map(|p| {
-                    let owners = layout.owners(PartitionId(p));
-                    (p, owners.iter().take(n_val).rev().copied().collect())
-                })
-                .collect();
-            while !todo.is_empty() {
-                let mut plan: BTreeMap<NodeId, Vec<u16>> = BTreeMap::new();
-                for (p, owners) in todo.iter_mut() {
-                    match owners.pop() {
-                        Some(o) => plan.entry(o).or_default().push(*p),
-                        None => {
-                            let msg = format!(
-                                "no replica of partition {p} answered; the listing is incomplete"
-                            );
-                            let _ = tx.send(Err(NodeError::Unavailable(msg))).await;
-                            return;
-                        }
+            let mut query = PageQuery {
+                bucket_type,
+                bucket,
+                prefix: Bytes::new(),
+                delimiter: None,
+                start: ListStart::First,
+                page_max: KEYS_PER_CHUNK,
+                value_head_bytes: 0,
+            };
+            loop {
+                let page = match node.list_page(&query).await {
+                    Ok(page) => page,
+                    Err(e) => {
+                        let _ = tx.send(Err(e)).await;
+                        return;
                     }
+                };
+                let next = page.entries.last().and_then(resume_after);
+                let keys = page.entries.into_iter().map(|e| e.name().clone()).collect();
+                if tx.send(Ok(keys)).await.is_err() {
+                    return;
                 }
-                for (target, partitions) in plan {
-                    let req = Request::ListKeys {
-                        bucket_type: bucket_type.clone(),
-                        bucket: bucket.clone(),
-                        partitions: partitions.clone(),
-                    };
-                    let reply = if target == node.id() {
-                        node.local_keys(&bucket_type, &bucket, &partitions)
-                    } else {
-                        match node
-                            .call(target, req, node.config().request_timeout() * 5)
-                            .await
-                        {
-                            Ok(Response::Keys(k)) => Ok(k),
-                            Ok(other) => Err(NodeError::Unavailable(format!(
-                                "unexpected answer {other:?}"
-                            ))),
-                            Err(e) => Err(NodeError::Unavailable(e)),
-                        }
-                    };
-                    if let Ok(keys) = reply {
-                        for p in &partitions {
-                            todo.remove(p);
-                        }
-                        if tx.send(Ok(keys)).await.is_err() {
-                            return;
-                        }
-                    }
+                match next.filter(|_| page.truncated) {
+                    Some(start) => query.start = start,
+                    None => return,
                 }
             }
         });
         rx
     }
 
-    /// Live keys this node holds for a bucket in the given partitions.
+    /// Live keys this node holds for a bucket in the given partitions, for
+    /// peers that still send `ListKeys` (before `ListPages`): refused once
+    /// they pass [`LEGACY_KEYS_MAX`], so no request allocates a bucket.
     pub(crate) fn local_keys(
         &self,
         bucket_type: &[u8],
         bucket: &[u8],
         partitions: &[u16],
     ) -> Result<Vec<Bytes>, NodeError> {
+        let query = ListQuery {
+            prefix: Bytes::new(),
+            delimiter: None,
+            entries_max: 1024,
+            bytes_max: crate::listing::SCAN_BYTES_MAX,
+            value_head_bytes: 0,
+        };
         let mut keys = Vec::new();
         for p in partitions {
-            for (k, obj) in self.inner.store.scan_bucket(*p, bucket_type, bucket)? {
-                if !obj.is_absent() {
-                    keys.push(Bytes::from(k));
+            let mut start = Some(ListStart::First);
+            while let Some(from) = start {
+                let page = self
+                    .inner
+                    .store
+                    .list_page(*p, bucket_type, bucket, &query, &from)?;
+                keys.extend(page.entries.into_iter().map(|e| e.name().clone()));
+                if keys.len() > LEGACY_KEYS_MAX {
+                    return Err(NodeError::BadRequest(format!(
+                        "more than {LEGACY_KEYS_MAX} keys; upgrade the asking node to list by pages"
+                    )));
                 }
+                start = page.resume;
             }
         }
         Ok(keys)

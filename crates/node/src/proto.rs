@@ -15,6 +15,7 @@ use bytes::Bytes;
 use causal::Object;
 use cluster::ClusterState;
 use serde::{Deserialize, Serialize};
+use store::{ListQuery, ListStart, ListedPage};
 
 /// A call from one node to another.
 #[derive(Debug, Serialize, Deserialize)]
@@ -98,6 +99,30 @@ pub enum Request {
         /// Keep the replica if any version is newer than this.
         modified_ms_max: u64,
     },
+    /// Pages of a bucket's keys in some partitions (a listing's round):
+    /// answer as many of `parts`, in order, as fit in one reply.
+    ListPages {
+        /// Bucket type.
+        bucket_type: Bytes,
+        /// Bucket.
+        bucket: Bytes,
+        /// Prefix, delimiter, budgets (`entries_max` is per part).
+        query: ListQuery,
+        /// (partition, where to start, entries wanted).
+        parts: Vec<(u16, ListStart, u32)>,
+    },
+    /// A page of your keys' digests in these segments of a partition,
+    /// after `after` (an encoded object key), at most `keys_max`.
+    AaeKeyPage {
+        /// Partition.
+        partition: u16,
+        /// Segments.
+        segments: Vec<u16>,
+        /// Resume after this encoded object key (`None`: from the start).
+        after: Option<Bytes>,
+        /// Digests wanted, at most.
+        keys_max: u32,
+    },
 }
 
 /// Anti-entropy: one key's encoded object key and digest.
@@ -139,6 +164,16 @@ pub enum Response {
     PartitionPage(Vec<(Vec<u8>, Object, u64)>),
     /// Whether the replica was dropped.
     Dropped(bool),
+    /// Pages of some of the parts asked, in the order asked.
+    ListPages(Vec<(u16, ListedPage)>),
+    /// A page of key digests and where the scan stopped (`None`: the
+    /// partition has no more).
+    KeyDigestPage {
+        /// Digests in key order.
+        digests: Vec<KeyDigest>,
+        /// The last encoded object key read.
+        resume: Option<Bytes>,
+    },
 }
 
 /// The inter-node decoder under hostile input: a peer (or anyone who

@@ -62,8 +62,10 @@ impl Node {
                 partition,
                 segments,
             } => self
-                .key_digests(partition, &segments)
-                .map(Response::KeyDigests),
+                // Served for older peers, one bounded page (the first):
+                // they see at most a page of differences per exchange.
+                .key_digest_page(partition, &segments, None, u32::MAX)
+                .map(|(digests, _)| Response::KeyDigests(digests)),
             Request::StoreHint {
                 target,
                 key,
@@ -76,6 +78,22 @@ impl Node {
             Request::ListBuckets { bucket_type } => {
                 self.local_buckets(&bucket_type).map(Response::Buckets)
             }
+            Request::ListPages {
+                bucket_type,
+                bucket,
+                query,
+                parts,
+            } => self
+                .local_list_pages(&bucket_type, &bucket, &query, &parts)
+                .map(Response::ListPages),
+            Request::AaeKeyPage {
+                partition,
+                segments,
+                after,
+                keys_max,
+            } => self
+                .key_digest_page(partition, &segments, after.as_deref(), keys_max)
+                .map(|(digests, resume)| Response::KeyDigestPage { digests, resume }),
             Request::DropReplica {
                 key,
                 partition,

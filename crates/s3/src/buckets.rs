@@ -61,12 +61,7 @@ pub(crate) async fn delete(
 ) -> S3Result<S3Response<DeleteBucketOutput>> {
     let name = req.input.bucket;
     let record = s3.bucket(&name).await?;
-    if !s3
-        .catalog
-        .keys(TYPE_OBJECTS, name.as_bytes())
-        .await?
-        .is_empty()
-    {
+    if !s3.catalog.is_empty(TYPE_OBJECTS, name.as_bytes()).await? {
         return Err(s3_error!(
             BucketNotEmpty,
             "bucket {name} still holds objects; delete them first"

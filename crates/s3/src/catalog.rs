@@ -125,6 +125,22 @@ impl Catalog {
             .map_err(s3_err)
     }
 
+    /// Whether a bucket of a reserved type holds no live key: a listing
+    /// page of one, whatever the bucket's size.
+    pub async fn is_empty(&self, bucket_type: &[u8], bucket: &[u8]) -> Result<bool, S3Error> {
+        let query = node::PageQuery {
+            bucket_type: Bytes::copy_from_slice(bucket_type),
+            bucket: Bytes::copy_from_slice(bucket),
+            prefix: Bytes::new(),
+            delimiter: None,
+            start: node::ListStart::First,
+            page_max: 1,
+            value_head_bytes: 0,
+        };
+        let page = self.node.list_page(&query).await.map_err(s3_err)?;
+        Ok(page.entries.is_empty())
+    }
+
     /// Every live key of a bucket of a reserved type, sorted.
     pub async fn keys(&self, bucket_type: &[u8], bucket: &[u8]) -> Result<Vec<Bytes>, S3Error> {
         let mut rx = self.node.list_keys(

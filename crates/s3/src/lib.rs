@@ -30,6 +30,7 @@ mod objects;
 pub mod records;
 mod service;
 pub mod sweep;
+mod token;
 
 pub use keys::{KeyInfo, KeyStore};
 pub use records::Grant;

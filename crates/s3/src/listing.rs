@@ -1,29 +1,83 @@
 //! ListObjects (v1 and v2) and ListObjectVersions over a bucket's keys.
 //!
-//! The keys come from the node's coverage listing (one replica per
-//! partition), sorted here; a page then reads the records of at most
-//! `max-keys` objects for their size, ETag and date. Continuation tokens
-//! are the last key or common prefix returned, so a page is found again
-//! without server-side cursor state.
+//! A page is one `node::list_page`: each partition's replica seeks to the
+//! page's start and yields a few keys at a time with the head of each
+//! record (size, ETag, date), the node merges them in key order and stops
+//! at `max-keys`. Nothing is read from the start of the bucket and no
+//! record is fetched separately, so a page of 1,000 keys costs the same in
+//! a bucket of ten thousand or ten million objects.
+//!
+//! V2 continuation tokens are opaque: the last key or common prefix of the
+//! page, bound to the bucket, prefix and delimiter by a MAC keyed with the
+//! cluster secret (`token`). Any node can resume any page, across
+//! restarts, without server-side cursor state; a forged, truncated or
+//! foreign token is a 400 InvalidArgument.
 
+use crate::catalog::s3_err;
 use crate::records::{ObjectRecord, TYPE_OBJECTS};
 use crate::service::{etag, timestamp, RingS3};
-use futures::StreamExt;
+use crate::token;
+use bytes::Bytes;
+use node::{resume_after, ListStart, Listed, PageQuery};
 use s3s::dto::*;
-use s3s::{S3Request, S3Response, S3Result};
+use s3s::{s3_error, S3Request, S3Response, S3Result};
 
 /// Largest page, as S3's.
 const PAGE_KEYS_MAX: usize = 1000;
-/// Object records read at once for one page.
-const RECORD_READS_IN_FLIGHT: usize = 32;
+/// Bytes of each record a listing reads: the version byte, size, ETag and
+/// date come first in an [`ObjectRecord`]'s encoding, and an ETag is at
+/// most a hex MD5 with a part count.
+const RECORD_HEAD_BYTES: u32 = 96;
+
+/// The fields of an [`ObjectRecord`] a listing shows, decoded from the
+/// head of its encoding (postcard encodes fields in order).
+#[derive(serde::Deserialize)]
+struct RecordHead {
+    size: u64,
+    etag: String,
+    modified_ms: u64,
+}
 
 /// One page of a listing.
 struct Page {
     contents: Vec<(String, ObjectRecord)>,
     prefixes: Vec<String>,
     truncated: bool,
-    /// The last key or prefix in the page: where the next one starts.
-    last: Option<String>,
+    /// The last entry of the page: where the next one starts.
+    last: Option<Listed>,
+}
+
+/// Where a listing starts when the client names a key (v1 `marker`, v2
+/// `start-after`, `key-marker`): after it, or past every key under it when
+/// it is a common prefix (it ends with the delimiter).
+fn start_at_marker(marker: Option<&str>, delimiter: Option<&str>) -> ListStart {
+    match marker.filter(|m| !m.is_empty()) {
+        None => ListStart::First,
+        Some(m) if delimiter.is_some_and(|d| m.ends_with(d)) => {
+            ListStart::past_prefix(m.as_bytes()).unwrap_or(ListStart::First)
+        }
+        Some(m) => ListStart::After(Bytes::copy_from_slice(m.as_bytes())),
+    }
+}
+
+/// The record of a listed key under last-writer-wins: its newest version,
+/// unless that is a tombstone.
+fn newest_record(versions: &[node::ListedVersion]) -> Option<ObjectRecord> {
+    let newest = versions.iter().max_by_key(|v| v.modified_ms)?;
+    if newest.deleted {
+        return None;
+    }
+    let head = newest.head.split_first().map(|(_, rest)| rest)?;
+    let (h, _) = postcard::take_from_bytes::<RecordHead>(head).ok()?;
+    Some(ObjectRecord {
+        size: h.size,
+        etag: h.etag,
+        modified_ms: h.modified_ms,
+        headers: Default::default(),
+        checksums: Default::default(),
+        part_sizes: Vec::new(),
+        data: crate::records::Data::Inline(Bytes::new()),
+    })
 }
 
 async fn page(
@@ -31,76 +85,53 @@ async fn page(
     bucket: &str,
     prefix: &str,
     delimiter: Option<&str>,
-    after: Option<&str>,
+    start: ListStart,
     max_keys: Option<i32>,
 ) -> S3Result<Page> {
     s3.bucket(bucket).await?;
-    // rclone sends `delimiter=` for a recursive listing; S3 reads an empty
-    // delimiter as none.
     let delimiter = delimiter.filter(|d| !d.is_empty());
     let max = max_keys.map_or(PAGE_KEYS_MAX, |m| (m.max(0) as usize).min(PAGE_KEYS_MAX));
-    let keys = s3.catalog.keys(TYPE_OBJECTS, bucket.as_bytes()).await?;
-    let mut names: Vec<String> = Vec::new();
-    let mut prefixes: Vec<String> = Vec::new();
-    let mut last: Option<String> = None;
-    let mut truncated = false;
-    for k in keys {
-        let Ok(key) = String::from_utf8(k.to_vec()) else {
-            continue;
-        };
-        if !key.starts_with(prefix) || after.is_some_and(|a| key.as_str() <= a) {
-            continue;
-        }
-        // After a common prefix, skip the keys it rolled up.
-        if let (Some(a), Some(d)) = (after, delimiter) {
-            if a.ends_with(d) && key.starts_with(a) {
-                continue;
-            }
-        }
-        let entry = match delimiter.and_then(|d| key[prefix.len()..].find(d).map(|i| (i, d))) {
-            Some((i, d)) => {
-                let cp = key[..prefix.len() + i + d.len()].to_string();
-                if prefixes.last() == Some(&cp) {
-                    continue;
-                }
-                Err(cp)
-            }
-            None => Ok(key),
-        };
-        if names.len() + prefixes.len() >= max {
-            truncated = true;
-            break;
-        }
+    let query = PageQuery {
+        bucket_type: Bytes::from_static(TYPE_OBJECTS),
+        bucket: Bytes::copy_from_slice(bucket.as_bytes()),
+        prefix: Bytes::copy_from_slice(prefix.as_bytes()),
+        delimiter: delimiter.map(|d| Bytes::copy_from_slice(d.as_bytes())),
+        start,
+        page_max: max,
+        value_head_bytes: RECORD_HEAD_BYTES,
+    };
+    let listed = s3.catalog.node().list_page(&query).await.map_err(s3_err)?;
+    let last = listed.entries.last().cloned();
+    let (mut contents, mut prefixes) = (Vec::new(), Vec::new());
+    for entry in listed.entries {
         match entry {
-            Ok(key) => {
-                last = Some(key.clone());
-                names.push(key);
-            }
-            Err(cp) => {
-                last = Some(cp.clone());
-                prefixes.push(cp);
+            Listed::Prefix(p) => prefixes.push(String::from_utf8_lossy(&p).into_owned()),
+            Listed::Key { key, versions } => {
+                // Keys are UTF-8 (S3 checks them on PUT); a record that
+                // does not decode or whose newest version is a tombstone
+                // is not an object.
+                let (Ok(name), Some(record)) =
+                    (String::from_utf8(key.to_vec()), newest_record(&versions))
+                else {
+                    continue;
+                };
+                contents.push((name, record));
             }
         }
     }
-    let contents = futures::stream::iter(names)
-        .map(|name| async move {
-            let r = s3.object(bucket, &name).await;
-            r.map(|r| r.map(|r| (name, r)))
-        })
-        .buffered(RECORD_READS_IN_FLIGHT)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<S3Result<Vec<_>>>()?
-        .into_iter()
-        .flatten()
-        .collect();
     Ok(Page {
         contents,
         prefixes,
-        truncated,
+        truncated: listed.truncated,
         last,
     })
+}
+
+/// The name of a page's last entry (v1 `NextMarker`, `NextKeyMarker`).
+fn last_name(p: &Page) -> Option<String> {
+    p.last
+        .as_ref()
+        .map(|l| String::from_utf8_lossy(l.name()).into_owned())
 }
 
 /// Percent-encode for `encoding-type=url` (everything but unreserved
@@ -155,26 +186,32 @@ pub(crate) async fn list_v2(
 ) -> S3Result<S3Response<ListObjectsV2Output>> {
     let i = req.input;
     let prefix = i.prefix.clone().unwrap_or_default();
-    let after = match (&i.continuation_token, &i.start_after) {
-        (Some(t), _) => Some(t.as_str()),
-        (None, s) => s.as_deref(),
+    let delimiter = i.delimiter.as_deref().filter(|d| !d.is_empty());
+    let scope = token::Scope {
+        bucket: &i.bucket,
+        prefix: &prefix,
+        delimiter: delimiter.unwrap_or(""),
     };
-    let p = page(
-        s3,
-        &i.bucket,
-        &prefix,
-        i.delimiter.as_deref(),
-        after,
-        i.max_keys,
-    )
-    .await?;
+    let secret = s3.catalog.node().config().cluster_secret.as_bytes();
+    let start = match &i.continuation_token {
+        Some(t) => token::open(secret, &scope, t)
+            .map_err(|e| s3_error!(InvalidArgument, "the continuation token is invalid: {e}"))?,
+        None => start_at_marker(i.start_after.as_deref(), delimiter),
+    };
+    let p = page(s3, &i.bucket, &prefix, delimiter, start, i.max_keys).await?;
+    let next_token = p
+        .last
+        .as_ref()
+        .filter(|_| p.truncated)
+        .and_then(resume_after)
+        .map(|at| token::seal(secret, &scope, &at));
     let enc = encoder(i.encoding_type.as_ref());
     let contents = objects(&p, &enc);
     Ok(S3Response::new(ListObjectsV2Output {
         key_count: Some((p.contents.len() + p.prefixes.len()) as i32),
         max_keys: Some(i.max_keys.unwrap_or(PAGE_KEYS_MAX as i32)),
         is_truncated: Some(p.truncated),
-        next_continuation_token: if p.truncated { p.last.clone() } else { None },
+        next_continuation_token: next_token,
         common_prefixes: common_prefixes(&p, &enc),
         contents: Some(contents),
         continuation_token: i.continuation_token,
@@ -193,21 +230,15 @@ pub(crate) async fn list_v1(
 ) -> S3Result<S3Response<ListObjectsOutput>> {
     let i = req.input;
     let prefix = i.prefix.clone().unwrap_or_default();
-    let p = page(
-        s3,
-        &i.bucket,
-        &prefix,
-        i.delimiter.as_deref(),
-        i.marker.as_deref(),
-        i.max_keys,
-    )
-    .await?;
+    let delimiter = i.delimiter.as_deref().filter(|d| !d.is_empty());
+    let start = start_at_marker(i.marker.as_deref(), delimiter);
+    let p = page(s3, &i.bucket, &prefix, delimiter, start, i.max_keys).await?;
     let enc = encoder(i.encoding_type.as_ref());
     Ok(S3Response::new(ListObjectsOutput {
         max_keys: Some(i.max_keys.unwrap_or(PAGE_KEYS_MAX as i32)),
         is_truncated: Some(p.truncated),
         next_marker: if p.truncated {
-            p.last.clone().map(&enc)
+            last_name(&p).map(&enc)
         } else {
             None
         },
@@ -229,15 +260,9 @@ pub(crate) async fn list_versions(
 ) -> S3Result<S3Response<ListObjectVersionsOutput>> {
     let i = req.input;
     let prefix = i.prefix.clone().unwrap_or_default();
-    let p = page(
-        s3,
-        &i.bucket,
-        &prefix,
-        i.delimiter.as_deref(),
-        i.key_marker.as_deref(),
-        i.max_keys,
-    )
-    .await?;
+    let delimiter = i.delimiter.as_deref().filter(|d| !d.is_empty());
+    let start = start_at_marker(i.key_marker.as_deref(), delimiter);
+    let p = page(s3, &i.bucket, &prefix, delimiter, start, i.max_keys).await?;
     let enc = encoder(i.encoding_type.as_ref());
     let versions = p
         .contents
@@ -257,7 +282,7 @@ pub(crate) async fn list_versions(
         common_prefixes: common_prefixes(&p, &enc),
         is_truncated: Some(p.truncated),
         next_key_marker: if p.truncated {
-            p.last.clone().map(&enc)
+            last_name(&p).map(&enc)
         } else {
             None
         },

@@ -152,11 +152,11 @@ impl Engine for SimEngine {
         &self,
         space: Space,
         prefix: &[u8],
-        after: Option<&[u8]>,
+        start: store::Start<'_>,
         bytes_max: usize,
     ) -> Result<Entries, StoreError> {
         self.check()?;
-        self.disk.scan_page(space, prefix, after, bytes_max)
+        self.disk.scan_page(space, prefix, start, bytes_max)
     }
 }
 

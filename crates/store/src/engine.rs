@@ -36,6 +36,28 @@ pub type BatchItem = (Space, Vec<u8>, Option<Vec<u8>>);
 /// Keys with their values, in key order.
 pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
 
+/// Where a page scan starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Start<'a> {
+    /// At the first key with the prefix.
+    First,
+    /// Strictly after this key (where the previous page ended).
+    After(&'a [u8]),
+    /// At this key or the first after it (a seek past a skipped range).
+    At(&'a [u8]),
+}
+
+impl<'a> Start<'a> {
+    /// `First` when the start key sorts before `prefix`: a scan from there
+    /// would meet keys without the prefix first and stop at once.
+    pub fn clamped_to(self, prefix: &[u8]) -> Start<'a> {
+        match self {
+            Start::After(k) | Start::At(k) if k < prefix => Start::First,
+            other => other,
+        }
+    }
+}
+
 /// A key-value engine. Writes are atomic per batch and visible at once, but
 /// durable only after [`Engine::sync`].
 pub trait Engine: Send + Sync + 'static {
@@ -80,9 +102,9 @@ pub trait Engine: Send + Sync + 'static {
     ///
     /// I/O failures.
     fn first_key_from(&self, space: Space, from: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
-    /// Keys with `prefix` strictly after `after` (from the first if
-    /// `None`), in key order, until their values reach `bytes_max` (at
-    /// least one entry is returned if any is left).
+    /// Keys with `prefix` from `start`, in key order, until their keys and
+    /// values reach `bytes_max` (at least one entry is returned if any is
+    /// left).
     ///
     /// # Errors
     ///
@@ -91,7 +113,7 @@ pub trait Engine: Send + Sync + 'static {
         &self,
         space: Space,
         prefix: &[u8],
-        after: Option<&[u8]>,
+        start: Start<'_>,
         bytes_max: usize,
     ) -> Result<Entries, StoreError>;
 }
@@ -295,27 +317,26 @@ impl Engine for FjallEngine {
         &self,
         space: Space,
         prefix: &[u8],
-        after: Option<&[u8]>,
+        start: Start<'_>,
         bytes_max: usize,
     ) -> Result<Entries, StoreError> {
+        use std::ops::Bound;
         let entries = |g: fjall::Guard| {
             let (k, v) = g.into_inner().map_err(engine_err("scanning"))?;
             Ok((k.to_vec(), v.to_vec()))
         };
-        match after {
-            None => take_page(self.space(space).prefix(prefix).map(entries), bytes_max),
-            Some(after) => {
-                let from = (
-                    std::ops::Bound::Excluded(after.to_vec()),
-                    std::ops::Bound::Unbounded,
-                );
-                let page = self
-                    .space(space)
-                    .range(from)
-                    .map(entries)
-                    .take_while(|e| e.as_ref().map_or(true, |(k, _)| k.starts_with(prefix)));
-                take_page(page, bytes_max)
+        let from = match start.clamped_to(prefix) {
+            Start::First => {
+                return take_page(self.space(space).prefix(prefix).map(entries), bytes_max)
             }
-        }
+            Start::After(k) => Bound::Excluded(k.to_vec()),
+            Start::At(k) => Bound::Included(k.to_vec()),
+        };
+        let page = self
+            .space(space)
+            .range((from, Bound::Unbounded))
+            .map(entries)
+            .take_while(|e| e.as_ref().map_or(true, |(k, _)| k.starts_with(prefix)));
+        take_page(page, bytes_max)
     }
 }

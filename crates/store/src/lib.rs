@@ -24,14 +24,16 @@
 mod engine;
 mod format;
 mod keys;
+mod listing;
 mod memory;
 mod reclaim;
 mod writeback;
 mod writer;
 
-pub use engine::{BatchItem, Engine, Entries, FjallEngine, Space};
+pub use engine::{BatchItem, Engine, Entries, FjallEngine, Space, Start};
 pub use format::{decode_object, encode_object, OBJECT_VERSION_MARKER};
 pub use keys::{ObjectKey, BUCKET_BYTES_MAX, KEY_BYTES_MAX, TYPE_BYTES_MAX};
+pub use listing::{ListQuery, ListStart, Listed, ListedPage, ListedVersion};
 pub use memory::MemoryEngine;
 pub use writer::PendingSync;
 
@@ -61,6 +63,11 @@ pub enum StoreError {
     /// The writer is gone (the node is shutting down).
     #[error("the storage writer stopped; the node is shutting down")]
     SyncStopped,
+}
+
+/// Where a page that resumes after `after` (if any) starts.
+fn start_after(after: Option<&[u8]>) -> Start<'_> {
+    after.map_or(Start::First, Start::After)
 }
 
 /// A (bucket type, bucket) pair.
@@ -177,7 +184,12 @@ impl Store {
         let prefix = ObjectKey::bucket_prefix(partition, bucket_type, bucket);
         let after = after.map(|a| [prefix.as_slice(), a].concat());
         self.engine
-            .scan_page(Space::Objects, &prefix, after.as_deref(), bytes_max)?
+            .scan_page(
+                Space::Objects,
+                &prefix,
+                start_after(after.as_deref()),
+                bytes_max,
+            )?
             .into_iter()
             .map(|(k, v)| Ok((k[prefix.len()..].to_vec(), decode_object(&v)?)))
             .collect()
@@ -220,7 +232,7 @@ impl Store {
             .scan_page(
                 Space::Objects,
                 &partition.to_be_bytes(),
-                after.as_deref(),
+                start_after(after.as_deref()),
                 bytes_max,
             )?
             .into_iter()
@@ -351,10 +363,12 @@ impl Store {
         let prefix = target.to_be_bytes();
         let after = after.map(|k| Self::hint_key(target, k));
         let mut out = Vec::new();
-        for (k, v) in self
-            .engine
-            .scan_page(Space::Hints, &prefix, after.as_deref(), bytes_max)?
-        {
+        for (k, v) in self.engine.scan_page(
+            Space::Hints,
+            &prefix,
+            start_after(after.as_deref()),
+            bytes_max,
+        )? {
             let key = ObjectKey::decode(&k[8..]).ok_or(StoreError::Corrupt {
                 what: "hint key",
                 detail: format!("{} bytes", k.len()),

@@ -1,6 +1,6 @@
 //! The in-memory engine, with crash semantics for simulation.
 
-use crate::engine::{BatchItem, Engine, Entries, Space};
+use crate::engine::{BatchItem, Engine, Entries, Space, Start};
 use crate::StoreError;
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
@@ -110,14 +110,15 @@ impl Engine for MemoryEngine {
         &self,
         space: Space,
         prefix: &[u8],
-        after: Option<&[u8]>,
+        start: Start<'_>,
         bytes_max: usize,
     ) -> Result<Entries, StoreError> {
         use std::ops::Bound;
         let l = self.lock();
-        let from = match after {
-            Some(a) => Bound::Excluded((space, a.to_vec())),
-            None => Bound::Included((space, prefix.to_vec())),
+        let from = match start.clamped_to(prefix) {
+            Start::After(a) => Bound::Excluded((space, a.to_vec())),
+            Start::At(a) => Bound::Included((space, a.to_vec())),
+            Start::First => Bound::Included((space, prefix.to_vec())),
         };
         let page = l
             .current

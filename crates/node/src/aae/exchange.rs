@@ -11,28 +11,59 @@ use store::ObjectKey;
 
 /// Primaries per partition whose trees are compared (the default `n_val`).
 const REPLICAS_COMPARED: usize = 3;
+/// Digests in one page of an exchange, at most.
+pub(crate) const DIGEST_PAGE_KEYS_MAX: usize = 4096;
+/// Bytes one digest page reads from storage at most (values included: the
+/// digest is of the stored object).
+pub(crate) const DIGEST_SCAN_BYTES_MAX: usize = 1 << 20;
 
 impl Node {
-    /// Digests of this node's keys in some segments of a partition.
-    pub(crate) fn key_digests(
+    /// A page of the digests of this node's keys in some segments of a
+    /// partition, after the encoded object key `after`: at most
+    /// `keys_max` digests (and [`DIGEST_PAGE_KEYS_MAX`]), from at most
+    /// [`DIGEST_SCAN_BYTES_MAX`] bytes read. Returns the digests and where
+    /// the scan stopped (`None` once the partition has no more). Whatever
+    /// a peer asks, one request costs one bounded page.
+    pub(crate) fn key_digest_page(
         &self,
         partition: u16,
         segments: &[u16],
-    ) -> Result<Vec<KeyDigest>, NodeError> {
+        after: Option<&[u8]>,
+        keys_max: u32,
+    ) -> Result<(Vec<KeyDigest>, Option<Bytes>), NodeError> {
         let wanted: BTreeSet<u16> = segments.iter().copied().collect();
-        Ok(self
-            .inner
-            .store
-            .scan_partition(partition)?
-            .into_iter()
-            .filter(|(_, obj)| !obj.context().is_empty())
-            .filter_map(|(okey, obj)| {
-                let key = okey.encode();
-                wanted
-                    .contains(&segment_of(&key))
-                    .then(|| (Bytes::from(key), digest(&obj)))
-            })
-            .collect())
+        let keys_max = (keys_max as usize).clamp(1, DIGEST_PAGE_KEYS_MAX);
+        let mut digests = Vec::new();
+        let mut resume: Option<Bytes> = after.map(Bytes::copy_from_slice);
+        let mut scanned = 0;
+        while digests.len() < keys_max && scanned < DIGEST_SCAN_BYTES_MAX {
+            let from = resume.as_deref().and_then(ObjectKey::decode);
+            if resume.is_some() && from.is_none() {
+                return Err(NodeError::BadRequest(
+                    "anti-entropy page cursor is not an object key".into(),
+                ));
+            }
+            let page = self.inner.store.scan_partition_page(
+                partition,
+                from.as_ref(),
+                DIGEST_SCAN_BYTES_MAX - scanned,
+            )?;
+            if page.is_empty() {
+                return Ok((digests, None));
+            }
+            for (okey, obj, size) in page {
+                let key = Bytes::from(okey.encode());
+                scanned += size;
+                resume = Some(key.clone());
+                if !obj.context().is_empty() && wanted.contains(&segment_of(&key)) {
+                    digests.push((key, digest(&obj)));
+                    if digests.len() >= keys_max {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok((digests, resume))
     }
 
     /// Partitions this node is one of the first primaries of.
@@ -155,35 +186,10 @@ async fn exchange(node: &Node, partition: u16, peer: NodeId) -> Result<u64, Stri
     if differing.is_empty() {
         return Ok(0);
     }
-    let remote: BTreeMap<Bytes, u64> = match node
-        .call(
-            peer,
-            Request::AaeKeys {
-                partition,
-                segments: differing.clone(),
-            },
-            timeout,
-        )
-        .await?
-    {
-        Response::KeyDigests(k) => k.into_iter().collect(),
-        other => return Err(format!("unexpected answer {other:?}")),
-    };
-    let local: BTreeMap<Bytes, u64> = node
-        .key_digests(partition, &differing)
-        .map_err(|e| e.to_string())?
-        .into_iter()
-        .collect();
-    let keys: BTreeSet<&Bytes> = remote
-        .iter()
-        .filter(|(k, d)| local.get(*k) != Some(d))
-        .map(|(k, _)| k)
-        .chain(local.keys().filter(|k| !remote.contains_key(*k)))
-        .take(node.config().aae_keys_per_exchange_max)
-        .collect();
+    let keys = differing_keys(node, partition, peer, &differing, timeout).await?;
     let mut repaired = 0;
     for raw in keys {
-        let Some(okey) = ObjectKey::decode(raw) else {
+        let Some(okey) = ObjectKey::decode(&raw) else {
             continue;
         };
         if sync_key(node, peer, okey, timeout).await? {
@@ -191,6 +197,107 @@ async fn exchange(node: &Node, partition: u16, peer: NodeId) -> Result<u64, Stri
         }
     }
     Ok(repaired)
+}
+
+/// One side's digests of the differing segments, a page at a time.
+#[derive(Default)]
+struct Digests {
+    buffer: std::collections::VecDeque<KeyDigest>,
+    /// Where the next page starts.
+    after: Option<Bytes>,
+    /// Whether the side has no more pages.
+    done: bool,
+}
+
+impl Digests {
+    fn take(&mut self, (digests, resume): (Vec<KeyDigest>, Option<Bytes>)) {
+        self.buffer = digests.into();
+        self.done = resume.is_none();
+        self.after = resume;
+    }
+
+    fn wants_page(&self) -> bool {
+        self.buffer.is_empty() && !self.done
+    }
+}
+
+/// The keys whose digests differ between this node and `peer` in some
+/// segments of a partition (present on one side only, or with different
+/// digests), at most `aae_keys_per_exchange_max`: a merge-join of both
+/// sides' digest pages in key order, so neither side ever holds more than
+/// a page.
+async fn differing_keys(
+    node: &Node,
+    partition: u16,
+    peer: NodeId,
+    segments: &[u16],
+    timeout: Duration,
+) -> Result<BTreeSet<Bytes>, String> {
+    let (mut theirs, mut ours) = (Digests::default(), Digests::default());
+    let mut keys = BTreeSet::new();
+    let keys_max = node.config().aae_keys_per_exchange_max;
+    while keys.len() < keys_max {
+        if theirs.wants_page() {
+            let req = Request::AaeKeyPage {
+                partition,
+                segments: segments.to_vec(),
+                after: theirs.after.clone(),
+                keys_max: DIGEST_PAGE_KEYS_MAX as u32,
+            };
+            match node.call(peer, req, timeout).await? {
+                Response::KeyDigestPage { digests, resume } => {
+                    if !digests.windows(2).all(|w| w[0].0 < w[1].0) {
+                        return Err(format!("{peer} sent digests out of order"));
+                    }
+                    theirs.take((digests, resume));
+                }
+                other => return Err(format!("unexpected answer {other:?}")),
+            }
+            continue;
+        }
+        if ours.wants_page() {
+            let page = node
+                .key_digest_page(
+                    partition,
+                    segments,
+                    ours.after.as_deref(),
+                    DIGEST_PAGE_KEYS_MAX as u32,
+                )
+                .map_err(|e| e.to_string())?;
+            ours.take(page);
+            continue;
+        }
+        let (t, o) = (theirs.buffer.front(), ours.buffer.front());
+        match (t, o) {
+            (None, None) => break,
+            (Some((k, _)), None) => {
+                keys.insert(k.clone());
+                theirs.buffer.pop_front();
+            }
+            (None, Some((k, _))) => {
+                keys.insert(k.clone());
+                ours.buffer.pop_front();
+            }
+            (Some((tk, td)), Some((ok, od))) => match tk.cmp(ok) {
+                std::cmp::Ordering::Less => {
+                    keys.insert(tk.clone());
+                    theirs.buffer.pop_front();
+                }
+                std::cmp::Ordering::Greater => {
+                    keys.insert(ok.clone());
+                    ours.buffer.pop_front();
+                }
+                std::cmp::Ordering::Equal => {
+                    if td != od {
+                        keys.insert(tk.clone());
+                    }
+                    theirs.buffer.pop_front();
+                    ours.buffer.pop_front();
+                }
+            },
+        }
+    }
+    Ok(keys)
 }
 
 /// Merge `peer`'s version of a key into ours and ours into theirs. Returns
