@@ -216,6 +216,18 @@ mod tests {
                 partition: 9,
                 modified_ms_max: 1 << 40,
             },
+            Request::ListPages {
+                bucket_type: Bytes::from_static(b"_s3o"),
+                bucket: Bytes::from_static(b"b"),
+                query: ListQuery {
+                    prefix: Bytes::from_static(b"p/"),
+                    delimiter: Some(Bytes::from_static(b"/")),
+                    entries_max: 0,
+                    bytes_max: 65536,
+                    value_head_bytes: 96,
+                },
+                parts: vec![(1, ListStart::At(Bytes::from_static(b"p/a0")), 9)],
+            },
         ];
         let mut out: Vec<Vec<u8>> = requests
             .iter()
@@ -236,7 +248,7 @@ mod tests {
 
         #[test]
         fn mutated_frames_decode_or_fail(
-            which in 0usize..5,
+            which in 0usize..6,
             edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6),
             cut in any::<prop::sample::Index>(),
         ) {

@@ -4,7 +4,8 @@
 //!
 //! Every PUT sends fresh random bytes: ringstore stores identical 1 MiB
 //! blocks once, so a repeated payload would measure deduplication, not
-//! writing. `get` first writes every object once.
+//! writing. `get` first writes every object once; `fill` only writes
+//! them, for `--preloaded` runs and `list` pages over a large bucket.
 
 use crate::load;
 use anyhow::{bail, Context, Result};
@@ -21,6 +22,24 @@ pub(crate) enum S3Workload {
     Put,
     /// GetObject of objects written before the run, read to their end.
     Get,
+    /// Write every object once (`--objects` of them) with a progress bar,
+    /// then stop: fills a bucket for the other workloads (`--preloaded`).
+    Fill,
+    /// ListObjectsV2 pages of 1,000 (`--page` says which) over a filled
+    /// bucket.
+    List,
+}
+
+/// Which listing page `--workload list` asks for.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ListPage {
+    /// The first page of keys.
+    First,
+    /// A page of keys from a random point of the bucket (start-after).
+    Middle,
+    /// A page of 1,000 "folders" (delimiter `/`; each object name is a
+    /// folder of 4, as a video's thumbnails) from a random point.
+    Folders,
 }
 
 /// Flags of `ringstore bench s3`.
@@ -67,6 +86,9 @@ pub(crate) struct S3BenchFlags {
     /// stderr), to tell a steady tail from stalls.
     #[arg(long)]
     timeline: bool,
+    /// The page `--workload list` asks for.
+    #[arg(long, value_enum, default_value = "first")]
+    page: ListPage,
     /// GET: skip writing the objects first (an earlier run with the same
     /// bucket, size and --objects wrote them), so the server CPU measured
     /// around the run is the GETs' alone.
@@ -151,21 +173,37 @@ pub(crate) async fn run(f: S3BenchFlags) -> Result<()> {
         .create_bucket(&f.bucket)
         .await
         .context("creating the bench bucket")?;
+    if f.workload == S3Workload::Fill {
+        let started = std::time::Instant::now();
+        preload(&clients, &f).await?;
+        let secs = started.elapsed().as_secs_f64();
+        println!(
+            "filled {} with {} objects of {} B in {secs:.1} s ({:.0} PUT/s)",
+            f.bucket,
+            f.objects,
+            f.size,
+            f.objects as f64 / secs
+        );
+        return Ok(());
+    }
     if f.workload == S3Workload::Get && !f.preloaded {
         preload(&clients, &f).await?;
     }
-    let (bucket, objects, size, workload) = (f.bucket.clone(), f.objects, f.size, f.workload);
+    let (bucket, objects, size, workload, page) =
+        (f.bucket.clone(), f.objects, f.size, f.workload, f.page);
     let op = move |w: usize| {
         let c = clients[w % clients.len()].clone();
         let bucket = bucket.clone();
         async move {
-            let key = format!("o{}", rand::random_range(0..objects));
+            let key = object_name(rand::random_range(0..objects));
             match workload {
                 S3Workload::Put => c
                     .put_object(&bucket, &key, random_body(size))
                     .await
                     .map(|()| size),
                 S3Workload::Get => c.get_object(&bucket, &key).await,
+                S3Workload::List => list_page(&c, &bucket, page, &key).await,
+                S3Workload::Fill => unreachable!("fill returns before the loop"),
             }
             .map_err(|e| e.to_string())
         }
@@ -188,6 +226,35 @@ pub(crate) async fn run(f: S3BenchFlags) -> Result<()> {
     Ok(())
 }
 
+/// The name of object `n`: folders of 4 (a video's thumbnails), numbered
+/// so that names sort as numbers.
+fn object_name(n: u64) -> String {
+    format!("v{:08}/t{}", n / 4, n % 4)
+}
+
+/// One listing page of 1,000; "bytes" are the entries listed.
+async fn list_page(
+    c: &S3Client,
+    bucket: &str,
+    page: ListPage,
+    random_key: &str,
+) -> Result<u64, client::ClientError> {
+    let req = match page {
+        ListPage::First => client::s3::ListRequest::default(),
+        ListPage::Middle => client::s3::ListRequest {
+            start_after: Some(random_key),
+            ..Default::default()
+        },
+        ListPage::Folders => client::s3::ListRequest {
+            start_after: Some(random_key),
+            delimiter: Some("/"),
+            ..Default::default()
+        },
+    };
+    let listed = c.list_objects_v2(bucket, &req).await?;
+    Ok((listed.keys.len() + listed.prefixes.len()) as u64)
+}
+
 async fn preload(clients: &[S3Client], f: &S3BenchFlags) -> Result<()> {
     let clients = clients.to_vec();
     let (bucket, size) = (f.bucket.clone(), f.size);
@@ -195,7 +262,7 @@ async fn preload(clients: &[S3Client], f: &S3BenchFlags) -> Result<()> {
         let c = clients[o as usize % clients.len()].clone();
         let bucket = bucket.clone();
         async move {
-            c.put_object(&bucket, &format!("o{o}"), random_body(size))
+            c.put_object(&bucket, &object_name(o), random_body(size))
                 .await
         }
     })

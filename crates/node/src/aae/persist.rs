@@ -36,6 +36,9 @@ pub(crate) enum TreesSource {
     Rebuilt,
 }
 
+/// Bytes of objects read at once while rebuilding the trees.
+const REBUILD_PAGE_BYTES: usize = 4 << 20;
+
 impl Node {
     #[cfg(test)]
     fn stats_trees_loaded(&self) -> bool {
@@ -79,14 +82,26 @@ impl Node {
         Ok(source)
     }
 
-    /// Build the trees from every stored object.
+    /// Build the trees from every stored object, a page at a time (memory
+    /// stays at one page whatever a partition holds).
     fn rebuild_trees(&self) -> Result<(), NodeError> {
         for p in 0..(1u32 << self.config().partition_bits) {
             let p = p as u16;
-            for (okey, obj) in self.inner.store.scan_partition(p)? {
-                self.inner
-                    .trees
-                    .update(p, &okey.encode(), &causal::Object::new(), &obj);
+            let mut after: Option<store::ObjectKey> = None;
+            loop {
+                let page =
+                    self.inner
+                        .store
+                        .scan_partition_page(p, after.as_ref(), REBUILD_PAGE_BYTES)?;
+                let Some((last, _, _)) = page.last() else {
+                    break;
+                };
+                after = Some(last.clone());
+                for (okey, obj, _) in &page {
+                    self.inner
+                        .trees
+                        .update(p, &okey.encode(), &causal::Object::new(), obj);
+                }
             }
         }
         Ok(())
