@@ -64,6 +64,8 @@ pub(crate) struct Metrics {
     aae_exchanges: Gauge,
     aae_keys_repaired: Gauge,
     aae_trees_loaded: Gauge,
+    aae_partitions_rebuilding: Gauge,
+    aae_rebuild_ms: Gauge,
     handoff_partitions: Gauge,
     handoff_bytes_left: Gauge,
     handoff_bytes: Gauge,
@@ -142,6 +144,17 @@ impl Metrics {
         );
         let (aae_exchanges, aae_keys_repaired) = (Gauge::default(), Gauge::default());
         let aae_trees_loaded = Gauge::default();
+        let (aae_partitions_rebuilding, aae_rebuild_ms) = (Gauge::default(), Gauge::default());
+        registry.register(
+            "aae_partitions_rebuilding",
+            "Partitions whose anti-entropy tree is being rebuilt beside service (exchanges skip them)",
+            aae_partitions_rebuilding.clone(),
+        );
+        registry.register(
+            "aae_rebuild_milliseconds",
+            "How long the last anti-entropy tree rebuild took (0: none since start)",
+            aae_rebuild_ms.clone(),
+        );
         let (handoff_partitions, handoff_bytes_left, handoff_bytes) =
             (Gauge::default(), Gauge::default(), Gauge::default());
         registry.register(
@@ -201,6 +214,8 @@ impl Metrics {
             aae_exchanges,
             aae_keys_repaired,
             aae_trees_loaded,
+            aae_partitions_rebuilding,
+            aae_rebuild_ms,
             handoff_partitions,
             handoff_bytes_left,
             handoff_bytes,
@@ -261,6 +276,9 @@ impl Metrics {
         self.aae_keys_repaired.set(status.aae_keys_repaired as i64);
         self.aae_trees_loaded
             .set(i64::from(status.aae_trees_loaded));
+        self.aae_partitions_rebuilding
+            .set(status.aae_partitions_rebuilding as i64);
+        self.aae_rebuild_ms.set(status.aae_rebuild_ms as i64);
         let transfers = node.transfers();
         self.handoff_partitions.set(transfers.len() as i64);
         self.handoff_bytes_left

@@ -43,6 +43,8 @@ pub(crate) struct Stats {
     pub(crate) aae_keys_repaired: std::sync::atomic::AtomicU64,
     /// Whether the anti-entropy trees were loaded (not rebuilt) at start.
     pub(crate) trees_loaded: std::sync::atomic::AtomicBool,
+    /// How long the last anti-entropy tree rebuild took (0: none yet).
+    pub(crate) aae_rebuild_ms: std::sync::atomic::AtomicU64,
 }
 
 pub(crate) struct Inner {

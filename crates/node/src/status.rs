@@ -58,6 +58,11 @@ pub struct ClusterStatus {
     /// Whether this node's anti-entropy trees were loaded as a clean stop
     /// saved them (`false`: rebuilt by reading every object).
     pub aae_trees_loaded: bool,
+    /// Partitions whose anti-entropy tree is still being rebuilt beside
+    /// service (0 once done).
+    pub aae_partitions_rebuilding: usize,
+    /// How long the last tree rebuild took, ms (0: none since start).
+    pub aae_rebuild_ms: u64,
 }
 
 /// One owner of a partition.
@@ -142,6 +147,8 @@ impl Node {
             aae_exchanges: self.inner.stats.aae_exchanges.load(Relaxed),
             aae_keys_repaired: self.inner.stats.aae_keys_repaired.load(Relaxed),
             aae_trees_loaded: self.inner.stats.trees_loaded.load(Relaxed),
+            aae_partitions_rebuilding: self.inner.trees.rebuilding(),
+            aae_rebuild_ms: self.inner.stats.aae_rebuild_ms.load(Relaxed),
         }
     }
 

@@ -169,7 +169,7 @@ pub(crate) async fn start(mut cfg: NodeConfig, nodes: u64) -> Result<Running> {
         })?;
     cfg.s3 = s3_listener.local_addr()?.to_string();
     let engine = Arc::new(
-        FjallEngine::open(&cfg.data_dir.join("db"))
+        FjallEngine::open(&cfg.data_dir.join("db"), cfg.storage_cache_bytes)
             .with_context(|| format!("opening data directory {}", cfg.data_dir.display()))?,
     );
     let env = Env {

@@ -85,4 +85,26 @@ async fn clean_stop_loads_trees_and_kill_9_rebuilds_them() {
         },
     )
     .await;
+    // The node served those reads while its trees were being rebuilt
+    // beside service; the rebuild finishes on its own.
+    wait_until(
+        "the rebuild beside service finishes",
+        Duration::from_secs(30),
+        || {
+            let c = &c;
+            async move {
+                let v: Value = c
+                    .http
+                    .get(c.nodes[2].url("/admin/cluster"))
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                v["aae_partitions_rebuilding"] == 0
+            }
+        },
+    )
+    .await;
 }

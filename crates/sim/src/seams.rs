@@ -158,6 +158,11 @@ impl Engine for SimEngine {
         self.check()?;
         self.disk.scan_page(space, prefix, start, bytes_max)
     }
+
+    fn snapshot(&self) -> Result<Box<dyn store::EngineSnapshot>, StoreError> {
+        self.check()?;
+        self.disk.snapshot()
+    }
 }
 
 /// The shared in-memory network as one incarnation sees it.

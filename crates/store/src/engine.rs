@@ -116,6 +116,30 @@ pub trait Engine: Send + Sync + 'static {
         start: Start<'_>,
         bytes_max: usize,
     ) -> Result<Entries, StoreError>;
+    /// A snapshot of everything written so far.
+    ///
+    /// # Errors
+    ///
+    /// I/O failures.
+    fn snapshot(&self) -> Result<Box<dyn EngineSnapshot>, StoreError>;
+}
+
+/// A consistent read-only view of an engine at one instant: writes after
+/// it are not seen. Held briefly (a disk engine keeps the versions it
+/// needs from compaction while it lives).
+pub trait EngineSnapshot: Send + Sync {
+    /// As [`Engine::scan_page`], at the snapshot's instant.
+    ///
+    /// # Errors
+    ///
+    /// I/O failures.
+    fn scan_page(
+        &self,
+        space: Space,
+        prefix: &[u8],
+        start: Start<'_>,
+        bytes_max: usize,
+    ) -> Result<Entries, StoreError>;
 }
 
 /// Take entries until their values reach `bytes_max` (at least one).
@@ -197,13 +221,14 @@ fn engine_err(doing: &'static str) -> impl Fn(fjall::Error) -> StoreError {
 }
 
 impl FjallEngine {
-    /// Open or create the database in `dir`.
+    /// Open or create the database in `dir`, with a block cache of
+    /// `cache_bytes` (index, filter and data blocks read from disk).
     ///
     /// # Errors
     ///
     /// The directory cannot be created, is locked by another process, or is
     /// not a fjall database.
-    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+    pub fn open(dir: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| StoreError::Engine {
             doing: "creating the data directory",
             detail: format!("{}: {e}", dir.display()),
@@ -217,6 +242,7 @@ impl FjallEngine {
         // text can compress it themselves (Content-Encoding).
         let db = fjall::Database::builder(dir)
             .journal_compression(fjall::CompressionType::None)
+            .cache_size(cache_bytes)
             .open()
             .map_err(engine_err("opening the database"))?;
         let mut spaces = Vec::new();
@@ -320,23 +346,77 @@ impl Engine for FjallEngine {
         start: Start<'_>,
         bytes_max: usize,
     ) -> Result<Entries, StoreError> {
-        use std::ops::Bound;
-        let entries = |g: fjall::Guard| {
-            let (k, v) = g.into_inner().map_err(engine_err("scanning"))?;
-            Ok((k.to_vec(), v.to_vec()))
-        };
-        let from = match start.clamped_to(prefix) {
-            Start::First => {
-                return take_page(self.space(space).prefix(prefix).map(entries), bytes_max)
-            }
-            Start::After(k) => Bound::Excluded(k.to_vec()),
-            Start::At(k) => Bound::Included(k.to_vec()),
-        };
-        let page = self
-            .space(space)
-            .range((from, Bound::Unbounded))
-            .map(entries)
-            .take_while(|e| e.as_ref().map_or(true, |(k, _)| k.starts_with(prefix)));
-        take_page(page, bytes_max)
+        let ks = self.space(space);
+        fjall_page(
+            || ks.prefix(prefix),
+            |r| ks.range(r),
+            prefix,
+            start,
+            bytes_max,
+        )
     }
+
+    fn snapshot(&self) -> Result<Box<dyn EngineSnapshot>, StoreError> {
+        Ok(Box::new(FjallSnapshot {
+            snapshot: self.db.snapshot(),
+            spaces: self.spaces.clone(),
+        }))
+    }
+}
+
+/// A fjall snapshot with the keyspaces to read through it.
+struct FjallSnapshot {
+    snapshot: fjall::Snapshot,
+    spaces: Vec<fjall::Keyspace>,
+}
+
+impl EngineSnapshot for FjallSnapshot {
+    fn scan_page(
+        &self,
+        space: Space,
+        prefix: &[u8],
+        start: Start<'_>,
+        bytes_max: usize,
+    ) -> Result<Entries, StoreError> {
+        use fjall::Readable;
+        let ks = &self.spaces[space as usize];
+        let snap = &self.snapshot;
+        fjall_page(
+            || snap.prefix(ks, prefix),
+            |r| snap.range(ks, r),
+            prefix,
+            start,
+            bytes_max,
+        )
+    }
+}
+
+type KeyRange = (std::ops::Bound<Vec<u8>>, std::ops::Bound<Vec<u8>>);
+
+/// A page of a fjall scan from `start`, through a keyspace or a snapshot.
+fn fjall_page<P, R>(
+    prefix_iter: impl FnOnce() -> P,
+    range_iter: impl FnOnce(KeyRange) -> R,
+    prefix: &[u8],
+    start: Start<'_>,
+    bytes_max: usize,
+) -> Result<Entries, StoreError>
+where
+    P: Iterator<Item = fjall::Guard>,
+    R: Iterator<Item = fjall::Guard>,
+{
+    use std::ops::Bound;
+    let entries = |g: fjall::Guard| {
+        let (k, v) = g.into_inner().map_err(engine_err("scanning"))?;
+        Ok((k.to_vec(), v.to_vec()))
+    };
+    let from = match start.clamped_to(prefix) {
+        Start::First => return take_page(prefix_iter().map(entries), bytes_max),
+        Start::After(k) => Bound::Excluded(k.to_vec()),
+        Start::At(k) => Bound::Included(k.to_vec()),
+    };
+    let page = range_iter((from, Bound::Unbounded))
+        .map(entries)
+        .take_while(|e| e.as_ref().map_or(true, |(k, _)| k.starts_with(prefix)));
+    take_page(page, bytes_max)
 }

@@ -30,7 +30,7 @@ mod reclaim;
 mod writeback;
 mod writer;
 
-pub use engine::{BatchItem, Engine, Entries, FjallEngine, Space, Start};
+pub use engine::{BatchItem, Engine, EngineSnapshot, Entries, FjallEngine, Space, Start};
 pub use format::{decode_object, encode_object, OBJECT_VERSION_MARKER};
 pub use keys::{ObjectKey, BUCKET_BYTES_MAX, KEY_BYTES_MAX, TYPE_BYTES_MAX};
 pub use listing::{ListQuery, ListStart, Listed, ListedPage, ListedVersion};
@@ -68,6 +68,47 @@ pub enum StoreError {
 /// Where a page that resumes after `after` (if any) starts.
 fn start_after(after: Option<&[u8]>) -> Start<'_> {
     after.map_or(Start::First, Start::After)
+}
+
+/// Decode a page of encoded object keys and objects, with their sizes.
+fn decode_partition_page(entries: Entries) -> Result<Vec<(ObjectKey, Object, usize)>, StoreError> {
+    entries
+        .into_iter()
+        .map(|(k, v)| {
+            let key = ObjectKey::decode(&k).ok_or(StoreError::Corrupt {
+                what: "object key",
+                detail: format!("{} bytes", k.len()),
+            })?;
+            Ok((key, decode_object(&v)?, k.len() + v.len()))
+        })
+        .collect()
+}
+
+/// A read-only view of a node's objects at one instant.
+pub struct StoreSnapshot {
+    engine: Box<dyn EngineSnapshot>,
+}
+
+impl StoreSnapshot {
+    /// As [`Store::scan_partition_page`], at the snapshot's instant.
+    ///
+    /// # Errors
+    ///
+    /// Engine failures and undecodable bytes.
+    pub fn scan_partition_page(
+        &self,
+        partition: u16,
+        after: Option<&ObjectKey>,
+        bytes_max: usize,
+    ) -> Result<Vec<(ObjectKey, Object, usize)>, StoreError> {
+        let after = after.map(ObjectKey::encode);
+        let prefix = partition.to_be_bytes();
+        let start = start_after(after.as_deref());
+        decode_partition_page(
+            self.engine
+                .scan_page(Space::Objects, &prefix, start, bytes_max)?,
+        )
+    }
 }
 
 /// A (bucket type, bucket) pair.
@@ -228,22 +269,24 @@ impl Store {
         bytes_max: usize,
     ) -> Result<Vec<(ObjectKey, Object, usize)>, StoreError> {
         let after = after.map(ObjectKey::encode);
-        self.engine
-            .scan_page(
-                Space::Objects,
-                &partition.to_be_bytes(),
-                start_after(after.as_deref()),
-                bytes_max,
-            )?
-            .into_iter()
-            .map(|(k, v)| {
-                let key = ObjectKey::decode(&k).ok_or(StoreError::Corrupt {
-                    what: "object key",
-                    detail: format!("{} bytes", k.len()),
-                })?;
-                Ok((key, decode_object(&v)?, k.len() + v.len()))
-            })
-            .collect()
+        let prefix = partition.to_be_bytes();
+        let start = start_after(after.as_deref());
+        decode_partition_page(
+            self.engine
+                .scan_page(Space::Objects, &prefix, start, bytes_max)?,
+        )
+    }
+
+    /// A snapshot of this node's objects as they are now, to read while
+    /// writes go on (the anti-entropy rebuild).
+    ///
+    /// # Errors
+    ///
+    /// Engine failures.
+    pub fn snapshot(&self) -> Result<StoreSnapshot, StoreError> {
+        Ok(StoreSnapshot {
+            engine: self.engine.snapshot()?,
+        })
     }
 
     /// Delete this node's replicas of `keys` (a partition handed off).

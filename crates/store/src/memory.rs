@@ -1,6 +1,6 @@
 //! The in-memory engine, with crash semantics for simulation.
 
-use crate::engine::{BatchItem, Engine, Entries, Space, Start};
+use crate::engine::{BatchItem, Engine, EngineSnapshot, Entries, Space, Start};
 use crate::StoreError;
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
@@ -113,20 +113,47 @@ impl Engine for MemoryEngine {
         start: Start<'_>,
         bytes_max: usize,
     ) -> Result<Entries, StoreError> {
-        use std::ops::Bound;
-        let l = self.lock();
-        let from = match start.clamped_to(prefix) {
-            Start::After(a) => Bound::Excluded((space, a.to_vec())),
-            Start::At(a) => Bound::Included((space, a.to_vec())),
-            Start::First => Bound::Included((space, prefix.to_vec())),
-        };
-        let page = l
-            .current
-            .range((from, Bound::Unbounded))
-            .take_while(|((s, k), _)| *s == space && k.starts_with(prefix))
-            .map(|((_, k), v)| Ok::<_, StoreError>((k.clone(), v.clone())));
-        crate::engine::take_page(page, bytes_max)
+        scan_map(&self.lock().current, space, prefix, start, bytes_max)
     }
+
+    fn snapshot(&self) -> Result<Box<dyn EngineSnapshot>, StoreError> {
+        Ok(Box::new(MemorySnapshot(self.lock().current.clone())))
+    }
+}
+
+/// A copy of what reads saw at one instant.
+struct MemorySnapshot(Map);
+
+impl EngineSnapshot for MemorySnapshot {
+    fn scan_page(
+        &self,
+        space: Space,
+        prefix: &[u8],
+        start: Start<'_>,
+        bytes_max: usize,
+    ) -> Result<Entries, StoreError> {
+        scan_map(&self.0, space, prefix, start, bytes_max)
+    }
+}
+
+fn scan_map(
+    map: &Map,
+    space: Space,
+    prefix: &[u8],
+    start: Start<'_>,
+    bytes_max: usize,
+) -> Result<Entries, StoreError> {
+    use std::ops::Bound;
+    let from = match start.clamped_to(prefix) {
+        Start::After(a) => Bound::Excluded((space, a.to_vec())),
+        Start::At(a) => Bound::Included((space, a.to_vec())),
+        Start::First => Bound::Included((space, prefix.to_vec())),
+    };
+    let page = map
+        .range((from, Bound::Unbounded))
+        .take_while(|((s, k), _)| *s == space && k.starts_with(prefix))
+        .map(|((_, k), v)| Ok::<_, StoreError>((k.clone(), v.clone())));
+    crate::engine::take_page(page, bytes_max)
 }
 
 #[cfg(test)]

@@ -111,7 +111,7 @@ pub(crate) async fn run(node: Node) {
         }
         let next = pairs
             .iter()
-            .filter(|(_, peer)| !node.is_suspect(*peer))
+            .filter(|(p, peer)| !node.is_suspect(*peer) && node.inner.trees.is_ready(*p))
             .min_by_key(|k| last_ok.get(*k).copied().unwrap_or(0))
             .copied();
         let Some((partition, peer)) = next else {

@@ -11,6 +11,16 @@
 //! durably *before* it serves anything, so a node that later crashes finds
 //! nothing saved and rebuilds. Saved trees with another format or
 //! partition count are ignored and rebuilt too.
+//!
+//! A rebuild does not hold the node back: at start, before it serves
+//! anything, the node takes a storage snapshot and marks every partition
+//! as rebuilding; then it serves while a background task scans the
+//! snapshot a page at a time and XORs each partition's scan into its live
+//! tree, which meanwhile collected the writes since the snapshot (see
+//! `Trees::finish_rebuild` for why that is exact). Exchanges skip a
+//! partition until its tree is finished, and peers asking for its
+//! segments are told to come back later. A clean stop during a rebuild
+//! saves nothing, so the next start rebuilds again.
 
 use super::tree::SEGMENTS;
 use crate::{Node, NodeError};
@@ -32,8 +42,8 @@ struct Saved {
 pub(crate) enum TreesSource {
     /// Loaded as a clean stop saved them.
     Loaded,
-    /// Rebuilt by reading every object.
-    Rebuilt,
+    /// Being rebuilt from a snapshot, beside service.
+    Rebuilding,
 }
 
 /// Bytes of objects read at once while rebuilding the trees.
@@ -70,8 +80,12 @@ impl Node {
                 TreesSource::Loaded
             }
             None => {
-                self.rebuild_trees()?;
-                TreesSource::Rebuilt
+                let snapshot = self.inner.store.snapshot()?;
+                let partitions = 0..(1u32 << self.config().partition_bits);
+                self.inner.trees.begin_rebuild(partitions.map(|p| p as u16));
+                let node = self.clone();
+                self.spawn(async move { node.rebuild_trees(snapshot).await });
+                TreesSource::Rebuilding
             }
         };
         tracing::info!(
@@ -82,34 +96,62 @@ impl Node {
         Ok(source)
     }
 
-    /// Build the trees from every stored object, a page at a time (memory
-    /// stays at one page whatever a partition holds).
-    fn rebuild_trees(&self) -> Result<(), NodeError> {
+    /// Rebuild every partition's tree from `snapshot`, a page at a time
+    /// (memory stays at one page whatever a partition holds), yielding to
+    /// requests between pages.
+    async fn rebuild_trees(&self, snapshot: store::StoreSnapshot) {
+        let started = std::time::Instant::now();
+        let (mut objects, mut bytes) = (0u64, 0u64);
         for p in 0..(1u32 << self.config().partition_bits) {
             let p = p as u16;
+            let mut segments = super::tree::scanned_segments();
             let mut after: Option<store::ObjectKey> = None;
             loop {
-                let page =
-                    self.inner
-                        .store
-                        .scan_partition_page(p, after.as_ref(), REBUILD_PAGE_BYTES)?;
+                let page = match snapshot.scan_partition_page(p, after.as_ref(), REBUILD_PAGE_BYTES)
+                {
+                    Ok(page) => page,
+                    Err(e) => {
+                        // The tree stays incomplete (exchanges skip it)
+                        // until the next start rebuilds it.
+                        tracing::error!(partition = p, error = %e, "anti-entropy rebuild failed; restart the node to retry");
+                        return;
+                    }
+                };
                 let Some((last, _, _)) = page.last() else {
                     break;
                 };
                 after = Some(last.clone());
-                for (okey, obj, _) in &page {
-                    self.inner
-                        .trees
-                        .update(p, &okey.encode(), &causal::Object::new(), obj);
+                for (okey, obj, size) in &page {
+                    super::tree::add_scanned(&mut segments, &okey.encode(), obj);
+                    objects += 1;
+                    bytes += *size as u64;
                 }
+                tokio::task::yield_now().await;
             }
+            self.inner.trees.finish_rebuild(p, &segments);
         }
-        Ok(())
+        let ms = started.elapsed().as_millis() as u64;
+        self.inner
+            .stats
+            .aae_rebuild_ms
+            .store(ms, std::sync::atomic::Ordering::Relaxed);
+        tracing::info!(
+            objects,
+            bytes,
+            ms,
+            "anti-entropy trees rebuilt beside service"
+        );
     }
 
     /// Save the trees for the next start. Call only with writes quiesced
     /// and storage synced (see the module doc).
     pub(crate) async fn save_trees(&self) -> Result<(), NodeError> {
+        if self.inner.trees.rebuilding() > 0 {
+            tracing::info!(
+                "anti-entropy trees still rebuilding; not saved, the next start rebuilds"
+            );
+            return Ok(());
+        }
         let saved = Saved {
             format: FORMAT,
             partition_bits: self.config().partition_bits,
@@ -158,11 +200,23 @@ mod tests {
         }
     }
 
+    /// Wait for a rebuild beside service to finish (it yields per page).
+    async fn rebuilt(node: &Node) {
+        for _ in 0..100_000 {
+            if node.inner.trees.rebuilding() == 0 {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+        panic!("the anti-entropy rebuild did not finish");
+    }
+
     #[tokio::test]
     async fn a_clean_stop_saves_trees_that_load_and_a_crash_rebuilds_them() {
         let engine = Arc::new(MemoryEngine::new());
         let node = start(&engine, &net::MemoryNetwork::new()).await;
         assert!(!node.stats_trees_loaded(), "nothing was saved yet");
+        rebuilt(&node).await;
         write(&node, 0..200).await;
         let before = node.inner.trees.snapshot();
         assert!(!before.is_empty());
@@ -185,7 +239,22 @@ mod tests {
             !node.stats_trees_loaded(),
             "crashed, yet saved trees loaded"
         );
-        assert_eq!(node.inner.trees.snapshot(), after);
+        // Writes during the rebuild, beside service, land in the trees too.
+        write(&node, 300..320).await;
+        rebuilt(&node).await;
+        assert!(
+            node.inner
+                .stats
+                .aae_rebuild_ms
+                .load(std::sync::atomic::Ordering::Relaxed)
+                < 60_000
+        );
+        let rebuilt_trees = node.inner.trees.snapshot();
+        node.shutdown();
+        let node = start(&engine, &net::MemoryNetwork::new()).await;
+        rebuilt(&node).await;
+        assert_eq!(node.inner.trees.snapshot(), rebuilt_trees);
+        assert_ne!(rebuilt_trees, after, "the writes during the rebuild count");
         node.shutdown();
     }
 }
