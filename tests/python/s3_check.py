@@ -166,6 +166,28 @@ def multipart(s3, other):
     assert len(s3.list_parts(Bucket="files", Key="aborted", UploadId=up["UploadId"])["Parts"]) == 1
     s3.abort_multipart_upload(Bucket="files", Key="aborted", UploadId=up["UploadId"])
     expect_error("NoSuchUpload", s3.list_parts, Bucket="files", Key="aborted", UploadId=up["UploadId"])
+    uploads_page_in_order(s3)
+
+
+def uploads_page_in_order(s3):
+    """ListMultipartUploads pages in (key, upload id) order with
+    MaxUploads, markers and a prefix, as boto3's paginator drives it."""
+    started = []
+    for key in ["up/b", "up/a", "up/ab", "up/a", "other/x", "up/b"]:
+        started.append((key, s3.create_multipart_upload(Bucket="files", Key=key)["UploadId"]))
+    expected = sorted(started)
+    pages = s3.get_paginator("list_multipart_uploads").paginate(Bucket="files", PaginationConfig={"PageSize": 2})
+    listed = [(u["Key"], u["UploadId"]) for p in pages for u in p.get("Uploads", [])]
+    assert listed == expected, (listed, expected)
+    first = s3.list_multipart_uploads(Bucket="files", MaxUploads=2)
+    assert first["IsTruncated"] and first["NextKeyMarker"] == "up/a", first
+    mine = s3.list_multipart_uploads(Bucket="files", Prefix="up/a")
+    assert [u["Key"] for u in mine["Uploads"]] == ["up/a", "up/a", "up/ab"], mine
+    after_a = s3.list_multipart_uploads(Bucket="files", KeyMarker="up/a")
+    assert [u["Key"] for u in after_a["Uploads"]] == ["up/ab", "up/b", "up/b"], after_a
+    for key, upload_id in started:
+        s3.abort_multipart_upload(Bucket="files", Key=key, UploadId=upload_id)
+    assert s3.list_multipart_uploads(Bucket="files").get("Uploads", []) == []
 
 
 def full_object_multipart(s3, other):

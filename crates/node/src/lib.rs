@@ -78,7 +78,7 @@ pub use config::{ConfigError, NodeConfig};
 pub use env::{Clock, Env, SystemClock};
 pub use error::{NodeError, QuorumError};
 pub use handoff::Transfer;
-pub use listing::{resume_after, Page, PageQuery};
+pub use listing::{resume_after, Page, PageQuery, VALUE_HEAD_BYTES_MAX};
 pub use node::Node;
 pub use request::{BKey, PutCommand, RequestOptions};
 pub use status::{ClusterStatus, LayoutStatus, NodeStatus, OwnerStatus, PartitionStatus};

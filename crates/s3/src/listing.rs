@@ -60,14 +60,19 @@ fn start_at_marker(marker: Option<&str>, delimiter: Option<&str>) -> ListStart {
     }
 }
 
+/// The head of a listed key's value under last-writer-wins: its newest
+/// version's, unless that is a tombstone.
+pub(crate) fn newest_live_head(versions: &[node::ListedVersion]) -> Option<&Bytes> {
+    let newest = versions.iter().max_by_key(|v| v.modified_ms)?;
+    (!newest.deleted).then_some(&newest.head)
+}
+
 /// The record of a listed key under last-writer-wins: its newest version,
 /// unless that is a tombstone.
 fn newest_record(versions: &[node::ListedVersion]) -> Option<ObjectRecord> {
-    let newest = versions.iter().max_by_key(|v| v.modified_ms)?;
-    if newest.deleted {
-        return None;
-    }
-    let head = newest.head.split_first().map(|(_, rest)| rest)?;
+    let head = newest_live_head(versions)?
+        .split_first()
+        .map(|(_, rest)| rest)?;
     let (h, _) = postcard::take_from_bytes::<RecordHead>(head).ok()?;
     Some(ObjectRecord {
         size: h.size,

@@ -4,14 +4,18 @@
 //! record listing every part's blocks in order: no bytes are copied.
 
 use crate::blocks::{into_blocks, write_body};
+use crate::catalog::s3_err;
 use crate::checksum::{add_trailers, composite, full_object, hasher_for, verify};
 use crate::keys::now_ms;
 use crate::objects::check_write;
+use crate::records;
 use crate::records::{
     part_key, Checksums, Data, ObjectRecord, PartRecord, UploadRecord, TYPE_OBJECTS, TYPE_PARTS,
     TYPE_UPLOADS,
 };
 use crate::service::{headers_from, timestamp, RingS3};
+use bytes::Bytes;
+use node::ListStart;
 use rand::RngExt;
 use s3s::crypto::{Checksum as _, Md5};
 use s3s::dto::*;
@@ -21,6 +25,8 @@ use s3s::{s3_error, S3Request, S3Response, S3Result};
 const PART_NUMBER_MAX: i32 = 10_000;
 const PART_BYTES_MIN: u64 = 5 * 1024 * 1024;
 const PARTS_PAGE_MAX: usize = 1000;
+/// Largest page of ListMultipartUploads, as S3's.
+const UPLOADS_PAGE_MAX: usize = 1000;
 
 async fn upload(s3: &RingS3, bucket: &str, key: &str, id: &str) -> S3Result<UploadRecord> {
     let u: Option<UploadRecord> = s3
@@ -42,8 +48,7 @@ pub(crate) async fn create(
 ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
     let i = req.input;
     s3.bucket(&i.bucket).await?;
-    let id_bytes: [u8; 16] = rand::rng().random();
-    let id = hex::encode(id_bytes);
+    let id = new_upload_id(&i.key);
     let record = UploadRecord {
         key: i.key.clone(),
         initiated_ms: now_ms(),
@@ -344,6 +349,33 @@ pub(crate) async fn list_parts(
     }))
 }
 
+/// A new upload id for `key`: the key in hex, a dot, 16 random bytes in
+/// hex. Why the key: upload records are keyed by id, so ids that sort by
+/// key (hex keeps byte order, and `.` sorts before every hex digit, so
+/// `a`'s ids come before `ab`'s) let ListMultipartUploads page through
+/// them in S3's order with a seek, like objects.
+fn new_upload_id(key: &str) -> String {
+    let random: [u8; 16] = rand::rng().random();
+    format!("{}.{}", hex::encode(key), hex::encode(random))
+}
+
+/// Where a ListMultipartUploads page starts: after the upload-id-marker
+/// (ids sort by key first), or past every upload of the key-marker.
+fn uploads_start(key_marker: Option<&str>, id_marker: Option<&str>) -> ListStart {
+    match (
+        key_marker.filter(|k| !k.is_empty()),
+        id_marker.filter(|i| !i.is_empty()),
+    ) {
+        (Some(_), Some(id)) => ListStart::After(Bytes::copy_from_slice(id.as_bytes())),
+        (Some(k), None) => ListStart::past_prefix(format!("{}.", hex::encode(k)).as_bytes())
+            .unwrap_or(ListStart::First),
+        _ => ListStart::First,
+    }
+}
+
+/// Uploads in progress, a page at a time: a listing page over the upload
+/// records (see [`new_upload_id`]), never every upload of the bucket.
+/// Uploads started before ids carried their key list in id order.
 pub(crate) async fn list_uploads(
     s3: &RingS3,
     req: S3Request<ListMultipartUploadsInput>,
@@ -351,18 +383,45 @@ pub(crate) async fn list_uploads(
     let i = req.input;
     s3.bucket(&i.bucket).await?;
     let prefix = i.prefix.clone().unwrap_or_default();
+    let max = i.max_uploads.map_or(UPLOADS_PAGE_MAX, |m| {
+        (m.max(0) as usize).min(UPLOADS_PAGE_MAX)
+    });
+    let query = node::PageQuery {
+        bucket_type: Bytes::from_static(TYPE_UPLOADS),
+        bucket: Bytes::copy_from_slice(i.bucket.as_bytes()),
+        prefix: Bytes::from(hex::encode(&prefix)),
+        delimiter: None,
+        start: uploads_start(i.key_marker.as_deref(), i.upload_id_marker.as_deref()),
+        page_max: max,
+        value_head_bytes: node::VALUE_HEAD_BYTES_MAX,
+    };
+    let page = s3.catalog.node().list_page(&query).await.map_err(s3_err)?;
+    // The next page starts after the last id listed, shown or not.
+    let next_id = page
+        .entries
+        .last()
+        .filter(|_| page.truncated)
+        .map(|e| String::from_utf8_lossy(e.name()).into_owned());
     let mut uploads = Vec::new();
-    for id in s3.catalog.keys(TYPE_UPLOADS, i.bucket.as_bytes()).await? {
-        let Some(u) = s3
-            .catalog
-            .get::<UploadRecord>(TYPE_UPLOADS, i.bucket.as_bytes(), &id)
-            .await?
-        else {
+    for entry in page.entries {
+        let node::Listed::Key { key: id, versions } = entry else {
             continue;
         };
-        if !u.key.starts_with(&prefix) {
+        let Some(head) = crate::listing::newest_live_head(&versions) else {
             continue;
-        }
+        };
+        // A record larger than the head is read whole.
+        let record = match records::decode::<UploadRecord>(head) {
+            Some(u) => Some(u),
+            None => {
+                s3.catalog
+                    .get::<UploadRecord>(TYPE_UPLOADS, i.bucket.as_bytes(), &id)
+                    .await?
+            }
+        };
+        let Some(u) = record.filter(|u| u.key.starts_with(&prefix)) else {
+            continue;
+        };
         uploads.push(MultipartUpload {
             key: Some(u.key),
             upload_id: Some(String::from_utf8_lossy(&id).into_owned()),
@@ -371,13 +430,20 @@ pub(crate) async fn list_uploads(
             ..Default::default()
         });
     }
-    uploads.sort_by(|a, b| (&a.key, &a.upload_id).cmp(&(&b.key, &b.upload_id)));
+    let next_key = next_id.as_deref().and_then(|id| {
+        let hex_key = id.split_once('.')?.0;
+        String::from_utf8(hex::decode(hex_key).ok()?).ok()
+    });
     Ok(S3Response::new(ListMultipartUploadsOutput {
         bucket: Some(i.bucket),
         prefix: i.prefix,
+        next_key_marker: next_key.or_else(|| next_id.as_ref().and(uploads.last()?.key.clone())),
+        next_upload_id_marker: next_id,
+        key_marker: i.key_marker,
+        upload_id_marker: i.upload_id_marker,
         uploads: Some(uploads),
-        is_truncated: Some(false),
-        max_uploads: Some(i.max_uploads.unwrap_or(1000)),
+        is_truncated: Some(page.truncated),
+        max_uploads: Some(max as i32),
         ..Default::default()
     }))
 }

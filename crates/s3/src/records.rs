@@ -11,7 +11,7 @@
 //! | `_s3` | `buckets` | bucket name | [`BucketRecord`] |
 //! | `_s3` | `keys` | access key id | [`KeyRecord`] |
 //! | `_s3o` | bucket name | object key | [`ObjectRecord`] |
-//! | `_s3u` | bucket name | upload id | [`UploadRecord`] |
+//! | `_s3u` | bucket name | upload id (hex of the key, `.`, random hex) | [`UploadRecord`] |
 //! | `_s3p` | upload id | part number (5 digits) | [`PartRecord`] |
 //! | `_s3b` | `blocks` | blake3 of the block (hex) | the block's bytes |
 //!
