@@ -28,8 +28,11 @@
 //! member is down, since its records may be missing from the listings.
 //!
 //! Cost: the referenced set is built from the cluster's object and part
-//! records once per sweep per node; 32 bytes per referenced block
-//! (about 32 MiB per TiB of 1 MiB blocks).
+//! records once per sweep per node, reading the object keys a listing
+//! page at a time; 32 bytes per referenced block (about 32 MiB per TiB
+//! of 1 MiB blocks). The work still grows with the number of objects,
+//! not with what changed: tracking blocks by reference is open work
+//! (docs/ARCHITECTURE.md).
 
 use crate::catalog::{s3_err, Catalog};
 use crate::keys::now_ms;
@@ -252,12 +255,17 @@ async fn referenced_blocks(catalog: &Catalog) -> Result<HashSet<[u8; 32]>, S3Err
         }
     };
     for bucket in &buckets {
-        for key in catalog.keys(TYPE_OBJECTS, bucket).await? {
-            if let Some(r) = catalog
-                .get::<ObjectRecord>(TYPE_OBJECTS, bucket, &key)
-                .await?
-            {
-                add(r.data);
+        // A page of keys at a time: memory stays at a page (plus the
+        // referenced set) whatever the bucket holds.
+        let mut pages = node.list_keys(Bytes::from_static(TYPE_OBJECTS), bucket.clone());
+        while let Some(page) = pages.recv().await {
+            for key in page.map_err(s3_err)? {
+                if let Some(r) = catalog
+                    .get::<ObjectRecord>(TYPE_OBJECTS, bucket, &key)
+                    .await?
+                {
+                    add(r.data);
+                }
             }
         }
         for upload in catalog.keys(TYPE_UPLOADS, bucket).await? {
