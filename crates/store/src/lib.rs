@@ -70,9 +70,32 @@ fn start_after(after: Option<&[u8]>) -> Start<'_> {
     after.map_or(Start::First, Start::After)
 }
 
-/// Decode a page of encoded object keys and objects, with their sizes.
-fn decode_partition_page(entries: Entries) -> Result<Vec<(ObjectKey, Object, usize)>, StoreError> {
-    entries
+/// An engine read as a snapshot of the present (every write so far).
+struct Live<'e>(&'e dyn Engine);
+
+impl EngineSnapshot for Live<'_> {
+    fn scan_page(
+        &self,
+        space: Space,
+        prefix: &[u8],
+        start: Start<'_>,
+        bytes_max: usize,
+    ) -> Result<Entries, StoreError> {
+        self.0.scan_page(space, prefix, start, bytes_max)
+    }
+}
+
+/// The objects of one partition after `after`, about `bytes_max` of them,
+/// each with its stored size, read through `view`.
+fn partition_page(
+    view: &dyn EngineSnapshot,
+    partition: u16,
+    after: Option<&ObjectKey>,
+    bytes_max: usize,
+) -> Result<Vec<(ObjectKey, Object, usize)>, StoreError> {
+    let after = after.map(ObjectKey::encode);
+    let start = start_after(after.as_deref());
+    view.scan_page(Space::Objects, &partition.to_be_bytes(), start, bytes_max)?
         .into_iter()
         .map(|(k, v)| {
             let key = ObjectKey::decode(&k).ok_or(StoreError::Corrupt {
@@ -101,13 +124,7 @@ impl StoreSnapshot {
         after: Option<&ObjectKey>,
         bytes_max: usize,
     ) -> Result<Vec<(ObjectKey, Object, usize)>, StoreError> {
-        let after = after.map(ObjectKey::encode);
-        let prefix = partition.to_be_bytes();
-        let start = start_after(after.as_deref());
-        decode_partition_page(
-            self.engine
-                .scan_page(Space::Objects, &prefix, start, bytes_max)?,
-        )
+        partition_page(&*self.engine, partition, after, bytes_max)
     }
 }
 
@@ -268,13 +285,7 @@ impl Store {
         after: Option<&ObjectKey>,
         bytes_max: usize,
     ) -> Result<Vec<(ObjectKey, Object, usize)>, StoreError> {
-        let after = after.map(ObjectKey::encode);
-        let prefix = partition.to_be_bytes();
-        let start = start_after(after.as_deref());
-        decode_partition_page(
-            self.engine
-                .scan_page(Space::Objects, &prefix, start, bytes_max)?,
-        )
+        partition_page(&Live(&*self.engine), partition, after, bytes_max)
     }
 
     /// A snapshot of this node's objects as they are now, to read while
