@@ -14,8 +14,8 @@
 //! foreign token is a 400 InvalidArgument.
 
 use crate::catalog::s3_err;
-use crate::records::{ObjectRecord, TYPE_OBJECTS};
-use crate::service::{etag, timestamp, RingS3};
+use crate::records::{self, TYPE_OBJECTS};
+use crate::service::{timestamp, RingS3};
 use crate::token;
 use bytes::Bytes;
 use node::{resume_after, ListStart, Listed, PageQuery};
@@ -25,11 +25,11 @@ use s3s::{s3_error, S3Request, S3Response, S3Result};
 /// Largest page, as S3's.
 const PAGE_KEYS_MAX: usize = 1000;
 /// Bytes of each record a listing reads: the version byte, size, ETag and
-/// date come first in an [`ObjectRecord`]'s encoding, and an ETag is at
+/// date come first in a [`crate::records::ObjectRecord`]'s encoding, and an ETag is at
 /// most a hex MD5 with a part count.
 const RECORD_HEAD_BYTES: u32 = 96;
 
-/// The fields of an [`ObjectRecord`] a listing shows, decoded from the
+/// The fields of a [`crate::records::ObjectRecord`] a listing shows, decoded from the
 /// head of its encoding (postcard encodes fields in order).
 #[derive(serde::Deserialize)]
 struct RecordHead {
@@ -40,7 +40,7 @@ struct RecordHead {
 
 /// One page of a listing.
 struct Page {
-    contents: Vec<(String, ObjectRecord)>,
+    contents: Vec<(String, RecordHead)>,
     prefixes: Vec<String>,
     truncated: bool,
     /// The last entry of the page: where the next one starts.
@@ -67,22 +67,10 @@ pub(crate) fn newest_live_head(versions: &[node::ListedVersion]) -> Option<&Byte
     (!newest.deleted).then_some(&newest.head)
 }
 
-/// The record of a listed key under last-writer-wins: its newest version,
-/// unless that is a tombstone.
-fn newest_record(versions: &[node::ListedVersion]) -> Option<ObjectRecord> {
-    let head = newest_live_head(versions)?
-        .split_first()
-        .map(|(_, rest)| rest)?;
-    let (h, _) = postcard::take_from_bytes::<RecordHead>(head).ok()?;
-    Some(ObjectRecord {
-        size: h.size,
-        etag: h.etag,
-        modified_ms: h.modified_ms,
-        headers: Default::default(),
-        checksums: Default::default(),
-        part_sizes: Vec::new(),
-        data: crate::records::Data::Inline(Bytes::new()),
-    })
+/// The head of a listed key's record under last-writer-wins: its newest
+/// version's, unless that is a tombstone or does not decode.
+fn newest_record(versions: &[node::ListedVersion]) -> Option<RecordHead> {
+    records::decode_head(newest_live_head(versions)?)
 }
 
 async fn page(
@@ -164,7 +152,7 @@ fn objects(p: &Page, enc: &impl Fn(String) -> String) -> Vec<Object> {
         .map(|(k, r)| Object {
             key: Some(enc(k.clone())),
             size: Some(r.size as i64),
-            e_tag: Some(etag(r)),
+            e_tag: Some(ETag::Strong(r.etag.clone())),
             last_modified: Some(timestamp(r.modified_ms)),
             storage_class: Some(ObjectStorageClass::from_static(
                 ObjectStorageClass::STANDARD,
@@ -275,7 +263,7 @@ pub(crate) async fn list_versions(
         .map(|(k, r)| ObjectVersion {
             key: Some(enc(k.clone())),
             size: Some(r.size as i64),
-            e_tag: Some(etag(r)),
+            e_tag: Some(ETag::Strong(r.etag.clone())),
             last_modified: Some(timestamp(r.modified_ms)),
             is_latest: Some(true),
             version_id: Some("null".into()),
@@ -304,7 +292,34 @@ pub(crate) async fn list_versions(
 
 #[cfg(test)]
 mod tests {
-    use super::url_encode;
+    use super::{url_encode, RecordHead, RECORD_HEAD_BYTES};
+    use crate::records::{self, Checksums, Data, Headers, ObjectRecord};
+
+    #[test]
+    fn a_record_head_holds_size_etag_and_date() {
+        // The longest ETag ringstore writes (multipart, 10,000 parts) and
+        // the largest numbers, with headers and data after them.
+        let r = ObjectRecord {
+            size: u64::MAX,
+            etag: format!("{}-10000", "f".repeat(32)),
+            modified_ms: u64::MAX,
+            headers: Headers {
+                content_type: Some("image/jpeg".into()),
+                ..Headers::default()
+            },
+            checksums: Checksums::default(),
+            part_sizes: vec![5 << 20; 3],
+            data: Data::Inline(bytes::Bytes::from(vec![7u8; 4096])),
+        };
+        let encoded = records::encode(&r);
+        let head = &encoded[..RECORD_HEAD_BYTES as usize];
+        let h: RecordHead = records::decode_head(head).expect("the head decodes");
+        assert_eq!(
+            (h.size, h.etag, h.modified_ms),
+            (r.size, r.etag, r.modified_ms)
+        );
+        assert!(records::decode_head::<RecordHead>(&head[..20]).is_none());
+    }
 
     #[test]
     fn url_encoding_keeps_slashes_and_unreserved() {

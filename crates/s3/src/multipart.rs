@@ -359,6 +359,12 @@ fn new_upload_id(key: &str) -> String {
     format!("{}.{}", hex::encode(key), hex::encode(random))
 }
 
+/// The key an upload id made by [`new_upload_id`] is for.
+fn key_of_upload_id(id: &str) -> Option<String> {
+    let (hex_key, _) = id.split_once('.')?;
+    String::from_utf8(hex::decode(hex_key).ok()?).ok()
+}
+
 /// Where a ListMultipartUploads page starts: after the upload-id-marker
 /// (ids sort by key first), or past every upload of the key-marker.
 fn uploads_start(key_marker: Option<&str>, id_marker: Option<&str>) -> ListStart {
@@ -430,14 +436,14 @@ pub(crate) async fn list_uploads(
             ..Default::default()
         });
     }
-    let next_key = next_id.as_deref().and_then(|id| {
-        let hex_key = id.split_once('.')?.0;
-        String::from_utf8(hex::decode(hex_key).ok()?).ok()
-    });
+    // An id from before ids carried their key has only its record's.
+    let next_key = next_id
+        .as_deref()
+        .and_then(|id| key_of_upload_id(id).or_else(|| uploads.last()?.key.clone()));
     Ok(S3Response::new(ListMultipartUploadsOutput {
         bucket: Some(i.bucket),
         prefix: i.prefix,
-        next_key_marker: next_key.or_else(|| next_id.as_ref().and(uploads.last()?.key.clone())),
+        next_key_marker: next_key,
         next_upload_id_marker: next_id,
         key_marker: i.key_marker,
         upload_id_marker: i.upload_id_marker,

@@ -60,6 +60,16 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
     }
 }
 
+/// Decode the leading fields of a record written by [`encode`] from a
+/// prefix of its bytes (postcard writes fields in order): `T` declares
+/// the record's first fields. `None` if they are not there.
+pub fn decode_head<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
+    match bytes.split_first() {
+        Some((&FORMAT_VERSION, rest)) => postcard::take_from_bytes(rest).ok().map(|(t, _)| t),
+        _ => None,
+    }
+}
+
 /// An S3 bucket.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct BucketRecord {

@@ -163,15 +163,17 @@ impl Store {
             if entries.len() >= entries_max || scanned >= bytes_max {
                 break;
             }
-            let engine_key = |k: &Bytes| [base.as_slice(), k].concat();
-            let from = match &at {
-                ListStart::First => None,
-                ListStart::After(k) | ListStart::At(k) => Some(engine_key(k)),
-            };
-            let engine_start = match (&at, from.as_deref()) {
-                (ListStart::After(_), Some(k)) => Start::After(k),
-                (ListStart::At(_), Some(k)) => Start::At(k),
-                _ => Start::First,
+            let from: Vec<u8>;
+            let engine_start = match &at {
+                ListStart::First => Start::First,
+                ListStart::After(k) => {
+                    from = [base.as_slice(), k].concat();
+                    Start::After(&from)
+                }
+                ListStart::At(k) => {
+                    from = [base.as_slice(), k].concat();
+                    Start::At(&from)
+                }
             };
             let chunk_bytes = (bytes_max - scanned).clamp(1, SCAN_CHUNK_BYTES);
             let chunk =
