@@ -102,6 +102,30 @@ impl Object {
         self.live_siblings().next().is_none()
     }
 
+    /// If this object is a tombstone (it holds versions and every one is a
+    /// delete), the wall-clock ms of its newest delete: what the reaper's
+    /// grace period counts from. `None` for a live or an empty object.
+    pub fn tombstone_ms(&self) -> Option<u64> {
+        if self.siblings.is_empty() || !self.is_absent() {
+            return None;
+        }
+        self.siblings.iter().map(|s| s.meta.last_modified_ms).max()
+    }
+
+    /// This object without the siblings `ctx` covers (versions a delete
+    /// with that context replaced); the context is kept.
+    pub fn without_covered(&self, ctx: &VersionVector) -> Object {
+        Object {
+            context: self.context.clone(),
+            siblings: self
+                .siblings
+                .iter()
+                .filter(|s| !ctx.contains(&s.dot))
+                .cloned()
+                .collect(),
+        }
+    }
+
     /// Apply a client write coordinated by `actor`: drop the siblings that
     /// `ctx` covers (what the client saw), add the new value with a fresh dot,
     /// and return that dot.
@@ -132,8 +156,32 @@ impl Object {
         value: Bytes,
         meta: Meta,
     ) -> Result<Dot, CausalError> {
+        self.update_above(ctx, actor, 0, value, meta)
+    }
+
+    /// As [`Object::update`], with the new dot's counter above `floor`
+    /// too.
+    ///
+    /// Why a floor: a node that drops its replica of a key (a reaped
+    /// tombstone) forgets the counters its actor used for that key, and a
+    /// replica that missed the drop may still hold them in its context.
+    /// Counters above the highest the node dropped cannot collide with
+    /// one it used. Skipping counters is harmless: every dot of `actor`
+    /// for this key is made here, in order, so none lies in the gap.
+    ///
+    /// # Errors
+    ///
+    /// As [`Object::update`].
+    pub fn update_above(
+        &mut self,
+        ctx: &VersionVector,
+        actor: Actor,
+        floor: u64,
+        value: Bytes,
+        meta: Meta,
+    ) -> Result<Dot, CausalError> {
         let ctx = &ctx.clamped_to(&self.context, CONTEXT_LEAD_MAX);
-        let counter = self.context.get(&actor).max(ctx.get(&actor));
+        let counter = self.context.get(&actor).max(ctx.get(&actor)).max(floor);
         let dot = Dot {
             actor,
             counter: counter

@@ -66,6 +66,8 @@ pub(crate) struct Metrics {
     aae_trees_loaded: Gauge,
     aae_partitions_rebuilding: Gauge,
     aae_rebuild_ms: Gauge,
+    tombstones_held: Gauge,
+    tombstones_reaped: Gauge,
     handoff_partitions: Gauge,
     handoff_bytes_left: Gauge,
     handoff_bytes: Gauge,
@@ -155,6 +157,17 @@ impl Metrics {
             "How long the last anti-entropy tree rebuild took (0: none since start)",
             aae_rebuild_ms.clone(),
         );
+        let (tombstones_held, tombstones_reaped) = (Gauge::default(), Gauge::default());
+        registry.register(
+            "tombstones_held",
+            "Tombstones this node held when its reaper last walked its whole index (-1: no walk yet, or delete_mode keep)",
+            tombstones_held.clone(),
+        );
+        registry.register(
+            "tombstones_reaped",
+            "Tombstones this node reaped since start",
+            tombstones_reaped.clone(),
+        );
         let (handoff_partitions, handoff_bytes_left, handoff_bytes) =
             (Gauge::default(), Gauge::default(), Gauge::default());
         registry.register(
@@ -216,6 +229,8 @@ impl Metrics {
             aae_trees_loaded,
             aae_partitions_rebuilding,
             aae_rebuild_ms,
+            tombstones_held,
+            tombstones_reaped,
             handoff_partitions,
             handoff_bytes_left,
             handoff_bytes,
@@ -279,6 +294,9 @@ impl Metrics {
         self.aae_partitions_rebuilding
             .set(status.aae_partitions_rebuilding as i64);
         self.aae_rebuild_ms.set(status.aae_rebuild_ms as i64);
+        self.tombstones_held
+            .set(status.tombstones_held.map_or(-1, |h| h as i64));
+        self.tombstones_reaped.set(status.tombstones_reaped as i64);
         let transfers = node.transfers();
         self.handoff_partitions.set(transfers.len() as i64);
         self.handoff_bytes_left

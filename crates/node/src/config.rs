@@ -117,6 +117,73 @@ pub struct NodeConfig {
     /// How long a block must have gone unreferenced, and unwritten,
     /// before a sweep drops it.
     pub s3_block_grace_ms: u64,
+    /// Riak's `delete_mode`: how long after a delete its tombstone is
+    /// kept once every primary holds it (ms), or `"keep"` to keep
+    /// tombstones forever.
+    pub delete_mode: DeleteMode,
+    /// How often the tombstone reaper walks its index.
+    pub reap_interval_ms: u64,
+    /// Tombstone index entries one reaping pass reads at most.
+    pub reap_keys_per_pass_max: usize,
+    /// How long every node remembers a reaped tombstone's causal context,
+    /// so versions it covered that are still in flight (a delayed repair
+    /// or replication) are not stored again.
+    pub reap_memory_ms: u64,
+    /// Reaped tombstones one node remembers at most; when full, reaping
+    /// waits for the oldest to expire.
+    pub reap_memory_keys_max: usize,
+}
+
+/// When tombstones are removed: Riak's `delete_mode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "DeleteModeText", into = "DeleteModeText")]
+pub enum DeleteMode {
+    /// Never: every tombstone stays.
+    Keep,
+    /// This many ms after the newest delete, once every primary holds it.
+    GraceMs(u64),
+}
+
+impl DeleteMode {
+    /// The grace period, or `None` when tombstones are kept.
+    pub fn grace_ms(self) -> Option<u64> {
+        match self {
+            DeleteMode::Keep => None,
+            DeleteMode::GraceMs(ms) => Some(ms),
+        }
+    }
+}
+
+/// How `delete_mode` is written: `"keep"`, `"immediate"` (0) or ms.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+enum DeleteModeText {
+    Ms(u64),
+    Word(String),
+}
+
+impl TryFrom<DeleteModeText> for DeleteMode {
+    type Error = String;
+
+    fn try_from(text: DeleteModeText) -> Result<Self, String> {
+        match text {
+            DeleteModeText::Ms(ms) => Ok(DeleteMode::GraceMs(ms)),
+            DeleteModeText::Word(w) if w == "keep" => Ok(DeleteMode::Keep),
+            DeleteModeText::Word(w) if w == "immediate" => Ok(DeleteMode::GraceMs(0)),
+            DeleteModeText::Word(w) => Err(format!(
+                "delete_mode {w:?} is not \"keep\", \"immediate\" or a number of milliseconds"
+            )),
+        }
+    }
+}
+
+impl From<DeleteMode> for DeleteModeText {
+    fn from(mode: DeleteMode) -> Self {
+        match mode {
+            DeleteMode::Keep => DeleteModeText::Word("keep".into()),
+            DeleteMode::GraceMs(ms) => DeleteModeText::Ms(ms),
+        }
+    }
 }
 
 impl Default for NodeConfig {
@@ -162,6 +229,11 @@ impl Default for NodeConfig {
             handoff_bytes_per_sec: 200_000_000,
             s3_block_sweep_interval_ms: 3_600_000,
             s3_block_grace_ms: 86_400_000,
+            delete_mode: DeleteMode::GraceMs(3000),
+            reap_interval_ms: 2000,
+            reap_keys_per_pass_max: 10_000,
+            reap_memory_ms: 60_000,
+            reap_memory_keys_max: 200_000,
         }
     }
 }
@@ -268,6 +340,15 @@ impl NodeConfig {
                 "must be above 0".into(),
             );
         }
+        if self.reap_interval_ms == 0
+            || self.reap_keys_per_pass_max == 0
+            || self.reap_memory_keys_max == 0
+        {
+            return bad(
+                "reap_interval_ms/reap_keys_per_pass_max/reap_memory_keys_max",
+                "must be above 0".into(),
+            );
+        }
         if self.cluster_secret.is_empty() {
             return bad("cluster_secret", "must not be empty".into());
         }
@@ -312,6 +393,16 @@ impl NodeConfig {
     /// The hint delivery period.
     pub fn hint_delivery_interval(&self) -> Duration {
         Duration::from_millis(self.hint_delivery_interval_ms)
+    }
+
+    /// The tombstone reaper's period.
+    pub fn reap_interval(&self) -> Duration {
+        Duration::from_millis(self.reap_interval_ms)
+    }
+
+    /// How long reaped tombstones' contexts are remembered.
+    pub fn reap_memory(&self) -> Duration {
+        Duration::from_millis(self.reap_memory_ms)
     }
 
     /// The gossip period.

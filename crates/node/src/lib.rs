@@ -60,6 +60,7 @@ mod peers;
 pub mod proto;
 mod put;
 pub mod quorum;
+mod reap;
 mod release;
 mod request;
 mod service;
@@ -74,12 +75,13 @@ pub(crate) fn object_bytes(obj: &causal::Object) -> usize {
     siblings + 24 * obj.context().len()
 }
 
-pub use config::{ConfigError, NodeConfig};
+pub use config::{ConfigError, DeleteMode, NodeConfig};
 pub use env::{Clock, Env, SystemClock};
 pub use error::{NodeError, QuorumError};
 pub use handoff::Transfer;
 pub use listing::{resume_after, Page, PageQuery, VALUE_HEAD_BYTES_MAX};
 pub use node::Node;
+pub use reap::ProbeAnswer;
 pub use request::{BKey, PutCommand, RequestOptions};
 pub use status::{ClusterStatus, LayoutStatus, NodeStatus, OwnerStatus, PartitionStatus};
 pub use store::{ListStart, Listed, ListedVersion};

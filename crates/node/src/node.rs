@@ -93,6 +93,8 @@ pub(crate) struct Inner {
     pub(crate) seeded: std::sync::atomic::AtomicBool,
     /// Wakes hint delivery early (a peer came up).
     pub(crate) hints_wake: tokio::sync::Notify,
+    /// Tombstone reaping: the dot floor and when partitions were reaped.
+    pub(crate) reaper: crate::reap::Reaper,
 }
 
 /// A running node. Cheap to clone; every clone is the same node.
@@ -192,6 +194,7 @@ impl Node {
             suspects: RwLock::default(),
             liveness: RwLock::default(),
             hints_wake: tokio::sync::Notify::new(),
+            reaper: crate::reap::Reaper::new(cfg.reap_memory(), cfg.reap_memory_keys_max),
             transfers: crate::handoff::Transfers::default(),
             released_for: Mutex::default(),
             seeded: seeded.into(),
@@ -223,6 +226,7 @@ impl Node {
         if node.inner.cfg.anti_entropy {
             node.spawn(crate::aae::run(node.clone()));
         }
+        node.spawn(crate::reap::run(node.clone()));
         tracing::info!(node = %id, epoch, rpc = %node.inner.cfg.rpc, "node started");
         Ok(node)
     }

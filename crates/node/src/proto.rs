@@ -123,6 +123,24 @@ pub enum Request {
         /// Digests wanted, at most.
         keys_max: u32,
     },
+    /// Tombstone reaping: for each key (with its primaries), your
+    /// replica's digest in the partition and whether you hold a hint for
+    /// it.
+    ReapProbe {
+        /// Partition.
+        partition: u16,
+        /// At most `REAP_BATCH_MAX` keys, each with its primaries' ids
+        /// and the tombstone's context.
+        keys: Vec<crate::reap::ProbeKey>,
+    },
+    /// Tombstone reaping: drop your replicas of these keys whose digest is
+    /// still the one given.
+    Reap {
+        /// Partition.
+        partition: u16,
+        /// At most `REAP_BATCH_MAX` (key, tombstone digest, context).
+        keys: Vec<crate::reap::ReapKey>,
+    },
 }
 
 /// Anti-entropy: one key's encoded object key and digest.
@@ -164,6 +182,10 @@ pub enum Response {
     PartitionPage(Vec<(Vec<u8>, Object, u64)>),
     /// Whether the replica was dropped.
     Dropped(bool),
+    /// Answers to a reap probe, one per key asked, in order.
+    ReapProbe(Vec<crate::ProbeAnswer>),
+    /// Replicas dropped by a reap.
+    Reaped(u32),
     /// Pages of some of the parts asked, in the order asked.
     ListPages(Vec<(u16, ListedPage)>),
     /// A page of key digests and where the scan stopped (`None`: the

@@ -43,6 +43,9 @@ struct ReplicaWrite {
     durable: bool,
     collapse: bool,
     timeout: std::time::Duration,
+    /// Marks the key as written here until every replication task of the
+    /// write has ended (the tombstone reaper waits for those).
+    _writing: Arc<crate::reap::Writing>,
 }
 
 impl Node {
@@ -279,7 +282,13 @@ impl Node {
         // An exhausted counter (unreachable: see `Object::update`) leaves
         // the object untouched, and the key's lock goes with this return.
         object
-            .update(&cmd.context, self.actor(), cmd.value, meta)
+            .update_above(
+                &cmd.context,
+                self.actor(),
+                self.inner.reaper.dot_floor(),
+                cmd.value,
+                meta,
+            )
             .map_err(|e| NodeError::Unavailable(e.to_string()))?;
         if collapse {
             object.keep_newest();
@@ -298,6 +307,7 @@ impl Node {
             durable,
             collapse,
             timeout,
+            _writing: Arc::new(self.inner.reaper.writing(&cmd.key)),
         };
         self.spawn_replication(&targets, &pl.fallbacks, &write, &tx);
         let local = targets
@@ -526,7 +536,10 @@ impl Node {
             let _guard = self.key_lock(key).lock().await;
             let mut obj = self.inner.store.get_object(&okey)?.unwrap_or_default();
             let before = obj.clone();
-            obj.merge(incoming);
+            // Without what a tombstone reaped lately covered (see `reap`).
+            if let Some(screened) = self.inner.reaper.screen(key, incoming) {
+                obj.merge(&screened);
+            }
             if collapse {
                 obj.keep_newest();
             }

@@ -108,6 +108,13 @@ impl Node {
                 .drop_local_replica(partition, &key, modified_ms_max)
                 .await
                 .map(Response::Dropped),
+            Request::ReapProbe { partition, keys } => {
+                self.probe_local(partition, &keys).map(Response::ReapProbe)
+            }
+            Request::Reap { partition, keys } => self
+                .reap_local(partition, &keys)
+                .await
+                .map(Response::Reaped),
         };
         result.unwrap_or_else(|e: NodeError| Response::Error(e))
     }

@@ -63,6 +63,12 @@ pub struct ClusterStatus {
     pub aae_partitions_rebuilding: usize,
     /// How long the last tree rebuild took, ms (0: none since start).
     pub aae_rebuild_ms: u64,
+    /// Tombstones this node held when its reaper last walked its whole
+    /// tombstone index (`null`: no walk ended yet, or `delete_mode` is
+    /// `keep`).
+    pub tombstones_held: Option<u64>,
+    /// Tombstones this node reaped since start.
+    pub tombstones_reaped: u64,
 }
 
 /// One owner of a partition.
@@ -149,6 +155,8 @@ impl Node {
             aae_trees_loaded: self.inner.stats.trees_loaded.load(Relaxed),
             aae_partitions_rebuilding: self.inner.trees.rebuilding(),
             aae_rebuild_ms: self.inner.stats.aae_rebuild_ms.load(Relaxed),
+            tombstones_held: self.tombstones_held(),
+            tombstones_reaped: self.tombstones_reaped(),
         }
     }
 

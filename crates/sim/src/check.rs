@@ -85,7 +85,9 @@ pub fn keys_touched(ops: &[Op], sets: usize) -> Vec<BKey> {
     let mut names: BTreeSet<String> = BTreeSet::new();
     for op in ops {
         match &op.kind {
-            OpKind::DurableWrite { key, .. } | OpKind::ReadYourWrite { key, .. } => {
+            OpKind::DurableWrite { key, .. }
+            | OpKind::ReadYourWrite { key, .. }
+            | OpKind::Delete { key, .. } => {
                 names.insert(key.clone());
             }
             OpKind::SetAdd { .. } => {}
@@ -138,6 +140,12 @@ pub async fn converge(world: &World, members: &[usize], keys: &[BKey]) -> (Vec<B
         left = diverged(world, members, &left);
         let waited = start.elapsed();
         if left.is_empty() || waited > CONVERGENCE_DEADLINE {
+            for k in &left {
+                for &i in members {
+                    let local = world.node(i).map(|n| (n.id(), n.local_object(k)));
+                    tracing::warn!(?k, machine = i, ?local, "a diverged replica");
+                }
+            }
             return (left, waited.as_millis() as u64);
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -153,6 +161,50 @@ pub async fn read_set(world: &World, at: usize, set: usize) -> Option<BTreeSet<u
         Ok(None) => Some(BTreeSet::new()),
         Err(_) => None,
     }
+}
+
+/// Acknowledged deletes whose key, read after healing, still holds a
+/// version the delete covered: a deleted key that came back.
+pub async fn check_deletes(world: &World, at: usize, ops: &[Op]) -> DeleteCheck {
+    let mut check = DeleteCheck::default();
+    let Some(node) = world.node(at) else {
+        return check;
+    };
+    for op in ops {
+        let OpKind::Delete { key: name, context } = &op.kind else {
+            continue;
+        };
+        if op.outcome != Outcome::Ok {
+            continue;
+        }
+        check.acknowledged += 1;
+        match node.get(&key(name), &RequestOptions::default()).await {
+            Ok(Some(obj)) if obj.live_siblings().any(|s| context.contains(&s.dot)) => {
+                tracing::warn!(key = %name, ?obj, "a deleted version came back");
+                for i in world.up() {
+                    let local = world.node(i).map(|n| (n.id(), n.local_object(&key(name))));
+                    tracing::warn!(machine = i, ?local, "its replica");
+                }
+                check.resurrected.push(name.clone());
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(key = %name, error = %e, "cannot read a deleted key");
+                check.resurrected.push(name.clone());
+            }
+        }
+    }
+    check
+}
+
+/// The delete check: acknowledged deletes stay deleted.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DeleteCheck {
+    /// Deletes acknowledged.
+    pub acknowledged: usize,
+    /// Of those, keys where a deleted version came back (or that could
+    /// not be read).
+    pub resurrected: Vec<String>,
 }
 
 /// Every acknowledged durable write must read back with its value.

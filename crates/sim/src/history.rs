@@ -32,6 +32,14 @@ pub enum OpKind {
         /// Whether the read that followed saw it.
         seen: bool,
     },
+    /// A delete of a key the client wrote, with the context of the read
+    /// that found it: every version that context covers is deleted.
+    Delete {
+        /// The key.
+        key: String,
+        /// What the delete covered.
+        context: causal::VersionVector,
+    },
 }
 
 /// How an operation ended.

@@ -62,12 +62,13 @@ async fn simulate(seed: u64, cfg: &SimConfig) -> Report {
     let history = History::new();
     let stop_ms = history.now_ms() + cfg.workload_ms;
     let mut clients = Vec::new();
-    let (adders, writers, readers) = (
+    let (adders, writers, readers, deleters) = (
         rng.random_range(3..=5usize),
         rng.random_range(1..=2usize),
         rng.random_range(1..=2usize),
+        rng.random_range(1..=2usize),
     );
-    for id in 0..adders + writers + readers {
+    for id in 0..adders + writers + readers + deleters {
         let c = Client {
             id,
             handles: world.handles(),
@@ -79,8 +80,10 @@ async fn simulate(seed: u64, cfg: &SimConfig) -> Report {
             tokio::spawn(workload::set_adder(c, 0, crng))
         } else if id < adders + writers {
             tokio::spawn(workload::durable_writer(c, crng))
-        } else {
+        } else if id < adders + writers + readers {
             tokio::spawn(workload::read_your_writes(c, crng))
+        } else {
+            tokio::spawn(workload::deleter(c, crng))
         });
     }
     let kinds = cfg.faults.clone();
@@ -112,6 +115,13 @@ async fn simulate(seed: u64, cfg: &SimConfig) -> Report {
         },
         set: check::check_set(&ops, 0, final_set.as_ref()),
         durable: check::check_durable(&world, 0, &ops).await,
+        deletes: check::check_deletes(&world, 0, &ops).await,
+        reaped: world
+            .up()
+            .iter()
+            .filter_map(|&i| world.node(i))
+            .map(|n| n.tombstones_reaped())
+            .sum(),
         ryw_violations: check::ryw_violations(&ops),
         diverged: diverged.iter().map(|k| format!("{k:?}")).collect(),
         converge_ms,

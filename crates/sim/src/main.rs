@@ -101,6 +101,10 @@ fn main() -> Result<()> {
         "set: {} acknowledged adds, {} lost, {} unacknowledged but present; durable: {} acknowledged, {} lost; read-your-writes violations: {}; seeds not converged: {}",
         s.acknowledged, s.lost, s.unacked_present, s.durable, s.durable_lost, s.ryw, s.diverged
     );
+    println!(
+        "deletes: {} acknowledged, {} came back; {} tombstones reaped",
+        s.deletes, s.resurrected, s.reaped
+    );
     let faults: Vec<String> = s.faults.iter().map(|(k, n)| format!("{k:?}×{n}")).collect();
     println!("faults injected: {}", faults.join(" "));
     if !s.failed.is_empty() {
@@ -124,6 +128,9 @@ struct Summary {
     durable: usize,
     durable_lost: usize,
     ryw: usize,
+    deletes: usize,
+    resurrected: usize,
+    reaped: u64,
     diverged: usize,
     faults: Vec<(FaultKind, u32)>,
 }
@@ -139,6 +146,9 @@ impl Summary {
         self.durable += r.durable.acknowledged;
         self.durable_lost += r.durable.lost.len();
         self.ryw += r.ryw_violations.len();
+        self.deletes += r.deletes.acknowledged;
+        self.resurrected += r.deletes.resurrected.len();
+        self.reaped += r.reaped;
         self.diverged += usize::from(!r.diverged.is_empty());
         for &(kind, n) in &r.faults {
             match self.faults.iter_mut().find(|(k, _)| *k == kind) {

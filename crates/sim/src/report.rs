@@ -1,6 +1,6 @@
 //! What a run is asked to do, and what it found.
 
-use crate::check::{DurableCheck, SetCheck};
+use crate::check::{DeleteCheck, DurableCheck, SetCheck};
 use crate::history::Op;
 use crate::nemesis::FaultKind;
 use std::fmt;
@@ -56,6 +56,10 @@ pub struct Report {
     pub set: SetCheck,
     /// The durability check.
     pub durable: DurableCheck,
+    /// The delete check.
+    pub deletes: DeleteCheck,
+    /// Tombstones reaped across the cluster during the run.
+    pub reaped: u64,
     /// Read-your-writes violations: (key, value written but not read).
     pub ryw_violations: Vec<(String, u64)>,
     /// Keys whose replicas still differed at the convergence deadline.
@@ -74,6 +78,7 @@ impl Report {
             && self.set.read
             && (cfg.lww || self.set.lost.is_empty())
             && self.durable.lost.is_empty()
+            && self.deletes.resurrected.is_empty()
             && self.ryw_violations.is_empty()
             && self.diverged.is_empty()
     }
@@ -122,15 +127,24 @@ impl fmt::Display for Report {
         )?;
         writeln!(
             f,
+            "  deletes: {} acknowledged, {} came back {:?}; {} tombstones reaped",
+            self.deletes.acknowledged,
+            self.deletes.resurrected.len(),
+            self.deletes.resurrected.iter().take(5).collect::<Vec<_>>(),
+            self.reaped
+        )?;
+        writeln!(
+            f,
             "  read-your-writes violations: {} {:?}",
             self.ryw_violations.len(),
             self.ryw_violations.iter().take(5).collect::<Vec<_>>()
         )?;
         write!(
             f,
-            "  convergence: {} keys diverged after {} ms{}",
+            "  convergence: {} keys diverged after {} ms {:?}{}",
             self.diverged.len(),
             self.converge_ms,
+            self.diverged.iter().take(3).collect::<Vec<_>>(),
             if self.settled {
                 ""
             } else {

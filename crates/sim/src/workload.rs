@@ -9,6 +9,8 @@
 //! - **durable writers**: blind writes of fresh keys with `dw` of 1 or 2.
 //! - **read-your-writes clients**: each owns a key and writes then reads it
 //!   with `pw = pr = 2` on `n_val = 3`, so the read must see the write.
+//! - **deleters**: write a fresh key, read it, delete what the read found.
+//!   With tombstone reaping on, a deleted version must never come back.
 
 use crate::history::{History, Op, OpKind, Outcome};
 use crate::world::Handles;
@@ -187,6 +189,46 @@ pub async fn durable_writer(c: Client, mut rng: SmallRng) {
         c.record(
             machine,
             OpKind::DurableWrite { key: name, dw },
+            invoked,
+            outcome,
+        );
+    }
+}
+
+/// Write fresh keys, read each back and delete what the read found,
+/// until the stop time.
+pub async fn deleter(c: Client, mut rng: SmallRng) {
+    let mut seq = 0u64;
+    while c.running() {
+        c.think(&mut rng).await;
+        let Some((machine, node)) = c.node(&mut rng) else {
+            continue;
+        };
+        seq += 1;
+        let name = format!("x-{}-{seq}", c.id);
+        let value = Bytes::from(name.clone());
+        let opts = RequestOptions::default();
+        if put(&node, key(&name), value, VersionVector::new(), opts.clone()).await != Outcome::Ok {
+            continue;
+        }
+        let Ok(Some(found)) = get(&node, &key(&name), &opts).await else {
+            continue;
+        };
+        let context = found.context().clone();
+        let invoked = c.history.now_ms();
+        let deleted = tokio::time::timeout(
+            CALL_TIMEOUT,
+            node.delete(key(&name), Some(context.clone()), opts),
+        )
+        .await;
+        let outcome = match deleted {
+            Ok(Ok(())) => Outcome::Ok,
+            Ok(Err(NodeError::BadRequest(e))) => panic!("the workload sent a bad request: {e}"),
+            Ok(Err(_)) | Err(_) => Outcome::Unknown,
+        };
+        c.record(
+            machine,
+            OpKind::Delete { key: name, context },
             invoked,
             outcome,
         );

@@ -67,6 +67,9 @@ fn config(addr: &str, seeds: Vec<String>) -> NodeConfig {
         request_timeout_ms: 1000,
         gossip_interval_ms: 200,
         aae_interval_ms: 1000,
+        // Reaping on, and soon: deletes race every fault of the run.
+        delete_mode: node::DeleteMode::GraceMs(1000),
+        reap_interval_ms: 500,
         enable_fault_injection: true,
         ..NodeConfig::default()
     }

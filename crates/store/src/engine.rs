@@ -15,10 +15,20 @@ pub enum Space {
     /// Hinted handoff: writes held for an unreachable owner, keyed by the
     /// owner's node id then the object key.
     Hints,
+    /// The tombstones this node stores: object key → wall-clock ms of the
+    /// newest delete. What the reaper walks, so its work tracks deletes
+    /// rather than data (see `tombstones.rs`).
+    Tombstones,
 }
 
 impl Space {
-    const ALL: [Space; 4] = [Space::Objects, Space::Buckets, Space::Meta, Space::Hints];
+    const ALL: [Space; 5] = [
+        Space::Objects,
+        Space::Buckets,
+        Space::Meta,
+        Space::Hints,
+        Space::Tombstones,
+    ];
 
     fn name(self) -> &'static str {
         match self {
@@ -26,6 +36,7 @@ impl Space {
             Space::Buckets => "buckets",
             Space::Meta => "meta",
             Space::Hints => "hints",
+            Space::Tombstones => "tombstones",
         }
     }
 }

@@ -27,6 +27,7 @@ mod keys;
 mod listing;
 mod memory;
 mod reclaim;
+mod tombstones;
 mod writeback;
 mod writer;
 
@@ -35,6 +36,7 @@ pub use format::{decode_object, encode_object, OBJECT_VERSION_MARKER};
 pub use keys::{ObjectKey, BUCKET_BYTES_MAX, KEY_BYTES_MAX, TYPE_BYTES_MAX};
 pub use listing::{ListQuery, ListStart, Listed, ListedPage, ListedVersion};
 pub use memory::MemoryEngine;
+pub use tombstones::TombstoneEntry;
 pub use writer::PendingSync;
 
 use causal::Object;
@@ -183,6 +185,7 @@ impl Store {
         durable: bool,
     ) -> Result<PendingSync, StoreError> {
         let mut batch = vec![(Space::Objects, key.encode(), Some(encode_object(obj)))];
+        batch.extend(tombstones::entry(key, obj));
         let bucket_id = (key.bucket_type.to_vec(), key.bucket.to_vec());
         let new_bucket = !self
             .buckets_seen
@@ -300,7 +303,8 @@ impl Store {
         })
     }
 
-    /// Delete this node's replicas of `keys` (a partition handed off).
+    /// Delete this node's replicas of `keys` (a partition handed off, a
+    /// tombstone reaped).
     ///
     /// # Errors
     ///
@@ -310,9 +314,16 @@ impl Store {
         keys: &[ObjectKey],
         durable: bool,
     ) -> Result<(), StoreError> {
+        // A replica's tombstone index entry goes with it.
         let batch = keys
             .iter()
-            .map(|k| (Space::Objects, k.encode(), None))
+            .flat_map(|k| {
+                let encoded = k.encode();
+                [
+                    (Space::Tombstones, encoded.clone(), None),
+                    (Space::Objects, encoded, None),
+                ]
+            })
             .collect();
         self.writer.write(batch, durable).await
     }

@@ -31,4 +31,4 @@ mod tree;
 
 pub(crate) use exchange::run;
 pub(crate) use persist::TreesSource;
-pub(crate) use tree::{contribution, Trees};
+pub(crate) use tree::{contribution, digest, Trees};
