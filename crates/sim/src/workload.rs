@@ -108,6 +108,20 @@ impl Client {
         tokio::time::sleep(Duration::from_millis(rng.random_range(5..=100))).await;
     }
 
+    /// Think, pick a machine, and name the next fresh key `PREFIX-ID-SEQ`
+    /// (`seq` counts keys named); `None` when no machine is up.
+    async fn next_fresh_key(
+        &self,
+        rng: &mut SmallRng,
+        prefix: &str,
+        seq: &mut u64,
+    ) -> Option<(usize, Node, String)> {
+        self.think(rng).await;
+        let (machine, node) = self.node(rng)?;
+        *seq += 1;
+        Some((machine, node, format!("{prefix}-{}-{seq}", self.id)))
+    }
+
     fn running(&self) -> bool {
         self.history.now_ms() < self.stop_ms
     }
@@ -171,12 +185,9 @@ pub async fn set_adder(c: Client, set: usize, mut rng: SmallRng) {
 pub async fn durable_writer(c: Client, mut rng: SmallRng) {
     let mut seq = 0u64;
     while c.running() {
-        c.think(&mut rng).await;
-        let Some((machine, node)) = c.node(&mut rng) else {
+        let Some((machine, node, name)) = c.next_fresh_key(&mut rng, "d", &mut seq).await else {
             continue;
         };
-        seq += 1;
-        let name = format!("d-{}-{seq}", c.id);
         let dw = rng.random_range(1..=2u8);
         let opts = RequestOptions {
             w: quorum(dw),
@@ -200,12 +211,9 @@ pub async fn durable_writer(c: Client, mut rng: SmallRng) {
 pub async fn deleter(c: Client, mut rng: SmallRng) {
     let mut seq = 0u64;
     while c.running() {
-        c.think(&mut rng).await;
-        let Some((machine, node)) = c.node(&mut rng) else {
+        let Some((machine, node, name)) = c.next_fresh_key(&mut rng, "x", &mut seq).await else {
             continue;
         };
-        seq += 1;
-        let name = format!("x-{}-{seq}", c.id);
         let value = Bytes::from(name.clone());
         let opts = RequestOptions::default();
         if put(&node, key(&name), value, VersionVector::new(), opts.clone()).await != Outcome::Ok {
