@@ -9,6 +9,9 @@ Phases:
   mpu-finish UPLOAD_ID: send part 2 and complete through another node,
              then read the object back intact
   rclone     copy a directory tree up with rclone and back, byte-identical
+  gc-refs SRC PART ABORTED: files; SRC is put as gcrefs/src.bin, copied
+             to gcrefs/copy.bin and deleted; PART is part 1 of an upload left
+             open; ABORTED is part 1 of an upload then aborted
   big MIB    one single-PUT object of MIB MiB through the first node, read
              back streaming through the last; prints the seconds each took
 Exits non-zero on the first failed check.
@@ -316,6 +319,17 @@ def main():
                        Body=blob("part1", PART))
         print(up["UploadId"])
         return
+    elif phase == "gc-refs":
+        src, part, aborted = (open(p, "rb").read() for p in sys.argv[3:6])
+        s3.create_bucket(Bucket="gcrefs")
+        s3.put_object(Bucket="gcrefs", Key="src.bin", Body=src)
+        s3.copy_object(Bucket="gcrefs", Key="copy.bin", CopySource={"Bucket": "gcrefs", "Key": "src.bin"})
+        s3.delete_object(Bucket="gcrefs", Key="src.bin")
+        up = s3.create_multipart_upload(Bucket="gcrefs", Key="open.bin")
+        s3.upload_part(Bucket="gcrefs", Key="open.bin", UploadId=up["UploadId"], PartNumber=1, Body=part)
+        gone = s3.create_multipart_upload(Bucket="gcrefs", Key="gone.bin")
+        s3.upload_part(Bucket="gcrefs", Key="gone.bin", UploadId=gone["UploadId"], PartNumber=1, Body=aborted)
+        s3.abort_multipart_upload(Bucket="gcrefs", Key="gone.bin", UploadId=gone["UploadId"])
     elif phase == "mpu-finish":
         upload_id = sys.argv[2]
         s3 = client(sys.argv[3])

@@ -81,6 +81,13 @@ fn meta_from(headers: &HeaderMap) -> Result<Meta, ApiError> {
         if let Some(k) = n.strip_prefix("x-riak-meta-") {
             meta.user_meta.push((k.to_string(), text(value, n)?));
         } else if let Some(k) = n.strip_prefix("x-riak-index-") {
+            // `$` names are the store's own terms (references between
+            // objects, see `node::collect`): a client must not forge them.
+            if k.starts_with('$') {
+                return Err(ApiError::bad(format!(
+                    "index names starting with $ are reserved; rename header {n}"
+                )));
+            }
             meta.indexes.push((k.to_string(), text(value, n)?));
         }
     }

@@ -111,12 +111,18 @@ pub struct NodeConfig {
     pub transfer_floor_bytes_per_sec: u64,
     /// Ownership handoff: bytes per second this node pulls at most.
     pub handoff_bytes_per_sec: u64,
-    /// How often the node sweeps its S3 block replicas (scrub and
-    /// collection of unreferenced blocks); 0 turns the sweep off.
+    /// How often the node scrubs its S3 block replicas (reads each one
+    /// and drops those whose bytes no longer match their hash); 0 turns
+    /// the scrub off.
     pub s3_block_sweep_interval_ms: u64,
     /// How long a block must have gone unreferenced, and unwritten,
-    /// before a sweep drops it.
+    /// before the collector drops it (see `collect`).
     pub s3_block_grace_ms: u64,
+    /// How often the collector works through its log of blocks that may
+    /// have lost their last reference; 0 turns collection off.
+    pub s3_block_collect_interval_ms: u64,
+    /// Log entries one collection pass handles at most.
+    pub s3_block_collect_per_pass_max: usize,
     /// Riak's `delete_mode`: how long after a delete its tombstone is
     /// kept once every primary holds it (ms), or `"keep"` to keep
     /// tombstones forever.
@@ -227,8 +233,10 @@ impl Default for NodeConfig {
             hint_bytes_max_per_target: 1 << 30,
             transfer_floor_bytes_per_sec: 8 * 1024 * 1024,
             handoff_bytes_per_sec: 200_000_000,
-            s3_block_sweep_interval_ms: 3_600_000,
+            s3_block_sweep_interval_ms: 7 * 86_400_000,
             s3_block_grace_ms: 86_400_000,
+            s3_block_collect_interval_ms: 10_000,
+            s3_block_collect_per_pass_max: 10_000,
             delete_mode: DeleteMode::GraceMs(3000),
             reap_interval_ms: 2000,
             reap_keys_per_pass_max: 10_000,
@@ -339,6 +347,9 @@ impl NodeConfig {
                 "client_header_timeout_ms/client_io_timeout_ms",
                 "must be above 0".into(),
             );
+        }
+        if self.s3_block_collect_per_pass_max == 0 {
+            return bad("s3_block_collect_per_pass_max", "must be above 0".into());
         }
         if self.reap_interval_ms == 0
             || self.reap_keys_per_pass_max == 0

@@ -43,6 +43,7 @@
 #![deny(missing_docs)]
 
 mod aae;
+mod collect;
 mod config;
 mod env;
 pub mod error;
@@ -75,6 +76,7 @@ pub(crate) fn object_bytes(obj: &causal::Object) -> usize {
     siblings + 24 * obj.context().len()
 }
 
+pub use collect::{parse_ref_term, ref_term};
 pub use config::{ConfigError, DeleteMode, NodeConfig};
 pub use env::{Clock, Env, SystemClock};
 pub use error::{NodeError, QuorumError};
@@ -84,4 +86,4 @@ pub use node::Node;
 pub use reap::ProbeAnswer;
 pub use request::{BKey, PutCommand, RequestOptions};
 pub use status::{ClusterStatus, LayoutStatus, NodeStatus, OwnerStatus, PartitionStatus};
-pub use store::{ListStart, Listed, ListedVersion};
+pub use store::{ListStart, Listed, ListedVersion, COLLECT_INDEX, REF_INDEX};

@@ -78,7 +78,11 @@ impl Node {
         self.inner
             .trees
             .update(partition, &okey.encode(), &obj, &Object::new());
-        self.inner.store.delete_objects(&[okey], true).await?;
+        let was = store::RefTerms::of(&obj);
+        self.inner
+            .store
+            .delete_objects(&[(okey, was)], true)
+            .await?;
         Ok(true)
     }
 
@@ -162,7 +166,7 @@ impl Node {
         obj.overwrite_values(&value);
         self.inner
             .store
-            .put_object_staged(&okey, &obj, true)
+            .put_object_staged(&okey, &obj, &store::RefTerms::of(&obj), true)
             .await?
             .wait()
             .await?;

@@ -20,6 +20,12 @@ const KEY_LOCK_STRIPES: usize = 4096;
 
 const META_NODE_ID: &str = "node_id";
 const META_EPOCH: &str = "epoch";
+/// The data directory's format: what its indexes hold.
+const META_FORMAT: &str = "data_format";
+/// Format 2: replicas' `$ref` terms are in the reference index, which the
+/// collector trusts (`collect`). A format-1 directory holds S3 records
+/// without terms, whose blocks would look unreferenced.
+const DATA_FORMAT: u32 = 2;
 const META_CLUSTER: &str = "cluster_state";
 /// Present once this node has seen another member: it has joined its
 /// cluster and may serve clients.
@@ -45,6 +51,10 @@ pub(crate) struct Stats {
     pub(crate) trees_loaded: std::sync::atomic::AtomicBool,
     /// How long the last anti-entropy tree rebuild took (0: none yet).
     pub(crate) aae_rebuild_ms: std::sync::atomic::AtomicU64,
+    /// Replicas of unreferenced objects the collector dropped.
+    pub(crate) objects_collected: std::sync::atomic::AtomicU64,
+    /// Collection log entries handled (checked or collected).
+    pub(crate) collect_handled: std::sync::atomic::AtomicU64,
 }
 
 pub(crate) struct Inner {
@@ -121,6 +131,7 @@ impl Node {
             Some(b) if b.len() == 8 => NodeId(u64::from_be_bytes(b.try_into().unwrap_or_default())),
             _ => NodeId(rng.random::<u64>() | 1),
         };
+        check_data_format(&store, id_known(&store)?).await?;
         let epoch = match store.get_meta(META_EPOCH)? {
             Some(b) if b.len() == 4 => u32::from_be_bytes(b.try_into().unwrap_or_default()) + 1,
             _ => 1,
@@ -227,6 +238,7 @@ impl Node {
             node.spawn(crate::aae::run(node.clone()));
         }
         node.spawn(crate::reap::run(node.clone()));
+        node.spawn(crate::collect::run(node.clone()));
         tracing::info!(node = %id, epoch, rpc = %node.inner.cfg.rpc, "node started");
         Ok(node)
     }
@@ -466,5 +478,28 @@ pub(crate) fn target(layouts: &Layouts, node: NodeId) -> crate::quorum::Target {
             .map(|m| m.zone.clone())
             .unwrap_or_default(),
         primary: true,
+    }
+}
+
+fn id_known(store: &Store) -> Result<bool, NodeError> {
+    Ok(store.get_meta(META_NODE_ID)?.is_some())
+}
+
+/// Refuse a data directory of another format; mark a new one as ours.
+async fn check_data_format(store: &Store, existing: bool) -> Result<(), NodeError> {
+    let format = store
+        .get_meta(META_FORMAT)?
+        .and_then(|b| b.try_into().ok().map(u32::from_be_bytes));
+    match format {
+        Some(DATA_FORMAT) => Ok(()),
+        None if !existing => Ok(store
+            .put_meta(META_FORMAT, DATA_FORMAT.to_be_bytes().to_vec(), true)
+            .await?),
+        other => Err(NodeError::BadRequest(format!(
+            "the data directory has format {} but this ringstore reads format {DATA_FORMAT} \
+             (S3 block references are indexed since format 2); start it with the ringstore \
+             that wrote it, or give this node an empty data directory and let it join",
+            other.unwrap_or(1)
+        ))),
     }
 }

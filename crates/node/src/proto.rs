@@ -141,6 +141,12 @@ pub enum Request {
         /// At most `REAP_BATCH_MAX` (key, tombstone digest, context).
         keys: Vec<crate::reap::ReapKey>,
     },
+    /// Collection: for each term, whether you hold a replica referencing
+    /// it; and whether you hold any hint.
+    RefsHeld {
+        /// At most `COLLECT_BATCH_MAX` terms.
+        terms: Vec<String>,
+    },
 }
 
 /// Anti-entropy: one key's encoded object key and digest.
@@ -195,6 +201,13 @@ pub enum Response {
         digests: Vec<KeyDigest>,
         /// The last encoded object key read.
         resume: Option<Bytes>,
+    },
+    /// Answers to [`Request::RefsHeld`].
+    RefsHeld {
+        /// One per term asked, in order.
+        held: Vec<bool>,
+        /// Whether the node holds any hint.
+        hints: bool,
     },
 }
 

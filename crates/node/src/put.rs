@@ -275,6 +275,7 @@ impl Node {
         let mut object = self.inner.store.get_object(&okey)?.unwrap_or_default();
         let tree_key = okey.encode();
         let old = crate::aae::contribution(&tree_key, &object);
+        let was = store::RefTerms::of(&object);
         let meta = Meta {
             last_modified_ms: self.timestamp_after(&object),
             ..cmd.meta
@@ -314,7 +315,7 @@ impl Node {
             .iter()
             .position(|t| t.node == self.id())
             .map(|slot| (slot, targets[slot].clone(), tx.clone()));
-        self.spawn_local_write(okey, write.obj, durable, guard, local);
+        self.spawn_local_write(okey, (write.obj, was), durable, guard, local);
         drop(tx);
         let mut tracker = QuorumTracker::new(req, targets);
         let deadline = tokio::time::sleep(timeout);
@@ -351,7 +352,7 @@ impl Node {
     fn spawn_local_write(
         &self,
         okey: ObjectKey,
-        object: Object,
+        (object, was): (Object, store::RefTerms),
         durable: bool,
         guard: tokio::sync::OwnedMutexGuard<()>,
         local: Option<(usize, Target, ReplySender)>,
@@ -361,7 +362,7 @@ impl Node {
             let staged = node
                 .inner
                 .store
-                .put_object_staged(&okey, &object, durable)
+                .put_object_staged(&okey, &object, &was, durable)
                 .await;
             drop(guard);
             let reply = match staged {
@@ -552,7 +553,7 @@ impl Node {
                 Some(
                     self.inner
                         .store
-                        .put_object_staged(&okey, &obj, durable)
+                        .put_object_staged(&okey, &obj, &store::RefTerms::of(&before), durable)
                         .await?,
                 )
             }

@@ -108,7 +108,11 @@ impl Node {
                 self.inner
                     .trees
                     .update(p, &okey.encode(), &obj, &causal::Object::new());
-                self.inner.store.delete_objects(&[okey], false).await?;
+                let was = store::RefTerms::of(&obj);
+                self.inner
+                    .store
+                    .delete_objects(&[(okey, was)], false)
+                    .await?;
                 dropped += 1;
             }
         }

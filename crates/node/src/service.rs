@@ -115,6 +115,9 @@ impl Node {
                 .reap_local(partition, &keys)
                 .await
                 .map(Response::Reaped),
+            Request::RefsHeld { terms } => self
+                .refs_held_local(&terms)
+                .map(|(held, hints)| Response::RefsHeld { held, hints }),
         };
         result.unwrap_or_else(|e: NodeError| Response::Error(e))
     }

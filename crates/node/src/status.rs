@@ -69,6 +69,16 @@ pub struct ClusterStatus {
     pub tombstones_held: Option<u64>,
     /// Tombstones this node reaped since start.
     pub tombstones_reaped: u64,
+    /// Replicas of unreferenced objects (S3 blocks) this node's collector
+    /// dropped since start, every owner's counted.
+    pub objects_collected: u64,
+    /// Entries in this node's collection log (blocks that may have lost
+    /// their last reference, waiting for a check); `null` if unreadable.
+    pub collect_log: Option<u64>,
+    /// Collection log entries this node handled since start: its
+    /// collector's work, which follows blocks written and references
+    /// dropped, not blocks stored.
+    pub collect_handled: u64,
 }
 
 /// One owner of a partition.
@@ -157,6 +167,9 @@ impl Node {
             aae_rebuild_ms: self.inner.stats.aae_rebuild_ms.load(Relaxed),
             tombstones_held: self.tombstones_held(),
             tombstones_reaped: self.tombstones_reaped(),
+            objects_collected: self.objects_collected(),
+            collect_log: self.inner.store.candidates_count().ok(),
+            collect_handled: self.inner.stats.collect_handled.load(Relaxed),
         }
     }
 

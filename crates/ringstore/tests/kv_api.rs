@@ -118,6 +118,17 @@ async fn store_fetch_headers_returnbody_post_and_if_none_match() {
     assert_eq!(r.headers()["content-type"], "application/json");
     assert_eq!(r.headers()["x-riak-index-age_int"], "42");
     assert!(r.headers().contains_key("etag") && r.headers().contains_key("last-modified"));
+    // A reserved index name (the store's reference terms) is refused.
+    let r = c
+        .http
+        .put(n.url("/buckets/a/keys/forged"))
+        .header("x-riak-index-$ref", "_s3b/blocks/00")
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("reserved"));
     let r = c
         .http
         .put(n.url("/buckets/a/keys/k%20one"))

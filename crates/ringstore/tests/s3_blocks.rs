@@ -1,14 +1,18 @@
-//! The block sweep on 3 real nodes (sweeps every 300 ms, 1.5 s grace):
-//! blocks of a deleted object are collected from every replica while the
-//! blocks of a live object stay, and a replica damaged on disk is dropped
-//! and restored from a peer by anti-entropy.
+//! Blocks on 3 real nodes (collection passes and scrubs every 300 ms, a
+//! 1.5 s grace): blocks of a deleted object or an aborted upload are
+//! collected from every replica, while blocks a live object, a copy or an
+//! upload in progress references stay; a replica damaged on disk is
+//! dropped and restored from a peer by anti-entropy.
 
 mod common;
 
 use bytes::Bytes;
 use client::s3::S3Client;
-use common::{wait_until, Cluster};
+use common::{s3py, wait_until, Cluster};
 use std::time::Duration;
+
+const CONFIG: &str = "s3_block_sweep_interval_ms = 300\ns3_block_collect_interval_ms = 300\n\
+                      s3_block_grace_ms = 1500\naae_interval_ms = 300\n";
 
 const BLOCK: usize = 1 << 20;
 
@@ -60,12 +64,7 @@ async fn nowhere(c: &Cluster, names: &[String]) -> bool {
 
 #[tokio::test]
 async fn unreferenced_blocks_are_collected_and_damaged_ones_repaired() {
-    let c = Cluster::start_configured(
-        3,
-        "s3_block_sweep_interval_ms = 300\ns3_block_grace_ms = 1500\naae_interval_ms = 300\n",
-        &["--enable-fault-injection"],
-    )
-    .await;
+    let c = Cluster::start_configured(3, CONFIG, &["--enable-fault-injection"]).await;
     let (id, secret) = c.s3_key().await;
     let s3 = S3Client::new(&c.nodes[0].s3, &id, &secret, "us-east-1");
     s3.create_bucket("media").await.unwrap();
@@ -134,5 +133,65 @@ async fn unreferenced_blocks_are_collected_and_damaged_ones_repaired() {
     assert_eq!(
         s3.get_object("media", "kept.bin").await.unwrap(),
         kept.len() as u64
+    );
+}
+
+/// Whether every node's collection log is empty: every block that lost a
+/// reference or was written has been checked, and collected or kept.
+async fn logs_empty(c: &Cluster) -> bool {
+    for i in 0..c.nodes.len() {
+        let v: serde_json::Value = c.cluster_json(i).await;
+        if v["collect_log"].as_u64() != Some(0) {
+            return false;
+        }
+    }
+    true
+}
+
+#[tokio::test]
+async fn blocks_a_copy_or_an_open_upload_references_outlive_their_source() {
+    let Some(python) = s3py::client_or_skip() else {
+        return;
+    };
+    let c = Cluster::start_configured(3, CONFIG, &[]).await;
+    let key = c.s3_key().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (src, part, aborted) = (
+        random(2 * BLOCK + 11),
+        random(5 * BLOCK + 3),
+        random(BLOCK + 5),
+    );
+    let mut files = Vec::new();
+    for (name, body) in [("src", &src), ("part", &part), ("aborted", &aborted)] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, body).unwrap();
+        files.push(path.to_string_lossy().into_owned());
+    }
+    // Put src, copy it, delete it; one upload left open, one aborted.
+    let args = [vec!["gc-refs".to_string(), c.nodes[1].s3.clone()], files].concat();
+    s3py::run(&python, &key, args).await;
+    let aborted_blocks = block_names(&aborted);
+    wait_until(
+        "the aborted upload's blocks are collected everywhere",
+        Duration::from_secs(30),
+        || nowhere(&c, &aborted_blocks),
+    )
+    .await;
+    wait_until(
+        "every collection log is worked through",
+        Duration::from_secs(30),
+        || logs_empty(&c),
+    )
+    .await;
+    let kept = [block_names(&src), block_names(&part)].concat();
+    assert!(
+        everywhere(&c, &kept).await,
+        "blocks of a copy whose source was deleted, or of an upload in progress, were collected"
+    );
+    let (id, secret) = &key;
+    let s3 = S3Client::new(&c.nodes[2].s3, id, secret, "us-east-1");
+    assert_eq!(
+        s3.get_object("gcrefs", "copy.bin").await.unwrap(),
+        src.len() as u64
     );
 }

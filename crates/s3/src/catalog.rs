@@ -5,7 +5,7 @@
 //! coordinator (`node::put`, `keep_newest`), and a read picks the newest
 //! sibling again in case replicas that never met both answered.
 
-use crate::records::{self, TYPE_BLOCKS};
+use crate::records::{self, Data, TYPE_BLOCKS};
 use bytes::Bytes;
 use causal::{Meta, VersionVector};
 use node::{BKey, Node, NodeError, RequestOptions};
@@ -86,12 +86,35 @@ impl Catalog {
             .await
     }
 
+    /// Write a record whose body is `data`: each block it lists is a
+    /// `$ref` term of the record's metadata, which keeps the block from
+    /// being collected while the record lives (`node::collect`).
+    pub async fn put_referencing<T: Serialize>(
+        &self,
+        bucket_type: &[u8],
+        bucket: &[u8],
+        key: &[u8],
+        record: &T,
+        data: &Data,
+    ) -> Result<(), S3Error> {
+        let meta = Meta {
+            indexes: block_refs(data),
+            ..Meta::default()
+        };
+        let k = bkey(bucket_type, bucket, key);
+        self.put_with_meta(k, records::encode(record), meta).await
+    }
+
     async fn put_raw(&self, key: BKey, value: Bytes) -> Result<(), S3Error> {
+        self.put_with_meta(key, value, Meta::default()).await
+    }
+
+    async fn put_with_meta(&self, key: BKey, value: Bytes, meta: Meta) -> Result<(), S3Error> {
         self.node
             .put(
                 key,
                 value,
-                Meta::default(),
+                meta,
                 VersionVector::new(),
                 RequestOptions::default(),
             )
@@ -165,9 +188,19 @@ impl Catalog {
     /// A block write is idempotent (same key, same bytes), so a retry is
     /// always safe.
     pub async fn put_block(&self, hash: &[u8; 32], bytes: Bytes) -> Result<(), S3Error> {
+        let key = block_key(hash);
+        // The block is a collectable: the collector checks it once
+        // written, and drops it when no record references it.
+        let meta = Meta {
+            indexes: vec![(node::COLLECT_INDEX.into(), node::ref_term(&key))],
+            ..Meta::default()
+        };
         let mut attempt = 1;
         loop {
-            match self.put_raw(block_key(hash), bytes.clone()).await {
+            match self
+                .put_with_meta(key.clone(), bytes.clone(), meta.clone())
+                .await
+            {
                 Err(e)
                     if attempt < BLOCK_WRITE_ATTEMPTS
                         && *e.code() == S3ErrorCode::ServiceUnavailable =>
@@ -212,7 +245,20 @@ fn bkey(bucket_type: &[u8], bucket: &[u8], key: &[u8]) -> BKey {
     )
 }
 
-fn block_key(hash: &[u8; 32]) -> BKey {
+/// The `$ref` terms of the blocks `data` lists, each once.
+fn block_refs(data: &Data) -> Vec<(String, String)> {
+    let Data::Blocks(blocks) = data else {
+        return Vec::new();
+    };
+    let hashes: std::collections::BTreeSet<&[u8; 32]> = blocks.iter().map(|b| &b.hash).collect();
+    hashes
+        .into_iter()
+        .map(|h| (node::REF_INDEX.to_string(), node::ref_term(&block_key(h))))
+        .collect()
+}
+
+/// Where a block is stored: under its hash.
+pub fn block_key(hash: &[u8; 32]) -> BKey {
     BKey::typed(
         Bytes::from_static(TYPE_BLOCKS),
         Bytes::from_static(records::BLOCKS),

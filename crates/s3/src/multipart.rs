@@ -120,11 +120,12 @@ pub(crate) async fn upload_part(
         data: written.data,
     };
     s3.catalog
-        .put(
+        .put_referencing(
             TYPE_PARTS,
             i.upload_id.as_bytes(),
             part_key(i.part_number).as_bytes(),
             &part,
+            &part.data,
         )
         .await?;
     Ok(S3Response::new(UploadPartOutput {
@@ -218,7 +219,13 @@ pub(crate) async fn complete(
         data: Data::Blocks(blocks),
     };
     s3.catalog
-        .put(TYPE_OBJECTS, i.bucket.as_bytes(), i.key.as_bytes(), &record)
+        .put_referencing(
+            TYPE_OBJECTS,
+            i.bucket.as_bytes(),
+            i.key.as_bytes(),
+            &record,
+            &record.data,
+        )
         .await?;
     forget_upload(s3, &i.bucket, &i.upload_id).await?;
     Ok(S3Response::new(CompleteMultipartUploadOutput {

@@ -136,11 +136,12 @@ pub(crate) async fn put(
         data: written.data,
     };
     s3.catalog
-        .put(
+        .put_referencing(
             TYPE_OBJECTS,
             input.bucket.as_bytes(),
             input.key.as_bytes(),
             &record,
+            &record.data,
         )
         .await?;
     Ok(S3Response::new(PutObjectOutput {
@@ -485,11 +486,12 @@ pub(crate) async fn copy(
         ..src
     };
     s3.catalog
-        .put(
+        .put_referencing(
             TYPE_OBJECTS,
             input.bucket.as_bytes(),
             input.key.as_bytes(),
             &record,
+            &record.data,
         )
         .await?;
     Ok(S3Response::new(CopyObjectOutput {

@@ -87,7 +87,9 @@ pub fn keys_touched(ops: &[Op], sets: usize) -> Vec<BKey> {
         match &op.kind {
             OpKind::DurableWrite { key, .. }
             | OpKind::ReadYourWrite { key, .. }
-            | OpKind::Delete { key, .. } => {
+            | OpKind::Delete { key, .. }
+            | OpKind::Link { record: key, .. }
+            | OpKind::Unlink { record: key } => {
                 names.insert(key.clone());
             }
             OpKind::SetAdd { .. } => {}
@@ -234,4 +236,45 @@ pub async fn check_durable(world: &World, at: usize, ops: &[Op]) -> DurableCheck
         }
     }
     check
+}
+
+/// Every blob an acknowledged record still references (no delete of the
+/// record was tried) must read back: the collector never drops a blob
+/// something references.
+pub async fn check_links(world: &World, at: usize, ops: &[Op]) -> LinkCheck {
+    let mut check = LinkCheck::default();
+    let Some(node) = world.node(at) else {
+        return check;
+    };
+    let unlinked: BTreeSet<&String> = ops
+        .iter()
+        .filter_map(|op| match &op.kind {
+            OpKind::Unlink { record } => Some(record),
+            _ => None,
+        })
+        .collect();
+    for op in ops {
+        let OpKind::Link { record, blob } = &op.kind else {
+            continue;
+        };
+        if op.outcome != Outcome::Ok || unlinked.contains(record) {
+            continue;
+        }
+        check.standing += 1;
+        let found = node.get(&key(blob), &RequestOptions::default()).await;
+        if !matches!(&found, Ok(Some(obj)) if obj.live_siblings().next().is_some()) {
+            tracing::warn!(%blob, %record, read = ?found, "a referenced blob was collected");
+            check.collected.push(blob.clone());
+        }
+    }
+    check
+}
+
+/// The reference check: referenced blobs stay.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LinkCheck {
+    /// Acknowledged records still referencing their blob at the end.
+    pub standing: usize,
+    /// Of their blobs, those gone (or that could not be read).
+    pub collected: Vec<String>,
 }

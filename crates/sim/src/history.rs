@@ -40,6 +40,19 @@ pub enum OpKind {
         /// What the delete covered.
         context: causal::VersionVector,
     },
+    /// A write of a fresh record referencing the blob `blob` (an
+    /// acknowledged write of a collectable object).
+    Link {
+        /// The record's key.
+        record: String,
+        /// The blob's key.
+        blob: String,
+    },
+    /// A delete of a record a `Link` wrote.
+    Unlink {
+        /// The record's key.
+        record: String,
+    },
 }
 
 /// How an operation ended.

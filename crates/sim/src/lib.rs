@@ -62,13 +62,14 @@ async fn simulate(seed: u64, cfg: &SimConfig) -> Report {
     let history = History::new();
     let stop_ms = history.now_ms() + cfg.workload_ms;
     let mut clients = Vec::new();
-    let (adders, writers, readers, deleters) = (
+    let (adders, writers, readers, deleters, linkers) = (
         rng.random_range(3..=5usize),
         rng.random_range(1..=2usize),
         rng.random_range(1..=2usize),
         rng.random_range(1..=2usize),
+        rng.random_range(1..=2usize),
     );
-    for id in 0..adders + writers + readers + deleters {
+    for id in 0..adders + writers + readers + deleters + linkers {
         let c = Client {
             id,
             handles: world.handles(),
@@ -82,8 +83,10 @@ async fn simulate(seed: u64, cfg: &SimConfig) -> Report {
             tokio::spawn(workload::durable_writer(c, crng))
         } else if id < adders + writers + readers {
             tokio::spawn(workload::read_your_writes(c, crng))
-        } else {
+        } else if id < adders + writers + readers + deleters {
             tokio::spawn(workload::deleter(c, crng))
+        } else {
+            tokio::spawn(workload::linker(c, crng))
         });
     }
     let kinds = cfg.faults.clone();
@@ -121,6 +124,13 @@ async fn simulate(seed: u64, cfg: &SimConfig) -> Report {
             .iter()
             .filter_map(|&i| world.node(i))
             .map(|n| n.tombstones_reaped())
+            .sum(),
+        links: check::check_links(&world, 0, &ops).await,
+        collected: world
+            .up()
+            .iter()
+            .filter_map(|&i| world.node(i))
+            .map(|n| n.objects_collected())
             .sum(),
         ryw_violations: check::ryw_violations(&ops),
         diverged: diverged.iter().map(|k| format!("{k:?}")).collect(),

@@ -105,6 +105,10 @@ fn main() -> Result<()> {
         "deletes: {} acknowledged, {} came back; {} tombstones reaped",
         s.deletes, s.resurrected, s.reaped
     );
+    println!(
+        "references: {} records standing, {} of their blobs collected; {} unreferenced blob replicas collected",
+        s.links, s.links_broken, s.collected
+    );
     let faults: Vec<String> = s.faults.iter().map(|(k, n)| format!("{k:?}×{n}")).collect();
     println!("faults injected: {}", faults.join(" "));
     if !s.failed.is_empty() {
@@ -131,6 +135,9 @@ struct Summary {
     deletes: usize,
     resurrected: usize,
     reaped: u64,
+    links: usize,
+    links_broken: usize,
+    collected: u64,
     diverged: usize,
     faults: Vec<(FaultKind, u32)>,
 }
@@ -149,6 +156,9 @@ impl Summary {
         self.deletes += r.deletes.acknowledged;
         self.resurrected += r.deletes.resurrected.len();
         self.reaped += r.reaped;
+        self.links += r.links.standing;
+        self.links_broken += r.links.collected.len();
+        self.collected += r.collected;
         self.diverged += usize::from(!r.diverged.is_empty());
         for &(kind, n) in &r.faults {
             match self.faults.iter_mut().find(|(k, _)| *k == kind) {

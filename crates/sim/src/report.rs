@@ -1,6 +1,6 @@
 //! What a run is asked to do, and what it found.
 
-use crate::check::{DeleteCheck, DurableCheck, SetCheck};
+use crate::check::{DeleteCheck, DurableCheck, LinkCheck, SetCheck};
 use crate::history::Op;
 use crate::nemesis::FaultKind;
 use std::fmt;
@@ -60,6 +60,10 @@ pub struct Report {
     pub deletes: DeleteCheck,
     /// Tombstones reaped across the cluster during the run.
     pub reaped: u64,
+    /// The reference check.
+    pub links: LinkCheck,
+    /// Replicas of unreferenced blobs collected across the cluster.
+    pub collected: u64,
     /// Read-your-writes violations: (key, value written but not read).
     pub ryw_violations: Vec<(String, u64)>,
     /// Keys whose replicas still differed at the convergence deadline.
@@ -79,6 +83,7 @@ impl Report {
             && (cfg.lww || self.set.lost.is_empty())
             && self.durable.lost.is_empty()
             && self.deletes.resurrected.is_empty()
+            && self.links.collected.is_empty()
             && self.ryw_violations.is_empty()
             && self.diverged.is_empty()
     }
@@ -132,6 +137,14 @@ impl fmt::Display for Report {
             self.deletes.resurrected.len(),
             self.deletes.resurrected.iter().take(5).collect::<Vec<_>>(),
             self.reaped
+        )?;
+        writeln!(
+            f,
+            "  references: {} records standing, {} of their blobs collected {:?}; {} unreferenced blob replicas collected",
+            self.links.standing,
+            self.links.collected.len(),
+            self.links.collected.iter().take(5).collect::<Vec<_>>(),
+            self.collected
         )?;
         writeln!(
             f,

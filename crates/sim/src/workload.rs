@@ -11,6 +11,10 @@
 //!   with `pw = pr = 2` on `n_val = 3`, so the read must see the write.
 //! - **deleters**: write a fresh key, read it, delete what the read found.
 //!   With tombstone reaping on, a deleted version must never come back.
+//! - **linkers**: write a fresh blob (a collectable, as an S3 block), then
+//!   usually a record referencing it (as an S3 object), sometimes a second
+//!   one (a copy), then sometimes delete the first. With collection on, a
+//!   blob an acknowledged record references must never be dropped.
 
 use crate::history::{History, Op, OpKind, Outcome};
 use crate::world::Handles;
@@ -142,7 +146,18 @@ async fn put(
     ctx: VersionVector,
     opts: RequestOptions,
 ) -> Outcome {
-    match tokio::time::timeout(CALL_TIMEOUT, node.put(key, value, meta(), ctx, opts)).await {
+    put_with(node, key, value, meta(), ctx, opts).await
+}
+
+async fn put_with(
+    node: &Node,
+    key: BKey,
+    value: Bytes,
+    meta: Meta,
+    ctx: VersionVector,
+    opts: RequestOptions,
+) -> Outcome {
+    match tokio::time::timeout(CALL_TIMEOUT, node.put(key, value, meta, ctx, opts)).await {
         Ok(Ok(_)) => Outcome::Ok,
         Ok(Err(NodeError::BadRequest(e))) => panic!("the workload sent a bad request: {e}"),
         Ok(Err(_)) | Err(_) => Outcome::Unknown,
@@ -281,5 +296,90 @@ pub async fn read_your_writes(c: Client, mut rng: SmallRng) {
             seen,
         };
         c.record(machine, kind, invoked, outcome);
+    }
+}
+
+/// Metadata carrying one reserved index term.
+fn meta_with(index: &str, term: &str) -> Meta {
+    Meta {
+        indexes: vec![(index.to_string(), term.to_string())],
+        ..meta()
+    }
+}
+
+/// Write fresh blobs and records that reference them, copy and delete
+/// some records, until the stop time.
+pub async fn linker(c: Client, mut rng: SmallRng) {
+    let mut seq = 0u64;
+    while c.running() {
+        let Some((machine, node, name)) = c.next_fresh_key(&mut rng, "l", &mut seq).await else {
+            continue;
+        };
+        let blob = format!("{name}-blob");
+        let term = node::ref_term(&key(&blob));
+        let opts = RequestOptions::default();
+        let collectable = meta_with(node::COLLECT_INDEX, &term);
+        let value = Bytes::from(name.clone());
+        let new = VersionVector::new;
+        if put_with(
+            &node,
+            key(&blob),
+            value.clone(),
+            collectable,
+            new(),
+            opts.clone(),
+        )
+        .await
+            != Outcome::Ok
+        {
+            continue;
+        }
+        // A quarter stay orphans, as a block whose upload never wrote
+        // its record.
+        if rng.random_range(0..4) == 0 {
+            continue;
+        }
+        let link = |record: String, outcome: Outcome, invoked: u64| {
+            let blob = blob.clone();
+            c.record(machine, OpKind::Link { record, blob }, invoked, outcome);
+        };
+        let first = format!("{name}-rec");
+        let invoked = c.history.now_ms();
+        let referencing = meta_with(node::REF_INDEX, &term);
+        let outcome = put_with(
+            &node,
+            key(&first),
+            value.clone(),
+            referencing.clone(),
+            new(),
+            opts.clone(),
+        )
+        .await;
+        link(first.clone(), outcome.clone(), invoked);
+        if outcome != Outcome::Ok || rng.random_range(0..2) == 0 {
+            continue;
+        }
+        if rng.random_range(0..2) == 0 {
+            let copy = format!("{name}-copy");
+            let invoked = c.history.now_ms();
+            // `w = 1`: under a partition, a copy acknowledged by one
+            // fallback lives only in a hint until the partition heals.
+            let sloppy = RequestOptions {
+                w: quorum(1),
+                dw: quorum(1),
+                ..RequestOptions::default()
+            };
+            let outcome = put_with(&node, key(&copy), value, referencing, new(), sloppy).await;
+            link(copy, outcome, invoked);
+        }
+        let invoked = c.history.now_ms();
+        let deleted =
+            tokio::time::timeout(CALL_TIMEOUT, node.delete(key(&first), None, opts)).await;
+        let outcome = match deleted {
+            Ok(Ok(())) => Outcome::Ok,
+            Ok(Err(NodeError::BadRequest(e))) => panic!("the workload sent a bad request: {e}"),
+            Ok(Err(_)) | Err(_) => Outcome::Unknown,
+        };
+        c.record(machine, OpKind::Unlink { record: first }, invoked, outcome);
     }
 }

@@ -70,6 +70,10 @@ fn config(addr: &str, seeds: Vec<String>) -> NodeConfig {
         // Reaping on, and soon: deletes race every fault of the run.
         delete_mode: node::DeleteMode::GraceMs(1000),
         reap_interval_ms: 500,
+        // Collection on, and soon: references go and come under every
+        // fault of the run.
+        s3_block_grace_ms: 1000,
+        s3_block_collect_interval_ms: 500,
         enable_fault_injection: true,
         ..NodeConfig::default()
     }

@@ -59,12 +59,16 @@ fn fixed_seeds_lose_no_acknowledged_write_and_converge() {
     let durable: usize = reports.iter().map(|r| r.durable.acknowledged).sum();
     let deletes: usize = reports.iter().map(|r| r.deletes.acknowledged).sum();
     let reaped: u64 = reports.iter().map(|r| r.reaped).sum();
+    let links: usize = reports.iter().map(|r| r.links.standing).sum();
+    let collected: u64 = reports.iter().map(|r| r.collected).sum();
     assert!(
         acknowledged > 100 * CI_SEEDS as usize
             && durable > 50 * CI_SEEDS as usize
             && deletes > 50 * CI_SEEDS as usize
-            && reaped > 100 * CI_SEEDS,
-        "the workload did too little to prove anything: {acknowledged} set adds, {durable} durable writes, {deletes} deletes, {reaped} tombstones reaped"
+            && reaped > 100 * CI_SEEDS
+            && links > 50 * CI_SEEDS as usize
+            && collected > 100 * CI_SEEDS,
+        "the workload did too little to prove anything: {acknowledged} set adds, {durable} durable writes, {deletes} deletes, {reaped} tombstones reaped, {links} records referencing blobs, {collected} blob replicas collected"
     );
 }
 

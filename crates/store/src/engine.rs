@@ -19,15 +19,23 @@ pub enum Space {
     /// newest delete. What the reaper walks, so its work tracks deletes
     /// rather than data (see `tombstones.rs`).
     Tombstones,
+    /// The reference index: (referenced term, object key) for every
+    /// `$ref` term a stored replica's versions carry (see `refs.rs`).
+    Refs,
+    /// The collection log: (due ms, term) of objects that may have lost
+    /// their last reference (see `refs.rs`).
+    Candidates,
 }
 
 impl Space {
-    const ALL: [Space; 5] = [
+    const ALL: [Space; 7] = [
         Space::Objects,
         Space::Buckets,
         Space::Meta,
         Space::Hints,
         Space::Tombstones,
+        Space::Refs,
+        Space::Candidates,
     ];
 
     fn name(self) -> &'static str {
@@ -37,6 +45,8 @@ impl Space {
             Space::Meta => "meta",
             Space::Hints => "hints",
             Space::Tombstones => "tombstones",
+            Space::Refs => "refs",
+            Space::Candidates => "candidates",
         }
     }
 }

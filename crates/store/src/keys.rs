@@ -25,7 +25,7 @@ pub struct ObjectKey {
     pub key: Bytes,
 }
 
-fn push_field(out: &mut Vec<u8>, field: &[u8]) {
+pub(crate) fn push_field(out: &mut Vec<u8>, field: &[u8]) {
     // Lengths are bounded by the constants above, checked at the API edge.
     out.extend_from_slice(&(field.len() as u16).to_be_bytes());
     out.extend_from_slice(field);

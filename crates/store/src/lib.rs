@@ -27,6 +27,7 @@ mod keys;
 mod listing;
 mod memory;
 mod reclaim;
+mod refs;
 mod tombstones;
 mod writeback;
 mod writer;
@@ -36,6 +37,7 @@ pub use format::{decode_object, encode_object, OBJECT_VERSION_MARKER};
 pub use keys::{ObjectKey, BUCKET_BYTES_MAX, KEY_BYTES_MAX, TYPE_BYTES_MAX};
 pub use listing::{ListQuery, ListStart, Listed, ListedPage, ListedVersion};
 pub use memory::MemoryEngine;
+pub use refs::{Candidate, CandidateStage, RefTerms, COLLECT_INDEX, REF_INDEX};
 pub use tombstones::TombstoneEntry;
 pub use writer::PendingSync;
 
@@ -175,6 +177,11 @@ impl Store {
     /// returned [`PendingSync`] resolves once it is durable. Lets a caller
     /// release a lock before waiting for the fsync.
     ///
+    /// `was` are the reference terms of the replica being replaced
+    /// ([`RefTerms::of`] the object read under the key's lock; empty for a
+    /// new key): the reference index and the collection log are updated
+    /// in the same batch (see `refs.rs`).
+    ///
     /// # Errors
     ///
     /// Engine failures.
@@ -182,10 +189,12 @@ impl Store {
         &self,
         key: &ObjectKey,
         obj: &Object,
+        was: &RefTerms,
         durable: bool,
     ) -> Result<PendingSync, StoreError> {
         let mut batch = vec![(Space::Objects, key.encode(), Some(encode_object(obj)))];
         batch.extend(tombstones::entry(key, obj));
+        batch.extend(refs::changes(key, was, obj));
         let bucket_id = (key.bucket_type.to_vec(), key.bucket.to_vec());
         let new_bucket = !self
             .buckets_seen
@@ -304,27 +313,24 @@ impl Store {
     }
 
     /// Delete this node's replicas of `keys` (a partition handed off, a
-    /// tombstone reaped).
+    /// tombstone reaped), each with the reference terms it carries.
     ///
     /// # Errors
     ///
     /// Engine and fsync failures.
     pub async fn delete_objects(
         &self,
-        keys: &[ObjectKey],
+        keys: &[(ObjectKey, RefTerms)],
         durable: bool,
     ) -> Result<(), StoreError> {
-        // A replica's tombstone index entry goes with it.
-        let batch = keys
-            .iter()
-            .flat_map(|k| {
-                let encoded = k.encode();
-                [
-                    (Space::Tombstones, encoded.clone(), None),
-                    (Space::Objects, encoded, None),
-                ]
-            })
-            .collect();
+        // A replica's index entries go with it.
+        let mut batch = Vec::with_capacity(keys.len() * 2);
+        for (k, was) in keys {
+            let encoded = k.encode();
+            batch.push((Space::Tombstones, encoded.clone(), None));
+            batch.push((Space::Objects, encoded, None));
+            batch.extend(refs::removals(k, was));
+        }
         self.writer.write(batch, durable).await
     }
 

@@ -394,7 +394,11 @@ impl Node {
                 .update(partition, &okey.encode(), &obj, &causal::Object::new());
             // Not synced: a drop lost to a crash leaves the tombstone,
             // which is reaped again.
-            self.inner.store.delete_objects(&[okey], false).await?;
+            let was = store::RefTerms::of(&obj);
+            self.inner
+                .store
+                .delete_objects(&[(okey, was)], false)
+                .await?;
             tracing::debug!(node = %self.id(), ?key, partition, "reaped a tombstone");
             dropped += 1;
         }

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod netns;
+pub mod s3py;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
