@@ -17,16 +17,19 @@
 #
 # Usage: scripts/bench-fill.sh SIZE COUNT...
 #   e.g. scripts/bench-fill.sh 4KiB 10000 1000000
+# Environment: RINGSTORE_SERVER, another build's binary to run the cluster
+# with (the load generator stays this checkout's), for A/B runs;
+# NO_CRASH=1 skips the kill -9 and restart at the end.
 set -euo pipefail
 [ $# -ge 2 ] || { sed -n 2,14p "$0"; exit 2; }
 size=$1; shift
 cd "$(dirname "$0")/.."
 cargo build --release --quiet
-bin=target/release/ringstore
+bin=target/release/ringstore server=${RINGSTORE_SERVER:-$bin}
 source scripts/cpu-time.sh
 work=$(mktemp -d) dev=
 trap '[ -n "$dev" ] && kill "$dev" 2>/dev/null; rm -rf "$work"; true' EXIT
-"$bin" dev --nodes 3 --base-port 33098 --data-dir "$work/dev" >"$work/dev.log" 2>&1 & dev=$!
+"$server" dev --nodes 3 --base-port 33098 --data-dir "$work/dev" >"$work/dev.log" 2>&1 & dev=$!
 for _ in $(seq 300); do [ -f "$work/dev/cluster.json" ] && break; sleep 0.1; done
 [ -f "$work/dev/cluster.json" ] || { echo "the cluster did not start"; cat "$work/dev.log"; exit 1; }
 bytes=$(python3 -c "
@@ -75,16 +78,20 @@ PY
 done
 
 # Crash and restart: time to serve, then the rebuild beside service.
+[ -n "${NO_CRASH:-}" ] && exit 0
 kill -9 "$dev"; wait "$dev" 2>/dev/null || true
 t0=$(date +%s.%N)
-"$bin" dev --nodes 3 --base-port 33098 --data-dir "$work/dev" >>"$work/dev.log" 2>&1 & dev=$!
+"$server" dev --nodes 3 --base-port 33098 --data-dir "$work/dev" >>"$work/dev.log" 2>&1 & dev=$!
 python3 - "$work/dev/cluster.json" "$t0" <<'PY'
 import json, sys, time, urllib.request
-nodes = [n["http"] for n in json.load(open(sys.argv[1]))["nodes"]]
+c = json.load(open(sys.argv[1]))
+nodes = [n["http"] for n in c["nodes"]]
+auth = {"Authorization": f"Bearer {c['admin_token']}"}
 t0 = float(sys.argv[2])
 def status(h):
     try:
-        return json.load(urllib.request.urlopen(f"http://{h}/admin/cluster", timeout=2))
+        req = urllib.request.Request(f"http://{h}/admin/cluster", headers=auth)
+        return json.load(urllib.request.urlopen(req, timeout=2))
     except Exception:
         return None
 served = None

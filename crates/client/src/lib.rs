@@ -84,6 +84,16 @@ fn encode(s: &str) -> String {
         .collect()
 }
 
+fn http_client(headers: reqwest::header::HeaderMap) -> reqwest::Client {
+    reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .pool_max_idle_per_host(256)
+        .timeout(Duration::from_secs(30))
+        .default_headers(headers)
+        .build()
+        .expect("building the HTTP client")
+}
+
 impl Client {
     /// A client for the node at `addr` (`host:port` or a URL).
     ///
@@ -97,13 +107,29 @@ impl Client {
         } else {
             format!("http://{addr}")
         };
-        let http = reqwest::Client::builder()
-            .tcp_nodelay(true)
-            .pool_max_idle_per_host(256)
-            .timeout(Duration::from_secs(30))
-            .build()
-            .expect("building the HTTP client");
-        Client { base, http }
+        Client {
+            base,
+            http: http_client(reqwest::header::HeaderMap::new()),
+        }
+    }
+
+    /// The same client, sending `token` (if any) as the admin API's
+    /// bearer token on every request.
+    ///
+    /// # Panics
+    ///
+    /// As [`Client::new`]; and if `token` is not visible ASCII (node
+    /// config validation refuses such tokens).
+    pub fn with_admin_token(self, token: Option<&str>) -> Self {
+        let Some(token) = token else { return self };
+        let mut headers = reqwest::header::HeaderMap::new();
+        let value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+            .expect("an admin token is visible ASCII");
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+        Client {
+            base: self.base,
+            http: http_client(headers),
+        }
     }
 
     /// The node's base URL.

@@ -9,6 +9,7 @@
 #![deny(missing_docs)]
 
 mod admin;
+mod auth;
 mod buckets;
 mod budget;
 mod encode;
@@ -53,13 +54,18 @@ pub fn router(node: Node, keys: s3::KeyStore) -> Router {
     let props = get(buckets::get_props)
         .put(buckets::put_props)
         .delete(buckets::reset_props);
-    Router::new()
-        .route("/", get(admin::discovery))
-        .route("/ping", get(admin::ping))
-        .route("/stats", get(admin::stats))
-        .route("/metrics", get(admin::metrics))
-        .route("/health/live", get(admin::live))
-        .route("/health/ready", get(admin::ready))
+    let metrics_locked = app.node.config().metrics_require_token;
+    let (open, locked) = (open_routes(), admin_routes());
+    let (open, locked) = if metrics_locked {
+        (open, locked.route("/metrics", get(admin::metrics)))
+    } else {
+        (open.route("/metrics", get(admin::metrics)), locked)
+    };
+    let locked = locked.route_layer(axum::middleware::from_fn_with_state(
+        app.clone(),
+        auth::require_admin,
+    ));
+    open.merge(locked)
         .route("/buckets", get(buckets::list_buckets))
         .route("/buckets/{bucket}/keys", keys.clone())
         .route("/buckets/{bucket}/keys/{key}", object.clone())
@@ -68,6 +74,35 @@ pub fn router(node: Node, keys: s3::KeyStore) -> Router {
         .route("/types/{type}/buckets/{bucket}/keys", keys)
         .route("/types/{type}/buckets/{bucket}/keys/{key}", object)
         .route("/types/{type}/buckets/{bucket}/props", props)
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            metrics::track,
+        ))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(app)
+}
+
+/// Serve `router(node, keys)` on `listener` until the task is dropped,
+/// within the node's client listener limits (`net::listen`).
+pub async fn serve(node: Node, keys: s3::KeyStore, listener: tokio::net::TcpListener) {
+    let limits = node.config().listener_limits("http");
+    let service = hyper_util::service::TowerToHyperService::new(router(node, keys));
+    net::listen::serve_http(listener, limits, service).await
+}
+
+/// Routes anyone may call: discovery, liveness, readiness, Riak's stats.
+fn open_routes() -> Router<App> {
+    Router::new()
+        .route("/", get(admin::discovery))
+        .route("/ping", get(admin::ping))
+        .route("/stats", get(admin::stats))
+        .route("/health/live", get(admin::live))
+        .route("/health/ready", get(admin::ready))
+}
+
+/// The admin API: behind the admin token (`auth`).
+fn admin_routes() -> Router<App> {
+    Router::new()
         .route("/admin/cluster", get(admin::cluster))
         .route("/admin/cluster/join", post(admin::join))
         .route("/admin/cluster/leave", post(admin::leave))
@@ -94,18 +129,4 @@ pub fn router(node: Node, keys: s3::KeyStore) -> Router {
             "/admin/debug/replica/types/{type}/buckets/{bucket}/keys/{key}",
             put(kv::damage_replica),
         )
-        .layer(axum::middleware::from_fn_with_state(
-            app.clone(),
-            metrics::track,
-        ))
-        .layer(DefaultBodyLimit::max(body_limit))
-        .with_state(app)
-}
-
-/// Serve `router(node, keys)` on `listener` until the task is dropped,
-/// within the node's client listener limits (`net::listen`).
-pub async fn serve(node: Node, keys: s3::KeyStore, listener: tokio::net::TcpListener) {
-    let limits = node.config().listener_limits("http");
-    let service = hyper_util::service::TowerToHyperService::new(router(node, keys));
-    net::listen::serve_http(listener, limits, service).await
 }

@@ -6,6 +6,9 @@ use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// The shortest admin token accepted: long enough not to be guessed.
+pub const ADMIN_TOKEN_CHARS_MIN: usize = 16;
+
 /// Settings of one node. Unknown keys in a config file are an error, so a
 /// typo is caught at start rather than silently ignored.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -78,6 +81,13 @@ pub struct NodeConfig {
     pub client_io_timeout_ms: u64,
     /// Accept `POST /admin/debug/faults` (tests only).
     pub enable_fault_injection: bool,
+    /// The admin API's bearer token: every `/admin/*` request must carry
+    /// `Authorization: Bearer <token>`. `None`: the admin API refuses
+    /// every request (with a 401 saying how to set one).
+    pub admin_token: Option<String>,
+    /// Whether `/metrics` needs the admin token too (open by default, for
+    /// scrapers).
+    pub metrics_require_token: bool,
     /// Keep writes for unreachable primaries as hints and deliver them when
     /// the primary answers again. Off only to test anti-entropy alone.
     pub hinted_handoff: bool,
@@ -222,6 +232,8 @@ impl Default for NodeConfig {
             client_header_timeout_ms: 30_000,
             client_io_timeout_ms: 60_000,
             enable_fault_injection: false,
+            admin_token: None,
+            metrics_require_token: false,
             hinted_handoff: true,
             anti_entropy: true,
             aae_interval_ms: 60_000,
@@ -362,6 +374,14 @@ impl NodeConfig {
         }
         if self.cluster_secret.is_empty() {
             return bad("cluster_secret", "must not be empty".into());
+        }
+        if let Some(t) = &self.admin_token {
+            if t.len() < ADMIN_TOKEN_CHARS_MIN || !t.bytes().all(|b| b.is_ascii_graphic()) {
+                return bad(
+                    "admin_token",
+                    format!("must be at least {ADMIN_TOKEN_CHARS_MIN} visible ASCII characters (for example 32 hex digits from `openssl rand -hex 16`)"),
+                );
+            }
         }
         Ok(())
     }

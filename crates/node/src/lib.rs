@@ -77,7 +77,7 @@ pub(crate) fn object_bytes(obj: &causal::Object) -> usize {
 }
 
 pub use collect::{parse_ref_term, ref_term};
-pub use config::{ConfigError, DeleteMode, NodeConfig};
+pub use config::{ConfigError, DeleteMode, NodeConfig, ADMIN_TOKEN_CHARS_MIN};
 pub use env::{Clock, Env, SystemClock};
 pub use error::{NodeError, QuorumError};
 pub use handoff::Transfer;

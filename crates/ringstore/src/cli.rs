@@ -57,6 +57,8 @@ enum Command {
         /// Print machine-readable JSON.
         #[arg(long, global = true)]
         json: bool,
+        #[command(flatten)]
+        admin: AdminToken,
     },
     /// Manage S3 access keys.
     Key {
@@ -68,9 +70,52 @@ enum Command {
         /// Print machine-readable JSON.
         #[arg(long, global = true)]
         json: bool,
+        #[command(flatten)]
+        admin: AdminToken,
     },
     /// Load-test a node's key-value API, or run `bench heal|join|s3`.
     Bench(BenchArgs),
+}
+
+/// Where the admin token comes from: `RINGSTORE_ADMIN_TOKEN`, else the
+/// `admin_token` of a cluster file (`ringstore dev` writes one).
+#[derive(clap::Args, Debug)]
+struct AdminToken {
+    /// The admin API's bearer token.
+    #[arg(
+        long,
+        global = true,
+        env = "RINGSTORE_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
+    admin_token: Option<String>,
+    /// A cluster file to read the admin token from when none is given.
+    #[arg(long, global = true, default_value = "ringstore-dev/cluster.json")]
+    cluster_file: std::path::PathBuf,
+}
+
+impl AdminToken {
+    /// A client for `node` that sends the admin token, if one is found.
+    fn client(&self, node: &str) -> Result<Client> {
+        let token = match &self.admin_token {
+            Some(t) => Some(t.clone()),
+            None => match std::fs::read_to_string(&self.cluster_file) {
+                Ok(text) => {
+                    let v: Value = serde_json::from_str(&text).with_context(|| {
+                        format!(
+                            "reading the admin token from {}",
+                            self.cluster_file.display()
+                        )
+                    })?;
+                    v["admin_token"].as_str().map(str::to_string)
+                }
+                // No file: requests go without a token, and a node that
+                // wants one answers 401 saying how to pass it.
+                Err(_) => None,
+            },
+        };
+        Ok(Client::new(node).with_admin_token(token.as_deref()))
+    }
 }
 
 #[derive(clap::Args, Debug)]
@@ -186,8 +231,18 @@ pub(crate) async fn run(args: Args) -> Result<ExitCode> {
             bench::run(kv).await.map(|()| ExitCode::SUCCESS)
         }
         Command::Kv { op, node, json } => kv(op, &Client::new(&node), json).await,
-        Command::Cluster { op, node, json } => cluster(op, &Client::new(&node), json).await,
-        Command::Key { op, node, json } => crate::keys::run(op, &Client::new(&node), json).await,
+        Command::Cluster {
+            op,
+            node,
+            json,
+            admin,
+        } => cluster(op, &admin.client(&node)?, json).await,
+        Command::Key {
+            op,
+            node,
+            json,
+            admin,
+        } => crate::keys::run(op, &admin.client(&node)?, json).await,
     }
 }
 

@@ -40,6 +40,8 @@ pub(crate) async fn run(flags: DevFlags) -> Result<()> {
     std::fs::create_dir_all(&flags.data_dir)
         .with_context(|| format!("creating {}", flags.data_dir.display()))?;
     let port = |i: u16, k: u16| format!("127.0.0.1:{}", flags.base_port + 10 * i + k);
+    let file = flags.data_dir.join("cluster.json");
+    let admin_token = dev_admin_token(&file);
     let mut running = Vec::new();
     for i in 0..flags.nodes {
         let cfg = NodeConfig {
@@ -50,6 +52,7 @@ pub(crate) async fn run(flags: DevFlags) -> Result<()> {
             zone: "dev".into(),
             join: if i == 0 { vec![] } else { vec![port(0, 2)] },
             cluster_secret: DEV_SECRET.into(),
+            admin_token: Some(admin_token.clone()),
             ..NodeConfig::default()
         };
         running.push(
@@ -75,7 +78,6 @@ pub(crate) async fn run(flags: DevFlags) -> Result<()> {
             json!({ "id": r.node.id().to_string(), "http": c.http, "s3": c.s3, "rpc": c.rpc })
         })
         .collect();
-    let file = flags.data_dir.join("cluster.json");
     let (key_id, secret) = dev_s3_key(&running[0].node, &file).await?;
     std::fs::write(
         &file,
@@ -83,6 +85,7 @@ pub(crate) async fn run(flags: DevFlags) -> Result<()> {
             "nodes": nodes,
             "s3_access_key_id": key_id,
             "s3_secret_access_key": secret,
+            "admin_token": admin_token,
         }))?,
     )?;
     let first = running[0].node.config().http.clone();
@@ -106,7 +109,11 @@ pub(crate) async fn run(flags: DevFlags) -> Result<()> {
     println!("try it:");
     println!("  curl -X PUT -H 'Content-Type: text/plain' -d 'hello' http://{first}/buckets/demo/keys/greeting");
     println!("  curl http://{first}/buckets/demo/keys/greeting");
-    println!("  curl http://{first}/admin/cluster");
+    println!("  curl -H 'Authorization: Bearer {admin_token}' http://{first}/admin/cluster");
+    println!(
+        "  ringstore cluster status --node {first} --cluster-file {}   (the CLI finds the admin token there)",
+        file.display()
+    );
     let s3 = running[0].node.config().s3.clone();
     println!("  export AWS_ACCESS_KEY_ID={key_id} AWS_SECRET_ACCESS_KEY={secret} AWS_DEFAULT_REGION=us-east-1");
     println!("  aws --endpoint-url http://{s3} s3 mb s3://demo");
@@ -119,6 +126,22 @@ pub(crate) async fn run(flags: DevFlags) -> Result<()> {
         r.stop().await;
     }
     Ok(())
+}
+
+/// The dev cluster's admin token: the one a previous run wrote to
+/// `cluster.json` (so a restarted cluster keeps it), else a new random one.
+fn dev_admin_token(file: &std::path::Path) -> String {
+    std::fs::read_to_string(file)
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v["admin_token"].as_str().map(str::to_string))
+        .filter(|t| t.len() >= node::ADMIN_TOKEN_CHARS_MIN)
+        .unwrap_or_else(|| {
+            rand::random::<[u8; 16]>()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect()
+        })
 }
 
 /// The dev cluster's S3 key: the one a previous run wrote to

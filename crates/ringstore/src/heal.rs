@@ -31,6 +31,10 @@ pub(crate) struct HealFlags {
     json: bool,
 }
 
+/// The admin token of the servers a bench starts (they live as long as
+/// the bench, on loopback).
+pub(crate) const BENCH_ADMIN_TOKEN: &str = "ringstore-bench-admin-token";
+
 /// Server processes, killed and cleaned up on drop.
 pub(crate) struct Servers {
     pub(crate) children: Vec<Child>,
@@ -56,6 +60,7 @@ impl Servers {
         .arg("--data-dir")
         .arg(self.dir.join(format!("node-{i}")))
         .args(["--cluster-secret", "bench"])
+        .env("RINGSTORE_ADMIN_TOKEN", BENCH_ADMIN_TOKEN)
         .args(extra)
         .env("RUST_LOG", "error")
         .stdout(Stdio::null())
@@ -109,7 +114,9 @@ pub(crate) async fn run(f: HealFlags) -> Result<()> {
     for i in 0..f.nodes {
         servers.spawn(i, f.base_port, &["--enable-fault-injection"])?;
     }
-    let clients: Vec<Client> = (0..f.nodes).map(|i| Client::new(&port(i, 0))).collect();
+    let clients: Vec<Client> = (0..f.nodes)
+        .map(|i| Client::new(&port(i, 0)).with_admin_token(Some(BENCH_ADMIN_TOKEN)))
+        .collect();
     let n = usize::from(f.nodes);
     wait_for("cluster formation", || async {
         let mut ok = true;

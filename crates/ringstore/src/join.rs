@@ -37,7 +37,11 @@ pub(crate) async fn run(f: JoinFlags) -> Result<()> {
         dir,
     };
     let http = |i: u16| format!("127.0.0.1:{}", f.base_port + 10 * i);
-    let (first, second) = (Client::new(&http(0)), Client::new(&http(1)));
+    let token = Some(crate::heal::BENCH_ADMIN_TOKEN);
+    let (first, second) = (
+        Client::new(&http(0)).with_admin_token(token),
+        Client::new(&http(1)).with_admin_token(token),
+    );
     servers.spawn(0, f.base_port, &[])?;
     wait_for("the first node", || first.is_ready()).await?;
     let value = Bytes::from(vec![b'x'; f.value_size]);

@@ -36,6 +36,9 @@ pub(crate) struct ServerFlags {
     /// Secret shared by every node of the cluster.
     #[arg(long, env = "RINGSTORE_CLUSTER_SECRET", hide_env_values = true)]
     pub(crate) cluster_secret: Option<String>,
+    /// The admin API's bearer token (see docs/CONFIG.md, `admin_token`).
+    #[arg(long, env = "RINGSTORE_ADMIN_TOKEN", hide_env_values = true)]
+    pub(crate) admin_token: Option<String>,
     /// Accept /admin/debug/faults (tests only).
     #[arg(long)]
     pub(crate) enable_fault_injection: bool,
@@ -76,6 +79,9 @@ pub(crate) fn load_config(flags: &ServerFlags) -> Result<NodeConfig> {
     }
     if let Some(v) = f.cluster_secret {
         cfg.cluster_secret = v
+    }
+    if let Some(v) = f.admin_token {
+        cfg.admin_token = Some(v)
     }
     cfg.enable_fault_injection |= f.enable_fault_injection;
     cfg.validate()?;

@@ -453,3 +453,61 @@ async fn admin_cluster_and_layout() {
     assert_eq!(parts[0]["owners"].as_array().unwrap().len(), 2);
     assert_eq!(parts[0]["owners"][0]["ready"], true);
 }
+
+/// The admin API answers only with the admin token; health, ping, stats
+/// and (by default) metrics stay open.
+#[tokio::test]
+async fn the_admin_api_needs_the_admin_token() {
+    let c = Cluster::start_configured(2, "metrics_require_token = true\n", &[]).await;
+    let anonymous = reqwest::Client::new();
+    let n = &c.nodes[0];
+    for path in ["/admin/cluster", "/admin/keys", "/admin/layout", "/metrics"] {
+        let r = anonymous.get(n.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 401, "{path}");
+        assert!(r.headers().contains_key("www-authenticate"));
+        let why = r.text().await.unwrap();
+        assert!(why.contains("Authorization: Bearer"), "{why}");
+        let r = anonymous
+            .get(n.url(path))
+            .bearer_auth("test-admin-token-0124")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "a wrong token on {path}");
+        assert!(r.text().await.unwrap().contains("wrong"));
+        let r = c.http.get(n.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "the right token on {path}");
+    }
+    // Nothing changes without the token.
+    let r = anonymous
+        .post(n.url("/admin/keys"))
+        .json(&serde_json::json!({ "name": "intruder" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let keys = json(c.http.get(n.url("/admin/keys")).send().await.unwrap()).await;
+    assert!(!keys.to_string().contains("intruder"), "{keys}");
+    for path in ["/ping", "/health/live", "/health/ready", "/stats"] {
+        let r = anonymous.get(n.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path} stays open");
+    }
+    // The CLI finds the token in the environment.
+    let cli = |token: Option<&str>| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ringstore"));
+        cmd.args(["cluster", "status", "--node", &n.http])
+            .args(["--cluster-file", "/nonexistent/cluster.json"])
+            .env_remove("RINGSTORE_ADMIN_TOKEN");
+        if let Some(t) = token {
+            cmd.env("RINGSTORE_ADMIN_TOKEN", t);
+        }
+        cmd.output().unwrap()
+    };
+    assert!(cli(Some(common::ADMIN_TOKEN)).status.success());
+    let refused = cli(None);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("Bearer"),
+        "{refused:?}"
+    );
+}

@@ -460,6 +460,7 @@ async fn capacity_and_zone_changes_move_partitions_and_outlive_a_restart() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_ringstore"))
         .args(["cluster", "--node", &c.nodes[2].http, "update", &ids[3]])
         .args(["--capacity", "1", "--zone", "z2"])
+        .env("RINGSTORE_ADMIN_TOKEN", common::ADMIN_TOKEN)
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");

@@ -41,6 +41,7 @@ async fn a_multipart_upload_outlives_the_node_it_started_on() {
             "--node",
             &c.nodes[1].http,
         ])
+        .env("RINGSTORE_ADMIN_TOKEN", common::ADMIN_TOKEN)
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");

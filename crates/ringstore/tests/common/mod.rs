@@ -5,6 +5,24 @@
 #![allow(dead_code)]
 
 pub mod netns;
+
+/// The admin token every test server is started with; [`Cluster::http`]
+/// sends it.
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123";
+
+/// An HTTP client that sends [`ADMIN_TOKEN`] on every request.
+pub fn admin_http() -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let bearer = format!("Bearer {ADMIN_TOKEN}");
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        reqwest::header::HeaderValue::from_str(&bearer).unwrap(),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}
 pub mod s3py;
 
 use std::path::PathBuf;
@@ -70,6 +88,7 @@ impl Proc {
         .arg("--data-dir")
         .arg(&self.dir)
         .args(["--cluster-secret", "test-secret"])
+        .env("RINGSTORE_ADMIN_TOKEN", ADMIN_TOKEN)
         .args(&self.extra)
         // RINGSTORE_TEST_LOG raises the servers' log level when a test
         // needs reading.
@@ -223,7 +242,7 @@ impl Cluster {
             nodes,
             _dir: dir,
             _config: None,
-            http: reqwest::Client::new(),
+            http: admin_http(),
         };
         c.wait_formed().await;
         c
