@@ -184,6 +184,11 @@ impl Node {
                             key,
                             written_max_ms,
                         } => {
+                            // `drop_replicas` drops nothing while replicas
+                            // move: keep the batch's entries for later.
+                            if self.layouts().in_transition() {
+                                return Ok(());
+                            }
                             let dropped = self.drop_replicas(&key, written_max_ms).await?;
                             if dropped > 0 {
                                 tracing::debug!(?key, dropped, "collected an unreferenced object");
