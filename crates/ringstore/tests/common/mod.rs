@@ -12,16 +12,18 @@ pub const ADMIN_TOKEN: &str = "test-admin-token-0123";
 
 /// An HTTP client that sends [`ADMIN_TOKEN`] on every request.
 pub fn admin_http() -> reqwest::Client {
+    admin_http_builder().build().unwrap()
+}
+
+/// A builder of [`admin_http`] clients, to set more.
+pub fn admin_http_builder() -> reqwest::ClientBuilder {
     let mut headers = reqwest::header::HeaderMap::new();
     let bearer = format!("Bearer {ADMIN_TOKEN}");
     headers.insert(
         reqwest::header::AUTHORIZATION,
         reqwest::header::HeaderValue::from_str(&bearer).unwrap(),
     );
-    reqwest::Client::builder()
-        .default_headers(headers)
-        .build()
-        .unwrap()
+    reqwest::Client::builder().default_headers(headers)
 }
 pub mod s3py;
 

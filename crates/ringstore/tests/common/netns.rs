@@ -128,7 +128,7 @@ impl Cluster {
             nodes,
             _dir: dir,
             _config: None,
-            http: reqwest::Client::builder()
+            http: super::admin_http_builder()
                 .timeout(std::time::Duration::from_secs(5))
                 .build()
                 .expect("HTTP client"),
