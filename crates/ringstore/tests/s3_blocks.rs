@@ -82,8 +82,8 @@ async fn unreferenced_blocks_are_collected_and_damaged_ones_repaired() {
     })
     .await;
 
-    let r = c
-        .http
+    // A client without the admin token's header: an unsigned request.
+    let r = reqwest::Client::new()
         .delete(format!("http://{}/media/dropped.bin", c.nodes[1].s3))
         .send()
         .await
