@@ -21,11 +21,8 @@ cd "$(dirname "$0")/.."
 cargo build --release --quiet
 bin=target/release/ringstore py=.venv/bin/python
 source scripts/cpu-time.sh
-work=$(mktemp -d) dev=
-trap '[ -n "$dev" ] && kill "$dev" 2>/dev/null; rm -rf "$work"; true' EXIT
-"$bin" dev --nodes 3 --base-port 34098 --data-dir "$work/dev" >"$work/dev.log" 2>&1 & dev=$!
-for _ in $(seq 300); do [ -f "$work/dev/cluster.json" ] && break; sleep 0.1; done
-[ -f "$work/dev/cluster.json" ] || { echo "the cluster did not start"; cat "$work/dev.log"; exit 1; }
+source scripts/dev-cluster.sh
+start_dev "$bin" 34098
 
 sum() { # field -> sum over the nodes of /admin/cluster's field
   python3 - "$work/dev/cluster.json" "$1" <<'EOF'

@@ -21,17 +21,14 @@
 # with (the load generator stays this checkout's), for A/B runs;
 # NO_CRASH=1 skips the kill -9 and restart at the end.
 set -euo pipefail
-[ $# -ge 2 ] || { sed -n 2,14p "$0"; exit 2; }
+[ $# -ge 2 ] || { sed -n 2,22p "$0"; exit 2; }
 size=$1; shift
 cd "$(dirname "$0")/.."
 cargo build --release --quiet
 bin=target/release/ringstore server=${RINGSTORE_SERVER:-$bin}
 source scripts/cpu-time.sh
-work=$(mktemp -d) dev=
-trap '[ -n "$dev" ] && kill "$dev" 2>/dev/null; rm -rf "$work"; true' EXIT
-"$server" dev --nodes 3 --base-port 33098 --data-dir "$work/dev" >"$work/dev.log" 2>&1 & dev=$!
-for _ in $(seq 300); do [ -f "$work/dev/cluster.json" ] && break; sleep 0.1; done
-[ -f "$work/dev/cluster.json" ] || { echo "the cluster did not start"; cat "$work/dev.log"; exit 1; }
+source scripts/dev-cluster.sh
+start_dev "$server" 33098
 bytes=$(python3 -c "
 s='$size'.lower()
 for u, m in (('kib', 1024), ('mib', 1 << 20), ('k', 1024), ('b', 1)):

@@ -213,18 +213,9 @@ impl Node {
 
     /// Whether every member is up by the failure detector.
     fn every_member_up(&self) -> bool {
-        self.members()
+        self.member_ids()
             .iter()
             .all(|m| *m == self.id() || self.is_up(*m))
-    }
-
-    fn members(&self) -> Vec<ring::NodeId> {
-        self.cluster_state()
-            .nodes()
-            .into_iter()
-            .filter(|(_, s)| *s == cluster::MemberState::Member)
-            .map(|(id, _)| id)
-            .collect()
     }
 
     /// For each term, whether any member holds a replica referencing it;
@@ -232,7 +223,7 @@ impl Node {
     /// reference index does not cover).
     async fn referenced_anywhere(&self, terms: &[String]) -> Option<Vec<bool>> {
         let timeout = self.config().request_timeout();
-        let calls = self.members().into_iter().map(|m| async move {
+        let calls = self.member_ids().into_iter().map(|m| async move {
             if m == self.id() {
                 return self.refs_held_local(terms).ok();
             }

@@ -23,6 +23,17 @@ const META_CONFIGURED_PLACEMENT: &str = "configured_placement";
 const ZONE_BYTES_MAX: usize = 64;
 
 impl Node {
+    /// The nodes that are members now (not removed), this one included:
+    /// the ones a cluster-wide question must hear from.
+    pub(crate) fn member_ids(&self) -> Vec<NodeId> {
+        self.cluster_state()
+            .nodes()
+            .into_iter()
+            .filter(|(_, s)| *s == MemberState::Member)
+            .map(|(id, _)| id)
+            .collect()
+    }
+
     /// Join the cluster that `seed` (an RPC address) belongs to.
     ///
     /// # Errors

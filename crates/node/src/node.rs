@@ -131,7 +131,7 @@ impl Node {
             Some(b) if b.len() == 8 => NodeId(u64::from_be_bytes(b.try_into().unwrap_or_default())),
             _ => NodeId(rng.random::<u64>() | 1),
         };
-        check_data_format(&store, id_known(&store)?).await?;
+        check_data_format(&store, store.get_meta(META_NODE_ID)?.is_some()).await?;
         let epoch = match store.get_meta(META_EPOCH)? {
             Some(b) if b.len() == 4 => u32::from_be_bytes(b.try_into().unwrap_or_default()) + 1,
             _ => 1,
@@ -479,10 +479,6 @@ pub(crate) fn target(layouts: &Layouts, node: NodeId) -> crate::quorum::Target {
             .unwrap_or_default(),
         primary: true,
     }
-}
-
-fn id_known(store: &Store) -> Result<bool, NodeError> {
-    Ok(store.get_meta(META_NODE_ID)?.is_some())
 }
 
 /// Refuse a data directory of another format; mark a new one as ours.

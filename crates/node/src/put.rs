@@ -315,7 +315,7 @@ impl Node {
             .iter()
             .position(|t| t.node == self.id())
             .map(|slot| (slot, targets[slot].clone(), tx.clone()));
-        self.spawn_local_write(okey, (write.obj, was), durable, guard, local);
+        self.spawn_local_write(okey, write.obj, was, durable, guard, local);
         drop(tx);
         let mut tracker = QuorumTracker::new(req, targets);
         let deadline = tokio::time::sleep(timeout);
@@ -352,7 +352,8 @@ impl Node {
     fn spawn_local_write(
         &self,
         okey: ObjectKey,
-        (object, was): (Object, store::RefTerms),
+        object: Object,
+        was: store::RefTerms,
         durable: bool,
         guard: tokio::sync::OwnedMutexGuard<()>,
         local: Option<(usize, Target, ReplySender)>,

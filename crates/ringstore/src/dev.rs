@@ -41,7 +41,12 @@ pub(crate) async fn run(flags: DevFlags) -> Result<()> {
         .with_context(|| format!("creating {}", flags.data_dir.display()))?;
     let port = |i: u16, k: u16| format!("127.0.0.1:{}", flags.base_port + 10 * i + k);
     let file = flags.data_dir.join("cluster.json");
-    let admin_token = dev_admin_token(&file);
+    // What a previous run wrote, if anything: its admin token and S3 key
+    // are kept when still good.
+    let previous: Option<serde_json::Value> = std::fs::read_to_string(&file)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok());
+    let admin_token = dev_admin_token(previous.as_ref());
     let mut running = Vec::new();
     for i in 0..flags.nodes {
         let cfg = NodeConfig {
@@ -78,7 +83,7 @@ pub(crate) async fn run(flags: DevFlags) -> Result<()> {
             json!({ "id": r.node.id().to_string(), "http": c.http, "s3": c.s3, "rpc": c.rpc })
         })
         .collect();
-    let (key_id, secret) = dev_s3_key(&running[0].node, &file).await?;
+    let (key_id, secret) = dev_s3_key(&running[0].node, previous.as_ref()).await?;
     std::fs::write(
         &file,
         serde_json::to_string_pretty(&json!({
@@ -130,10 +135,8 @@ pub(crate) async fn run(flags: DevFlags) -> Result<()> {
 
 /// The dev cluster's admin token: the one a previous run wrote to
 /// `cluster.json` (so a restarted cluster keeps it), else a new random one.
-fn dev_admin_token(file: &std::path::Path) -> String {
-    std::fs::read_to_string(file)
-        .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+fn dev_admin_token(previous: Option<&serde_json::Value>) -> String {
+    previous
         .and_then(|v| v["admin_token"].as_str().map(str::to_string))
         .filter(|t| t.len() >= node::ADMIN_TOKEN_CHARS_MIN)
         .unwrap_or_else(|| {
@@ -146,11 +149,11 @@ fn dev_admin_token(file: &std::path::Path) -> String {
 
 /// The dev cluster's S3 key: the one a previous run wrote to
 /// `cluster.json` if the cluster still has it, else a new one.
-async fn dev_s3_key(node: &node::Node, file: &std::path::Path) -> Result<(String, String)> {
+async fn dev_s3_key(
+    node: &node::Node,
+    previous: Option<&serde_json::Value>,
+) -> Result<(String, String)> {
     let keys = s3::KeyStore::new(s3::catalog::Catalog::new(node.clone()));
-    let previous: Option<serde_json::Value> = std::fs::read_to_string(file)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok());
     if let Some(v) = previous {
         if let (Some(id), Some(secret)) = (
             v["s3_access_key_id"].as_str(),

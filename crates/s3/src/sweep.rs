@@ -12,10 +12,9 @@
 //! references that went away. The scrub reads every block, so its cost is
 //! what the node stores; its default period is a week.
 
-use crate::catalog::{s3_err, Catalog};
+use crate::catalog::{block_key, s3_err, Catalog};
 use crate::records::{BLOCKS, TYPE_BLOCKS};
 use bytes::Bytes;
-use node::BKey;
 use s3s::S3Error;
 use std::time::Duration;
 
@@ -81,7 +80,7 @@ pub async fn scrub(catalog: &Catalog) -> Result<ScrubReport, S3Error> {
                     continue;
                 }
                 tracing::warn!(block = %hex::encode(hash), partition = p, "damaged block replica dropped; anti-entropy restores it from a peer");
-                let key = block_key(&name);
+                let key = block_key(&hash);
                 if node
                     .drop_local_replica(p, &key, u64::MAX)
                     .await
@@ -99,12 +98,4 @@ fn block_hash(name: &[u8]) -> Option<[u8; 32]> {
     let mut hash = [0u8; 32];
     hex::decode_to_slice(name, &mut hash).ok()?;
     Some(hash)
-}
-
-fn block_key(name: &Bytes) -> BKey {
-    BKey::typed(
-        Bytes::from_static(TYPE_BLOCKS),
-        Bytes::from_static(BLOCKS),
-        name.clone(),
-    )
 }

@@ -157,8 +157,25 @@ async fn put_with(
     ctx: VersionVector,
     opts: RequestOptions,
 ) -> Outcome {
-    match tokio::time::timeout(CALL_TIMEOUT, node.put(key, value, meta, ctx, opts)).await {
-        Ok(Ok(_)) => Outcome::Ok,
+    let put = tokio::time::timeout(CALL_TIMEOUT, node.put(key, value, meta, ctx, opts)).await;
+    outcome(put.map(|r| r.map(|_| ())))
+}
+
+/// Delete `key` with `context` (blind if `None`).
+async fn delete(
+    node: &Node,
+    key: BKey,
+    context: Option<VersionVector>,
+    opts: RequestOptions,
+) -> Outcome {
+    outcome(tokio::time::timeout(CALL_TIMEOUT, node.delete(key, context, opts)).await)
+}
+
+/// How a write ended: any error may still have landed, so it is unknown;
+/// a bad request is the workload's own bug.
+fn outcome(result: Result<Result<(), NodeError>, tokio::time::error::Elapsed>) -> Outcome {
+    match result {
+        Ok(Ok(())) => Outcome::Ok,
         Ok(Err(NodeError::BadRequest(e))) => panic!("the workload sent a bad request: {e}"),
         Ok(Err(_)) | Err(_) => Outcome::Unknown,
     }
@@ -239,16 +256,7 @@ pub async fn deleter(c: Client, mut rng: SmallRng) {
         };
         let context = found.context().clone();
         let invoked = c.history.now_ms();
-        let deleted = tokio::time::timeout(
-            CALL_TIMEOUT,
-            node.delete(key(&name), Some(context.clone()), opts),
-        )
-        .await;
-        let outcome = match deleted {
-            Ok(Ok(())) => Outcome::Ok,
-            Ok(Err(NodeError::BadRequest(e))) => panic!("the workload sent a bad request: {e}"),
-            Ok(Err(_)) | Err(_) => Outcome::Unknown,
-        };
+        let outcome = delete(&node, key(&name), Some(context.clone()), opts).await;
         c.record(
             machine,
             OpKind::Delete { key: name, context },
@@ -362,8 +370,9 @@ pub async fn linker(c: Client, mut rng: SmallRng) {
         if rng.random_range(0..2) == 0 {
             let copy = format!("{name}-copy");
             let invoked = c.history.now_ms();
-            // `w = 1`: under a partition, a copy acknowledged by one
-            // fallback lives only in a hint until the partition heals.
+            // `w = dw = 1`: acknowledged once one replica holds it
+            // durably, while the others may catch up only through
+            // hinted handoff and anti-entropy.
             let sloppy = RequestOptions {
                 w: quorum(1),
                 dw: quorum(1),
@@ -373,13 +382,7 @@ pub async fn linker(c: Client, mut rng: SmallRng) {
             link(copy, outcome, invoked);
         }
         let invoked = c.history.now_ms();
-        let deleted =
-            tokio::time::timeout(CALL_TIMEOUT, node.delete(key(&first), None, opts)).await;
-        let outcome = match deleted {
-            Ok(Ok(())) => Outcome::Ok,
-            Ok(Err(NodeError::BadRequest(e))) => panic!("the workload sent a bad request: {e}"),
-            Ok(Err(_)) | Err(_) => Outcome::Unknown,
-        };
+        let outcome = delete(&node, key(&first), None, opts).await;
         c.record(machine, OpKind::Unlink { record: first }, invoked, outcome);
     }
 }

@@ -285,13 +285,7 @@ impl Node {
         probe: Vec<ProbeKey>,
     ) -> Option<BTreeMap<NodeId, Vec<ProbeAnswer>>> {
         let asked = probe.len();
-        let members: Vec<NodeId> = self
-            .cluster_state()
-            .nodes()
-            .into_iter()
-            .filter(|(_, s)| *s == cluster::MemberState::Member)
-            .map(|(id, _)| id)
-            .collect();
+        let members = self.member_ids();
         let timeout = self.config().request_timeout();
         let calls = members.iter().map(|m| {
             let probe = probe.clone();
