@@ -8,8 +8,10 @@
 #
 # Usage: scripts/bench-s3-ab.sh put|get SIZE SECONDS BINARY...
 #   e.g. scripts/bench-s3-ab.sh get 4KiB 10 /tmp/old-ringstore target/release/ringstore
+# A BINARY may carry `ringstore dev` flags, quoted as one argument:
+#   scripts/bench-s3-ab.sh put 4KiB 10 "target/release/ringstore --internode-encryption false" target/release/ringstore
 set -euo pipefail
-[ $# -ge 4 ] || { sed -n 2,10p "$0"; exit 2; }
+[ $# -ge 4 ] || { sed -n 2,12p "$0"; exit 2; }
 workload=$1 size=$2 secs=$3
 shift 3
 cd "$(dirname "$0")/.."
@@ -24,7 +26,8 @@ echo "| binary | ops/s | p50 | p99 | failed | server cpu | per op | bench cpu sh
 echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
 for bin in "$@"; do
   work=$(mktemp -d)
-  "$bin" dev --nodes 3 --base-port 32098 --data-dir "$work/dev" >"$work/dev.log" 2>&1 & dev=$!
+  read -ra cmd <<<"$bin"
+  "${cmd[0]}" dev "${cmd[@]:1}" --nodes 3 --base-port 32098 --data-dir "$work/dev" >"$work/dev.log" 2>&1 & dev=$!
   for _ in $(seq 300); do [ -f "$work/dev/cluster.json" ] && break; sleep 0.1; done
   [ -f "$work/dev/cluster.json" ] || { echo "$bin: the cluster did not start"; cat "$work/dev.log"; exit 1; }
   bench=("$load" bench s3 --cluster-file "$work/dev/cluster.json" --workload "$workload"

@@ -82,12 +82,18 @@ pub fn router(node: Node, keys: s3::KeyStore) -> Router {
         .with_state(app)
 }
 
-/// Serve `router(node, keys)` on `listener` until the task is dropped,
-/// within the node's client listener limits (`net::listen`).
-pub async fn serve(node: Node, keys: s3::KeyStore, listener: tokio::net::TcpListener) {
+/// Serve `router(node, keys)` on `listener` (over TLS with `tls`) until
+/// the task is dropped, within the node's client listener limits
+/// (`net::listen`).
+pub async fn serve(
+    node: Node,
+    keys: s3::KeyStore,
+    listener: tokio::net::TcpListener,
+    tls: Option<net::tls::TlsAcceptor>,
+) {
     let limits = node.config().listener_limits("http");
     let service = hyper_util::service::TowerToHyperService::new(router(node, keys));
-    net::listen::serve_http(listener, limits, service).await
+    net::listen::serve_http(listener, limits, tls, service).await
 }
 
 /// Routes anyone may call: discovery, liveness, readiness, Riak's stats.

@@ -5,10 +5,19 @@
 //! retransmit timer. [`Datagram`] is that seam (UDP for real, in-memory for
 //! tests), and [`GossipSocket`] is what a node actually uses on top of it:
 //!
-//! - every packet is sealed with a keyed BLAKE3 tag over the sender's node
-//!   id and the payload, under a key derived from the cluster secret, so a
-//!   stranger cannot declare members down or inject itself. (There is no
-//!   replay protection: a replayed probe only proves liveness again.)
+//! - every packet is encrypted and authenticated with XChaCha20-Poly1305
+//!   under a key derived from the cluster secret, so a stranger can
+//!   neither read the membership it carries nor declare members down or
+//!   inject itself;
+//! - the header (sender id, a random id of the sender's process and a
+//!   strictly rising microsecond stamp) is the 24-byte nonce, so no two
+//!   packets share one, and [`crate::replay::ReplayWindow`] refuses a
+//!   recorded packet sent again (it could revive a member the cluster
+//!   declared dead, or hide a failure).
+//!
+//! ```text
+//! [version 1][from u64][boot u64][stamp u64][ciphertext][tag 16]
+//! ```
 //! - the fault rules of [`crate::faults`] apply by node id in both
 //!   directions, exactly as for RPC, so a test that cuts a node off cuts
 //!   its gossip too.
@@ -17,19 +26,25 @@
 //! so an operator opens one port per node.
 
 use crate::faults::{FaultRules, Verdict};
+use crate::replay::ReplayWindow;
 use bytes::Bytes;
+use chacha20poly1305::aead::{AeadInPlace, KeyInit};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use futures::future::BoxFuture;
 use std::io;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Sender id plus tag, in front of every payload.
-const HEADER_BYTES: usize = 1 + 8 + 32;
-const VERSION: u8 = 1;
+/// Version, sender, boot and stamp in front of the ciphertext.
+const HEADER_BYTES: usize = 1 + 8 + 8 + 8;
+const TAG_BYTES: usize = 16;
+/// 1: BLAKE3-tagged, in the clear. 2: encrypted, replays refused.
+const VERSION: u8 = 2;
 /// Largest datagram sent or accepted: below a typical 1500-byte MTU.
 pub const DATAGRAM_BYTES_MAX: usize = 1400;
 /// Largest payload a [`GossipSocket`] carries.
-pub const PAYLOAD_BYTES_MAX: usize = DATAGRAM_BYTES_MAX - HEADER_BYTES;
+pub const PAYLOAD_BYTES_MAX: usize = DATAGRAM_BYTES_MAX - HEADER_BYTES - TAG_BYTES;
 
 /// A connectionless socket: each datagram arrives whole or not at all.
 pub trait Datagram: Send + Sync + 'static {
@@ -80,9 +95,21 @@ pub struct Inbound {
 /// Authenticated, fault-injectable datagrams between nodes.
 pub struct GossipSocket {
     socket: Arc<dyn Datagram>,
-    key: [u8; 32],
+    cipher: XChaCha20Poly1305,
     node: u64,
+    /// This process's random id: with `stamp`, makes every nonce unique
+    /// even if the clock steps back across a restart.
+    boot: u64,
+    /// The last stamp sent; stamps only rise.
+    stamp: AtomicU64,
+    replays: Mutex<ReplayWindow>,
     faults: Arc<FaultRules>,
+}
+
+fn micros_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
 }
 
 impl GossipSocket {
@@ -93,12 +120,14 @@ impl GossipSocket {
         node: u64,
         faults: Arc<FaultRules>,
     ) -> Self {
-        let mut hasher = blake3::Hasher::new_derive_key("ringstore gossip datagram v1");
-        hasher.update(secret);
+        let key = blake3::derive_key("ringstore gossip datagram v2", secret);
         GossipSocket {
             socket,
-            key: *hasher.finalize().as_bytes(),
+            cipher: XChaCha20Poly1305::new(&key.into()),
             node,
+            boot: rand::random(),
+            stamp: AtomicU64::new(0),
+            replays: Mutex::default(),
             faults,
         }
     }
@@ -108,12 +137,33 @@ impl GossipSocket {
         self.socket.local_addr()
     }
 
-    fn tag(&self, from: u64, payload: &[u8]) -> blake3::Hash {
-        let mut h = blake3::Hasher::new_keyed(&self.key);
-        h.update(&[VERSION]);
-        h.update(&from.to_be_bytes());
-        h.update(payload);
-        h.finalize()
+    /// The next stamp: our clock, or one above the last if the clock has
+    /// not moved on (or stepped back).
+    fn next_stamp(&self) -> u64 {
+        let now = micros_now();
+        let prev = self
+            .stamp
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| {
+                Some(now.max(last + 1))
+            })
+            .unwrap_or(now);
+        now.max(prev + 1)
+    }
+
+    /// Encrypt `payload` into a packet from this node.
+    fn seal(&self, payload: &[u8]) -> io::Result<Vec<u8>> {
+        let mut packet = Vec::with_capacity(HEADER_BYTES + payload.len() + TAG_BYTES);
+        packet.push(VERSION);
+        packet.extend_from_slice(&self.node.to_be_bytes());
+        packet.extend_from_slice(&self.boot.to_be_bytes());
+        packet.extend_from_slice(&self.next_stamp().to_be_bytes());
+        let nonce = *XNonce::from_slice(&packet[1..HEADER_BYTES]);
+        let mut body = payload.to_vec();
+        self.cipher
+            .encrypt_in_place(&nonce, &packet, &mut body)
+            .map_err(|_| io::Error::other("sealing a gossip packet failed"))?;
+        packet.extend_from_slice(&body);
+        Ok(packet)
     }
 
     /// Send `payload` to node `to` at `addr`, unless a fault rule drops
@@ -132,11 +182,7 @@ impl GossipSocket {
                 ),
             ));
         }
-        let mut packet = Vec::with_capacity(HEADER_BYTES + payload.len());
-        packet.push(VERSION);
-        packet.extend_from_slice(&self.node.to_be_bytes());
-        packet.extend_from_slice(self.tag(self.node, payload).as_bytes());
-        packet.extend_from_slice(payload);
+        let packet = self.seal(payload)?;
         match self.faults.verdict(to) {
             Verdict::Drop => Ok(()),
             Verdict::Pass => self.socket.send_to(&packet, addr).await,
@@ -151,8 +197,8 @@ impl GossipSocket {
         }
     }
 
-    /// Wait for the next packet that is well sealed and not dropped by a
-    /// fault rule. Packets that fail either check are skipped.
+    /// Wait for the next packet that is well sealed, new, and not dropped
+    /// by a fault rule. Packets that fail a check are skipped.
     ///
     /// # Errors
     ///
@@ -178,20 +224,42 @@ impl GossipSocket {
     }
 
     fn open(&self, packet: &Bytes) -> Option<Inbound> {
-        if packet.len() < HEADER_BYTES || packet.len() > DATAGRAM_BYTES_MAX || packet[0] != VERSION
+        if packet.len() < HEADER_BYTES + TAG_BYTES
+            || packet.len() > DATAGRAM_BYTES_MAX
+            || packet[0] != VERSION
         {
             return None;
         }
-        let from = u64::from_be_bytes(packet[1..9].try_into().ok()?);
-        let tag: [u8; 32] = packet[9..HEADER_BYTES].try_into().ok()?;
-        let payload = packet.slice(HEADER_BYTES..);
-        // blake3::Hash compares in constant time.
-        if self.tag(from, &payload) != blake3::Hash::from_bytes(tag) {
+        let (header, sealed) = packet.split_at(HEADER_BYTES);
+        let word = |i: usize| {
+            let bytes: [u8; 8] = header[i..i + 8].try_into().unwrap_or_default();
+            u64::from_be_bytes(bytes)
+        };
+        let (from, boot, stamp) = (word(1), word(9), word(17));
+        let nonce = *XNonce::from_slice(&header[1..]);
+        let mut body = sealed.to_vec();
+        self.cipher
+            .decrypt_in_place(&nonce, header, &mut body)
+            .ok()?;
+        let verdict = self
+            .replays
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .check(from, boot, stamp, micros_now());
+        if let Err(refusal) = verdict {
+            if let crate::replay::Refusal::Stale { skew_micros } = refusal {
+                // Loud: a node whose clock is off looks dead to the others.
+                tracing::warn!(
+                    from,
+                    skew_ms = skew_micros / 1000,
+                    "gossip packet stamped too far from this node's clock; refused (check NTP on both nodes)"
+                );
+            }
             return None;
         }
         Some(Inbound {
             from,
-            payload,
+            payload: Bytes::from(body),
             delay: None,
         })
     }
@@ -241,6 +309,18 @@ mod tests {
         b.send(1, "a:1", b"out").await.unwrap();
         let got = tokio::time::timeout(Duration::from_millis(50), a.recv()).await;
         assert!(got.is_err(), "outbound packet to a dropped peer was sent");
+    }
+
+    #[tokio::test]
+    async fn packets_hide_their_payload_and_are_accepted_once() {
+        let (a, b) = pair(b"secret").await;
+        let packet = Bytes::from(a.seal(b"the membership list").unwrap());
+        assert!(!packet.windows(10).any(|w| w == b"membership"));
+        assert!(b.open(&packet).is_some());
+        assert!(b.open(&packet).is_none(), "a replayed packet was accepted");
+        let mut altered = packet.to_vec();
+        altered[20] ^= 1;
+        assert!(b.open(&Bytes::from(altered)).is_none());
     }
 
     #[tokio::test]

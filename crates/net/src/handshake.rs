@@ -1,48 +1,58 @@
-//! Mutual proof of the cluster secret, before any request is read.
+//! Mutual authentication and session keys, before any request is read.
+//!
+//! The handshake is the Noise protocol's `NNpsk0` pattern (snow does the
+//! cryptography), keyed by a pre-shared key derived from the cluster
+//! secret, and bound by its prologue to the protocol version and to
+//! whether the link is sealed:
 //!
 //! ```text
-//! dialer → listener: Hello     { version, nonce_d }
-//! listener → dialer: Challenge { version, nonce_l, seal(node_l), mac("listener", nonce_d, nonce_l, node_l) }
-//! dialer → listener: Proof     { seal(node_d), mac("dialer", nonce_d, nonce_l, node_d) }
+//! dialer → listener: Hello   { version, sealed, noise(psk, e; payload: dialer id) }
+//! listener → dialer: Welcome { version, sealed, noise(e, ee; payload: listener id) }
+//! dialer → listener: Confirm { noise transport message }
 //! ```
 //!
-//! `mac` is keyed BLAKE3 with a key derived from the secret; `seal` XORs a
-//! node id with 8 bytes of another keyed hash of both nonces. Fresh nonces
-//! on both sides stop replays; the role label stops reflecting one side's
-//! proof back at it; the MAC covers the node id each side claims.
+//! What each step proves:
 //!
-//! ## What an unauthenticated peer learns, and what it can cost us
+//! - Only a holder of the secret can write a `Hello` the listener can
+//!   open, or open the `Welcome` it answers; node ids travel encrypted, so
+//!   a stranger learns nothing about the cluster's membership.
+//! - Both sides' ephemeral keys make fresh session keys (`ee`), so a
+//!   recorded `Hello` replayed later gets a `Welcome` its sender cannot
+//!   open, and the `Confirm` that must follow fails: the listener reads no
+//!   request from a replayed handshake. Old recorded traffic cannot be
+//!   decrypted even by someone who later learns the secret (forward
+//!   secrecy).
+//! - `Confirm` is the dialer's proof that it holds this session's keys;
+//!   it matters when the link is not sealed (`internode_encryption =
+//!   false`), where frames after the handshake are plain.
 //!
-//! Anyone can connect to the RPC port. Before they prove the secret they
-//! get one `Challenge`: the protocol version (so a node of another version
-//! gets a clear error rather than a MAC mismatch), a random nonce, the
-//! listener's node id sealed so that only a holder of the secret can read
-//! it, and a MAC that is worthless without the secret (it covers a nonce
-//! the listener chose, so it cannot be replayed as a proof, and the role
-//! label keeps it from being reflected). They learn that a ringstore node
-//! of this version listens there, which the open port tells anyway, and
-//! nothing about the cluster's membership: node ids, which name actors in
-//! ETags and fault rules, stay sealed. Both ids were sent in the clear up
-//! to protocol 1.
+//! When the link is sealed, every later frame goes through
+//! [`crate::sealed::SealedCodec`] under the session's keys.
 //!
-//! What they can make us hold is small and bounded: frames during the
-//! handshake are at most [`HANDSHAKE_FRAME_BYTES_MAX`] (a length prefix
-//! above it closes the connection before a byte of the body is read), the
-//! whole exchange must finish within [`HANDSHAKE_TIMEOUT`], and the RPC
-//! listener runs at most [`HANDSHAKES_MAX`] handshakes at once, at most
-//! [`HANDSHAKES_PER_SOURCE_MAX`] from one IP address (rpc.rs). This
-//! authenticates, it does not encrypt.
+//! ## What an unauthenticated peer can cost us
+//!
+//! Frames during the handshake are at most [`HANDSHAKE_FRAME_BYTES_MAX`]
+//! (a longer length prefix closes the connection before a byte of the
+//! body is read), the whole exchange must finish within
+//! [`HANDSHAKE_TIMEOUT`], and the RPC listener runs at most
+//! [`HANDSHAKES_MAX`] handshakes at once, at most
+//! [`HANDSHAKES_PER_SOURCE_MAX`] from one IP address (rpc.rs). A stranger
+//! costs one X25519 operation per connection.
 
+use crate::sealed::SealedCodec;
 use crate::RpcError;
 use futures::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
-use tokio_util::codec::{Framed, LengthDelimitedCodec};
+use tokio_util::codec::Framed;
 
 /// Wire protocol version; peers with another version are refused.
 /// 2: node ids sealed and covered by the MACs, small handshake frames.
-pub(crate) const PROTOCOL_VERSION: u16 = 2;
+/// 3: the Noise handshake; links sealed with its session keys.
+pub(crate) const PROTOCOL_VERSION: u16 = 3;
+/// The Noise pattern, curve, cipher and hash.
+pub(crate) const NOISE_PARAMS: &str = "Noise_NNpsk0_25519_AESGCM_BLAKE2s";
 /// Largest frame either side accepts before the handshake is done; the
-/// three messages are at most 82 bytes.
+/// three messages are at most 70 bytes.
 pub(crate) const HANDSHAKE_FRAME_BYTES_MAX: usize = 128;
 /// Longest a connection may take to finish the handshake.
 pub(crate) const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
@@ -53,51 +63,60 @@ pub(crate) const HANDSHAKES_MAX: usize = 64;
 /// Handshakes from one IP address at once.
 pub(crate) const HANDSHAKES_PER_SOURCE_MAX: usize = 8;
 
-pub(crate) type Wire = Framed<crate::BoxStream, LengthDelimitedCodec>;
+pub(crate) type Wire = Framed<crate::BoxStream, SealedCodec>;
 
 #[derive(Serialize, Deserialize)]
 struct Hello {
     version: u16,
-    nonce: [u8; 32],
+    sealed: bool,
+    noise: Vec<u8>,
 }
 
 #[derive(Serialize, Deserialize)]
-struct Challenge {
+struct Welcome {
     version: u16,
-    nonce: [u8; 32],
-    sealed_node: u64,
-    mac: [u8; 32],
+    sealed: bool,
+    noise: Vec<u8>,
 }
 
 #[derive(Serialize, Deserialize)]
-struct Proof {
-    sealed_node: u64,
-    mac: [u8; 32],
+struct Confirm {
+    noise: Vec<u8>,
 }
 
-fn mac(key: &[u8; 32], role: &str, dialer: &[u8; 32], listener: &[u8; 32], node: u64) -> [u8; 32] {
-    let mut h = blake3::Hasher::new_keyed(key);
-    h.update(role.as_bytes());
-    h.update(dialer);
-    h.update(listener);
-    h.update(&node.to_le_bytes());
-    *h.finalize().as_bytes()
+/// What both ends of a link must agree on, from the node's settings.
+#[derive(Clone)]
+pub(crate) struct Keys {
+    psk: [u8; 32],
+    /// Seal frames after the handshake (`internode_encryption`).
+    pub(crate) sealed: bool,
 }
 
-/// Seal (or unseal: XOR is its own inverse) `role`'s node id.
-fn seal(key: &[u8; 32], role: &str, dialer: &[u8; 32], listener: &[u8; 32], node: u64) -> u64 {
-    let mut h = blake3::Hasher::new_keyed(key);
-    h.update(b"seal ");
-    h.update(role.as_bytes());
-    h.update(dialer);
-    h.update(listener);
-    let pad: [u8; 8] = h.finalize().as_bytes()[..8].try_into().unwrap_or_default();
-    node ^ u64::from_le_bytes(pad)
+impl Keys {
+    pub(crate) fn new(secret: &[u8], sealed: bool) -> Self {
+        Keys {
+            psk: blake3::derive_key("ringstore 2026 noise psk", secret),
+            sealed,
+        }
+    }
+
+    fn prologue(&self) -> [u8; 20] {
+        let mut p = *b"ringstore rpc v0000s";
+        p[15..17].copy_from_slice(&PROTOCOL_VERSION.to_be_bytes());
+        p[19] = u8::from(self.sealed);
+        p
+    }
+
+    fn builder<'a>(&'a self, prologue: &'a [u8]) -> Result<snow::Builder<'a>, snow::Error> {
+        let params: snow::params::NoiseParams = NOISE_PARAMS.parse()?;
+        snow::Builder::new(params)
+            .psk(0, &self.psk)?
+            .prologue(prologue)
+    }
 }
 
-/// The key both sides derive from the cluster secret.
-pub(crate) fn secret_key(secret: &[u8]) -> [u8; 32] {
-    blake3::derive_key("ringstore 2026 cluster secret", secret)
+fn failed(what: &str) -> impl Fn(snow::Error) -> RpcError + '_ {
+    move |e| RpcError::Handshake(format!("{what}: {e}"))
 }
 
 async fn send<T: Serialize>(wire: &mut Wire, msg: &T) -> Result<(), RpcError> {
@@ -116,77 +135,136 @@ async fn recv<T: for<'a> Deserialize<'a>>(wire: &mut Wire) -> Result<T, RpcError
     postcard::from_bytes(&frame).map_err(|e| RpcError::Handshake(format!("malformed frame: {e}")))
 }
 
-/// Run the dialer's side; returns the listener's node id.
-pub(crate) async fn dial(
-    wire: &mut Wire,
-    key: &[u8; 32],
-    node: u64,
-    nonce: [u8; 32],
-) -> Result<u64, RpcError> {
-    send(
-        wire,
-        &Hello {
-            version: PROTOCOL_VERSION,
-            nonce,
-        },
-    )
-    .await?;
-    let c: Challenge = recv(wire).await?;
-    if c.version != PROTOCOL_VERSION {
+fn node_id(payload: &[u8]) -> Result<u64, RpcError> {
+    let bytes: [u8; 8] = payload
+        .try_into()
+        .map_err(|_| RpcError::Handshake("handshake payload is not a node id".into()))?;
+    Ok(u64::from_be_bytes(bytes))
+}
+
+fn mode(sealed: bool) -> &'static str {
+    if sealed {
+        "on"
+    } else {
+        "off"
+    }
+}
+
+/// Run the dialer's side; returns the listener's node id. On success the
+/// wire is sealed if the keys say so.
+pub(crate) async fn dial(wire: &mut Wire, keys: &Keys, node: u64) -> Result<u64, RpcError> {
+    let prologue = keys.prologue();
+    let mut hs = keys
+        .builder(&prologue)
+        .and_then(|b| b.build_initiator())
+        .map_err(failed("starting the handshake"))?;
+    let mut buf = [0u8; HANDSHAKE_FRAME_BYTES_MAX];
+    let n = hs
+        .write_message(&node.to_be_bytes(), &mut buf)
+        .map_err(failed("writing the hello"))?;
+    let hello = Hello {
+        version: PROTOCOL_VERSION,
+        sealed: keys.sealed,
+        noise: buf[..n].to_vec(),
+    };
+    send(wire, &hello).await?;
+    let w: Welcome = recv(wire).await?;
+    if w.version != PROTOCOL_VERSION {
         return Err(RpcError::Handshake(format!(
-            "peer speaks protocol {}, we speak {PROTOCOL_VERSION}",
-            c.version
+            "peer speaks protocol {}, we speak {PROTOCOL_VERSION}; run one ringstore version across the cluster",
+            w.version
         )));
     }
-    let peer = seal(key, "listener", &nonce, &c.nonce, c.sealed_node);
-    if c.mac != mac(key, "listener", &nonce, &c.nonce, peer) {
-        return Err(RpcError::Handshake(
-            "peer does not know the cluster secret; check --cluster-secret on both nodes".into(),
-        ));
+    if w.sealed != keys.sealed {
+        return Err(RpcError::Handshake(format!(
+            "peer has internode_encryption {}, this node {}; set it the same on every node",
+            mode(w.sealed),
+            mode(keys.sealed)
+        )));
     }
+    let n = hs.read_message(&w.noise, &mut buf).map_err(|_| {
+        RpcError::Handshake(
+            "the peer and this node do not share the cluster secret; check cluster_secret on both nodes".into(),
+        )
+    })?;
+    let peer = node_id(&buf[..n])?;
+    let mut transport = hs
+        .into_transport_mode()
+        .map_err(failed("finishing the handshake"))?;
+    let n = transport
+        .write_message(&[], &mut buf)
+        .map_err(failed("writing the confirmation"))?;
     send(
         wire,
-        &Proof {
-            sealed_node: seal(key, "dialer", &nonce, &c.nonce, node),
-            mac: mac(key, "dialer", &nonce, &c.nonce, node),
+        &Confirm {
+            noise: buf[..n].to_vec(),
         },
     )
     .await?;
+    if keys.sealed {
+        wire.codec_mut().seal_with(transport);
+    }
     Ok(peer)
 }
 
-/// Run the listener's side; returns the dialer's node id.
-pub(crate) async fn accept(
-    wire: &mut Wire,
-    key: &[u8; 32],
-    node: u64,
-    nonce: [u8; 32],
-) -> Result<u64, RpcError> {
+/// Run the listener's side; returns the dialer's node id. On success the
+/// wire is sealed if the keys say so.
+pub(crate) async fn accept(wire: &mut Wire, keys: &Keys, node: u64) -> Result<u64, RpcError> {
     let h: Hello = recv(wire).await?;
     if h.version != PROTOCOL_VERSION {
-        return Err(RpcError::Handshake(format!(
-            "dialer speaks protocol {}",
-            h.version
-        )));
+        return Err(refuse(wire, keys, format!("dialer speaks protocol {}", h.version)).await);
     }
-    send(
-        wire,
-        &Challenge {
-            version: PROTOCOL_VERSION,
-            nonce,
-            sealed_node: seal(key, "listener", &h.nonce, &nonce, node),
-            mac: mac(key, "listener", &h.nonce, &nonce, node),
-        },
-    )
-    .await?;
-    let p: Proof = recv(wire).await?;
-    let peer = seal(key, "dialer", &h.nonce, &nonce, p.sealed_node);
-    if p.mac != mac(key, "dialer", &h.nonce, &nonce, peer) {
-        return Err(RpcError::Handshake(
-            "dialer does not know the cluster secret".into(),
-        ));
+    if h.sealed != keys.sealed {
+        let why = format!(
+            "dialer has internode_encryption {}, this node {}",
+            mode(h.sealed),
+            mode(keys.sealed)
+        );
+        return Err(refuse(wire, keys, why).await);
+    }
+    let prologue = keys.prologue();
+    let mut hs = keys
+        .builder(&prologue)
+        .and_then(|b| b.build_responder())
+        .map_err(failed("starting the handshake"))?;
+    let mut buf = [0u8; HANDSHAKE_FRAME_BYTES_MAX];
+    let Ok(n) = hs.read_message(&h.noise, &mut buf) else {
+        let why = "dialer does not know the cluster secret".to_string();
+        return Err(refuse(wire, keys, why).await);
+    };
+    let peer = node_id(&buf[..n])?;
+    let n = hs
+        .write_message(&node.to_be_bytes(), &mut buf)
+        .map_err(failed("writing the welcome"))?;
+    let welcome = Welcome {
+        version: PROTOCOL_VERSION,
+        sealed: keys.sealed,
+        noise: buf[..n].to_vec(),
+    };
+    send(wire, &welcome).await?;
+    let mut transport = hs
+        .into_transport_mode()
+        .map_err(failed("finishing the handshake"))?;
+    let c: Confirm = recv(wire).await?;
+    transport.read_message(&c.noise, &mut buf).map_err(|_| {
+        RpcError::Handshake("dialer did not confirm the session (a replayed hello?)".into())
+    })?;
+    if keys.sealed {
+        wire.codec_mut().seal_with(transport);
     }
     Ok(peer)
+}
+
+/// Tell the dialer our version and mode, so that it can name the
+/// mismatch, and fail.
+async fn refuse(wire: &mut Wire, keys: &Keys, why: String) -> RpcError {
+    let welcome = Welcome {
+        version: PROTOCOL_VERSION,
+        sealed: keys.sealed,
+        noise: Vec::new(),
+    };
+    let _ = send(wire, &welcome).await;
+    RpcError::Handshake(why)
 }
 
 #[cfg(test)]
@@ -195,36 +273,33 @@ mod tests {
 
     #[test]
     fn handshake_messages_fit_the_pre_auth_frame_limit() {
-        let c = Challenge {
-            version: u16::MAX,
-            nonce: [0xff; 32],
-            sealed_node: u64::MAX,
-            mac: [0xff; 32],
-        };
-        let p = Proof {
-            sealed_node: u64::MAX,
-            mac: [0xff; 32],
-        };
+        let noise = vec![0xffu8; 32 + 8 + 16];
         let h = Hello {
             version: u16::MAX,
-            nonce: [0xff; 32],
+            sealed: true,
+            noise: noise.clone(),
+        };
+        let w = Welcome {
+            version: u16::MAX,
+            sealed: true,
+            noise,
+        };
+        let c = Confirm {
+            noise: vec![0xff; 16],
         };
         for len in [
-            postcard::to_stdvec(&c).unwrap().len(),
-            postcard::to_stdvec(&p).unwrap().len(),
             postcard::to_stdvec(&h).unwrap().len(),
+            postcard::to_stdvec(&w).unwrap().len(),
+            postcard::to_stdvec(&c).unwrap().len(),
         ] {
             assert!(len <= HANDSHAKE_FRAME_BYTES_MAX, "{len} bytes");
         }
     }
 
     #[test]
-    fn seal_hides_and_restores_a_node_id() {
-        let key = secret_key(b"s");
-        let (d, l) = ([1u8; 32], [2u8; 32]);
-        let sealed = seal(&key, "listener", &d, &l, 42);
-        assert_ne!(sealed, 42);
-        assert_eq!(seal(&key, "listener", &d, &l, sealed), 42);
-        assert_ne!(seal(&secret_key(b"t"), "listener", &d, &l, sealed), 42);
+    fn the_prologue_binds_version_and_mode() {
+        let (a, b) = (Keys::new(b"s", true), Keys::new(b"s", false));
+        assert_ne!(a.prologue(), b.prologue());
+        assert_eq!(&a.prologue()[15..17], &PROTOCOL_VERSION.to_be_bytes());
     }
 }

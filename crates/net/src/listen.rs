@@ -25,6 +25,9 @@
 //! - **Panics**: a panic in a request's handler is caught, logged with
 //!   the method and path, and answered 500; the connection and the node
 //!   go on ([`CatchPanic`]).
+//! - **TLS handshakes** (when the listener has a [`TlsAcceptor`]): must
+//!   finish within the header timeout, and hold a connection slot like
+//!   any connection.
 
 use futures::FutureExt;
 use hyper::body::Incoming;
@@ -41,6 +44,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Semaphore;
 use tokio::time::{Instant, Sleep};
 
+pub use crate::tls::TlsAcceptor;
+
 /// The limits of one client-facing listener (docs/CONFIG.md).
 #[derive(Clone, Debug)]
 pub struct ListenerLimits {
@@ -54,9 +59,14 @@ pub struct ListenerLimits {
     pub io_timeout: Duration,
 }
 
-/// Serve `service` on `listener` with `limits`, until the task is dropped.
-pub async fn serve_http<S, B>(listener: tokio::net::TcpListener, limits: ListenerLimits, service: S)
-where
+/// Serve `service` on `listener` with `limits`, over TLS if `tls` is
+/// given, until the task is dropped.
+pub async fn serve_http<S, B>(
+    listener: tokio::net::TcpListener,
+    limits: ListenerLimits,
+    tls: Option<TlsAcceptor>,
+    service: S,
+) where
     S: hyper::service::Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -101,18 +111,46 @@ where
         // Why: an answer is headers then body in separate writes; with
         // Nagle on, the body waits for the client's delayed ACK (~40 ms).
         let _ = stream.set_nodelay(true);
-        let (service, limits) = (service.clone(), limits.clone());
+        let (service, limits, tls) = (service.clone(), limits.clone(), tls.clone());
         tokio::spawn(async move {
-            let io = TokioIo::new(StallGuard::new(stream, limits.io_timeout));
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(limits.header_timeout)
-                .serve_connection(io, service);
-            if let Err(e) = conn.await {
-                tracing::debug!(listener = limits.name, error = %e, "connection ended with an error");
+            let stream = StallGuard::new(stream, limits.io_timeout);
+            match tls {
+                None => serve_connection(stream, &limits, service).await,
+                Some(tls) => {
+                    let handshake = tokio::time::timeout(limits.header_timeout, tls.accept(stream));
+                    match handshake.await {
+                        Ok(Ok(stream)) => serve_connection(stream, &limits, service).await,
+                        Ok(Err(e)) => {
+                            tracing::debug!(listener = limits.name, error = %e, "TLS handshake failed")
+                        }
+                        Err(_) => {
+                            tracing::debug!(listener = limits.name, "TLS handshake timed out")
+                        }
+                    }
+                }
             }
             drop(permit);
         });
+    }
+}
+
+/// Serve HTTP/1.1 requests on one accepted connection until it closes.
+async fn serve_connection<I, S, B>(io: I, limits: &ListenerLimits, service: S)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .serve_connection(TokioIo::new(io), service);
+    if let Err(e) = conn.await {
+        tracing::debug!(listener = limits.name, error = %e, "connection ended with an error");
     }
 }
 
@@ -298,7 +336,7 @@ mod tests {
             header_timeout: Duration::from_secs(5),
             io_timeout: Duration::from_secs(5),
         };
-        let server = tokio::spawn(serve_http(listener, limits, service));
+        let server = tokio::spawn(serve_http(listener, limits, None, service));
         let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
         async fn answer(conn: &mut tokio::net::TcpStream, path: &str) -> String {
             let req = format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n");

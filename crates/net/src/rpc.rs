@@ -3,10 +3,10 @@
 use crate::budget::ByteBudget;
 use crate::handshake::{self, Wire};
 use crate::network::{BoxStream, Listener, Network};
+use crate::sealed::SealedCodec;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::{SinkExt, StreamExt};
-use rand::{Rng, SeedableRng};
 use serde::{de::DeserializeOwned, Serialize};
 use std::collections::HashMap;
 use std::marker::PhantomData;
@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
-use tokio_util::codec::{Framed, LengthDelimitedCodec};
+use tokio_util::codec::Framed;
 
 /// Transport settings shared by the client and the server of one node.
 #[derive(Clone, Debug)]
@@ -23,6 +23,9 @@ pub struct RpcConfig {
     pub node: u64,
     /// The cluster secret both ends must know.
     pub secret: Vec<u8>,
+    /// Encrypt frames after the handshake (`internode_encryption`). Both
+    /// ends must agree; the handshake authenticates either way.
+    pub sealed: bool,
     /// Largest frame sent or accepted; larger frames close the connection.
     pub frame_bytes_max: usize,
     /// Calls in flight per connection; further calls wait (back pressure).
@@ -32,8 +35,6 @@ pub struct RpcConfig {
     /// Further calls (and the reading of further requests) wait. A frame
     /// larger than this takes the whole budget, so it goes alone.
     pub queue_bytes_max: usize,
-    /// Seed for handshake nonces (from the node's seeded RNG).
-    pub rng_seed: u64,
     /// Injected faults (empty unless a test sets some).
     pub faults: Arc<crate::FaultRules>,
 }
@@ -89,16 +90,14 @@ const WIRE_BUFFER_BYTES: usize = 64 * 1024;
 /// A connection's framing, accepting only handshake-sized frames until
 /// [`authenticated`] lifts the limit.
 fn wire(stream: BoxStream) -> Wire {
-    let codec = LengthDelimitedCodec::builder()
-        .max_frame_length(handshake::HANDSHAKE_FRAME_BYTES_MAX)
-        .new_codec();
+    let codec = SealedCodec::plain(handshake::HANDSHAKE_FRAME_BYTES_MAX);
     Framed::with_capacity(stream, codec, WIRE_BUFFER_BYTES)
 }
 
 /// Accept frames up to the configured limit, once the peer proved the
 /// cluster secret.
 fn authenticated(wire: &mut Wire, cfg: &RpcConfig) {
-    wire.codec_mut().set_max_frame_length(cfg.frame_bytes_max);
+    wire.codec_mut().set_frame_max(cfg.frame_bytes_max);
 }
 
 /// Handshakes in progress on one listener, in total and per source IP:
@@ -148,14 +147,6 @@ impl Drop for HandshakeSlot {
     }
 }
 
-fn nonce(rng: &Mutex<rand::rngs::SmallRng>) -> [u8; 32] {
-    let mut n = [0u8; 32];
-    if let Ok(mut r) = rng.lock() {
-        r.fill_bytes(&mut n);
-    }
-    n
-}
-
 /// Accept connections on `listener` forever, answering calls with `handler`.
 /// Each call runs in its own task; a connection with `inflight_max`
 /// unanswered calls stops reading until one finishes.
@@ -167,10 +158,7 @@ pub async fn serve<Req, Resp>(
     Req: DeserializeOwned + Send + 'static,
     Resp: Serialize + Send + 'static,
 {
-    let key = handshake::secret_key(&cfg.secret);
-    let rng = Arc::new(Mutex::new(rand::rngs::SmallRng::seed_from_u64(
-        cfg.rng_seed ^ 0x5e5e,
-    )));
+    let keys = handshake::Keys::new(&cfg.secret, cfg.sealed);
     let handshakes = Arc::new(Handshakes::default());
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -185,9 +173,9 @@ pub async fn serve<Req, Resp>(
             tracing::debug!(%peer, "too many handshakes in progress; connection closed");
             continue;
         };
-        let (cfg, handler, n) = (cfg.clone(), handler.clone(), nonce(&rng));
+        let (cfg, handler, keys) = (cfg.clone(), handler.clone(), keys.clone());
         tokio::spawn(async move {
-            if let Err(e) = serve_connection(stream, &cfg, key, n, slot, handler).await {
+            if let Err(e) = serve_connection(stream, &cfg, &keys, slot, handler).await {
                 tracing::debug!(%peer, error = %e, "inbound connection ended");
             }
         });
@@ -197,8 +185,7 @@ pub async fn serve<Req, Resp>(
 async fn serve_connection<Req, Resp>(
     stream: BoxStream,
     cfg: &RpcConfig,
-    key: [u8; 32],
-    nonce: [u8; 32],
+    keys: &handshake::Keys,
     slot: HandshakeSlot,
     handler: Handler<Req, Resp>,
 ) -> Result<(), RpcError>
@@ -209,7 +196,7 @@ where
     let mut wire = wire(stream);
     let peer = tokio::time::timeout(
         handshake::HANDSHAKE_TIMEOUT,
-        handshake::accept(&mut wire, &key, cfg.node, nonce),
+        handshake::accept(&mut wire, keys, cfg.node),
     )
     .await
     .map_err(|_| {
@@ -433,8 +420,7 @@ type Slot<Resp> = Arc<tokio::sync::Mutex<Option<Arc<Conn<Resp>>>>>;
 pub struct RpcClient<Req, Resp> {
     network: Arc<dyn Network>,
     cfg: RpcConfig,
-    key: [u8; 32],
-    rng: Mutex<rand::rngs::SmallRng>,
+    keys: handshake::Keys,
     peers: Mutex<HashMap<String, Slot<Resp>>>,
     /// Live connections by address: the lock-free-ish fast path of a call.
     live: RwLock<HashMap<String, Arc<Conn<Resp>>>>,
@@ -465,8 +451,7 @@ where
     pub fn new(network: Arc<dyn Network>, cfg: RpcConfig) -> Self {
         RpcClient {
             network,
-            key: handshake::secret_key(&cfg.secret),
-            rng: Mutex::new(rand::rngs::SmallRng::seed_from_u64(cfg.rng_seed)),
+            keys: handshake::Keys::new(&cfg.secret, cfg.sealed),
             cfg,
             peers: Mutex::default(),
             live: RwLock::default(),
@@ -567,7 +552,17 @@ where
                 detail: e.to_string(),
             })?;
         let mut wire = wire(stream);
-        let peer = handshake::dial(&mut wire, &self.key, self.cfg.node, nonce(&self.rng)).await?;
+        let peer = tokio::time::timeout(
+            handshake::HANDSHAKE_TIMEOUT,
+            handshake::dial(&mut wire, &self.keys, self.cfg.node),
+        )
+        .await
+        .map_err(|_| {
+            RpcError::Handshake(format!(
+                "{addr} did not finish the handshake in {:?}",
+                handshake::HANDSHAKE_TIMEOUT
+            ))
+        })??;
         authenticated(&mut wire, &self.cfg);
         let conn = Arc::new(self.spawn_connection(wire, peer));
         *slot = Some(conn.clone());

@@ -12,10 +12,10 @@ fn cfg(node: u64, secret: &str) -> RpcConfig {
     RpcConfig {
         node,
         secret: secret.as_bytes().to_vec(),
+        sealed: true,
         frame_bytes_max: 1 << 20,
         inflight_max: 64,
         queue_bytes_max: 8 << 20,
-        rng_seed: node,
         faults: Arc::default(),
     }
 }
@@ -164,6 +164,114 @@ async fn dropped_peer_times_out_and_delayed_peer_is_slow() {
     assert_eq!(
         client
             .call(&addr, 4, Duration::from_millis(500))
+            .await
+            .unwrap(),
+        8
+    );
+}
+
+/// A proxy that forwards one connection and records what the dialer sent.
+async fn recording_proxy(target: String) -> (String, Arc<std::sync::Mutex<Vec<u8>>>) {
+    use tokio::io::AsyncReadExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let sent = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = sent.clone();
+    tokio::spawn(async move {
+        let (inbound, _) = listener.accept().await.unwrap();
+        let outbound = tokio::net::TcpStream::connect(&target).await.unwrap();
+        let (mut in_r, mut in_w) = inbound.into_split();
+        let (mut out_r, mut out_w) = outbound.into_split();
+        tokio::spawn(async move { tokio::io::copy(&mut out_r, &mut in_w).await });
+        let mut buf = vec![0u8; 64 * 1024];
+        while let Ok(n) = in_r.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            record.lock().unwrap().extend_from_slice(&buf[..n]);
+            if out_w.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+        }
+    });
+    (addr, sent)
+}
+
+#[tokio::test]
+async fn recorded_traffic_is_sealed_and_replaying_it_does_nothing() {
+    let net: Arc<dyn Network> = Arc::new(TcpNetwork);
+    let listener = net.bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr();
+    let calls = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let seen = calls.clone();
+    let handler: Handler<Vec<u8>, u32> = Arc::new(move |_peer, v: Vec<u8>| {
+        seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        async move { v.len() as u32 }.boxed()
+    });
+    tokio::spawn(serve(listener, cfg(1, "s"), handler));
+    let (proxy, sent) = recording_proxy(addr.clone()).await;
+    let client = RpcClient::<Vec<u8>, u32>::new(net, cfg(2, "s"));
+    let value = b"a-value-nobody-may-read".repeat(100);
+    let got = client
+        .call(&proxy, value.clone(), Duration::from_secs(2))
+        .await;
+    assert_eq!(got.unwrap(), value.len() as u32);
+    let recorded = sent.lock().unwrap().clone();
+    assert!(
+        !recorded.windows(23).any(|w| w == &value[..23]),
+        "value in the clear"
+    );
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+    // The same bytes, sent again on a new connection: the listener must
+    // not answer, and must close the connection.
+    let mut raw = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    raw.write_all(&recorded).await.unwrap();
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::io::AsyncReadExt::read_to_end(&mut raw, &mut rest),
+    )
+    .await;
+    assert!(read.is_ok(), "the listener kept a replayed connection open");
+    assert_eq!(
+        calls.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "replay answered"
+    );
+}
+
+#[tokio::test]
+async fn nodes_that_disagree_on_encryption_say_so() {
+    let net: Arc<dyn Network> = Arc::new(TcpNetwork);
+    let addr = start(net.clone(), "127.0.0.1:0", "s").await;
+    let plain = RpcConfig {
+        sealed: false,
+        ..cfg(2, "s")
+    };
+    let err = RpcClient::<u32, u32>::new(net.clone(), plain)
+        .call(&addr, 1, Duration::from_secs(2))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("internode_encryption"), "{err}");
+    // Both plain: the handshake still authenticates, and calls work.
+    let listener = net.bind("127.0.0.1:0").await.unwrap();
+    let plain_addr = listener.local_addr();
+    let server = RpcConfig {
+        sealed: false,
+        ..cfg(1, "s")
+    };
+    tokio::spawn(serve(listener, server, echo()));
+    let client = RpcClient::<u32, u32>::new(
+        net,
+        RpcConfig {
+            sealed: false,
+            ..cfg(2, "s")
+        },
+    );
+    assert_eq!(
+        client
+            .call(&plain_addr, 4, Duration::from_secs(2))
             .await
             .unwrap(),
         8

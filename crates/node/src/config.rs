@@ -33,6 +33,9 @@ pub struct NodeConfig {
     pub join: Vec<String>,
     /// Shared secret every node of the cluster must know.
     pub cluster_secret: String,
+    /// Encrypt node-to-node traffic (RPC and gossip) with keys from the
+    /// handshake. Links authenticate either way; every node must agree.
+    pub internode_encryption: bool,
     /// `2^partition_bits` partitions; fixed when the cluster is created.
     pub partition_bits: u8,
     /// Deadline of a client request, all remote calls included.
@@ -85,6 +88,11 @@ pub struct NodeConfig {
     /// `Authorization: Bearer <token>`. `None`: the admin API refuses
     /// every request (with a 401 saying how to set one).
     pub admin_token: Option<String>,
+    /// PEM certificate chain (leaf first) the HTTP and S3 listeners serve
+    /// TLS with; with `tls_key`. `None`: plain HTTP.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
     /// Whether `/metrics` needs the admin token too (open by default, for
     /// scrapers).
     pub metrics_require_token: bool,
@@ -214,6 +222,7 @@ impl Default for NodeConfig {
             capacity: 1,
             join: Vec::new(),
             cluster_secret: "ringstore-insecure-default-secret".into(),
+            internode_encryption: true,
             partition_bits: ring::PARTITION_BITS_DEFAULT,
             request_timeout_ms: 2000,
             gossip_interval_ms: 1000,
@@ -233,6 +242,8 @@ impl Default for NodeConfig {
             client_io_timeout_ms: 60_000,
             enable_fault_injection: false,
             admin_token: None,
+            tls_cert: None,
+            tls_key: None,
             metrics_require_token: false,
             hinted_handoff: true,
             anti_entropy: true,
@@ -374,6 +385,12 @@ impl NodeConfig {
         }
         if self.cluster_secret.is_empty() {
             return bad("cluster_secret", "must not be empty".into());
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return bad(
+                "tls_cert/tls_key",
+                "set both (a PEM certificate chain and its private key) or neither".into(),
+            );
         }
         if let Some(t) = &self.admin_token {
             if t.len() < ADMIN_TOKEN_CHARS_MIN || !t.bytes().all(|b| b.is_ascii_graphic()) {

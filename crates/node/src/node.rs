@@ -161,10 +161,10 @@ impl Node {
         let rpc_cfg = RpcConfig {
             node: id.0,
             secret: cfg.cluster_secret.as_bytes().to_vec(),
+            sealed: cfg.internode_encryption,
             frame_bytes_max: cfg.rpc_frame_bytes_max,
             inflight_max: cfg.rpc_inflight_max,
             queue_bytes_max: cfg.rpc_queue_bytes_max,
-            rng_seed: rng.random(),
             faults: Arc::default(),
         };
         let state: ClusterState = match store.get_meta(META_CLUSTER)? {

@@ -21,6 +21,14 @@ pub(crate) struct DevFlags {
     /// Where the nodes keep their data (node-0, node-1, ...).
     #[arg(long, default_value = "./ringstore-dev")]
     data_dir: PathBuf,
+    /// Encrypt node-to-node traffic (`false`: authenticated but plain, to
+    /// measure what encryption costs).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    internode_encryption: bool,
+    /// Serve HTTPS on the HTTP and S3 listeners, with a throwaway CA made
+    /// in DATA_DIR/tls (its certificate goes to cluster.json as `ca_cert`).
+    #[arg(long)]
+    tls: bool,
 }
 
 const DEV_SECRET: &str = "ringstore-dev-cluster";
@@ -47,6 +55,11 @@ pub(crate) async fn run(flags: DevFlags) -> Result<()> {
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok());
     let admin_token = dev_admin_token(previous.as_ref());
+    let tls = if flags.tls {
+        Some(crate::dev_tls::ensure(&flags.data_dir)?)
+    } else {
+        None
+    };
     let mut running = Vec::new();
     for i in 0..flags.nodes {
         let cfg = NodeConfig {
@@ -57,7 +70,10 @@ pub(crate) async fn run(flags: DevFlags) -> Result<()> {
             zone: "dev".into(),
             join: if i == 0 { vec![] } else { vec![port(0, 2)] },
             cluster_secret: DEV_SECRET.into(),
+            internode_encryption: flags.internode_encryption,
             admin_token: Some(admin_token.clone()),
+            tls_cert: tls.as_ref().map(|t| t.cert.clone()),
+            tls_key: tls.as_ref().map(|t| t.key.clone()),
             ..NodeConfig::default()
         };
         running.push(
@@ -84,16 +100,44 @@ pub(crate) async fn run(flags: DevFlags) -> Result<()> {
         })
         .collect();
     let (key_id, secret) = dev_s3_key(&running[0].node, previous.as_ref()).await?;
-    std::fs::write(
+    let mut endpoints = json!({
+        "nodes": nodes,
+        "s3_access_key_id": key_id,
+        "s3_secret_access_key": secret,
+        "admin_token": admin_token,
+    });
+    if let Some(t) = &tls {
+        endpoints["ca_cert"] = json!(t.ca_cert.canonicalize()?);
+    }
+    std::fs::write(&file, serde_json::to_string_pretty(&endpoints)?)?;
+    print_welcome(
+        &flags,
+        &running,
         &file,
-        serde_json::to_string_pretty(&json!({
-            "nodes": nodes,
-            "s3_access_key_id": key_id,
-            "s3_secret_access_key": secret,
-            "admin_token": admin_token,
-        }))?,
+        tls.as_ref(),
+        &admin_token,
+        (&key_id, &secret),
     )?;
-    let first = running[0].node.config().http.clone();
+    println!("Ctrl-C stops the cluster; its data stays for the next run.");
+    server::shutdown_signal().await;
+    println!("stopping");
+    for r in running {
+        r.stop().await;
+    }
+    Ok(())
+}
+
+/// Tell the user where the nodes are and how to try them: commands that
+/// work as printed, TLS or not.
+fn print_welcome(
+    flags: &DevFlags,
+    running: &[server::Running],
+    file: &std::path::Path,
+    tls: Option<&crate::dev_tls::DevTls>,
+    admin_token: &str,
+    (key_id, secret): (&str, &str),
+) -> Result<()> {
+    let scheme = if tls.is_some() { "https" } else { "http" };
     println!(
         "ringstore dev cluster: {} node(s), data in {}",
         flags.nodes,
@@ -102,7 +146,7 @@ pub(crate) async fn run(flags: DevFlags) -> Result<()> {
     for (i, r) in running.iter().enumerate() {
         let c = r.node.config();
         println!(
-            "  node {i} {}  http http://{}  s3 http://{}  rpc {}",
+            "  node {i} {}  http {scheme}://{}  s3 {scheme}://{}  rpc {}",
             r.node.id(),
             c.http,
             c.s3,
@@ -110,26 +154,34 @@ pub(crate) async fn run(flags: DevFlags) -> Result<()> {
         );
     }
     println!("endpoints written to {}", file.display());
+    let (curl, aws) = match tls {
+        Some(t) => {
+            let ca = t.ca_cert.canonicalize()?;
+            println!("TLS: certificates from a throwaway CA, {}", ca.display());
+            (
+                format!("curl --cacert {}", ca.display()),
+                format!("aws --ca-bundle {}", ca.display()),
+            )
+        }
+        None => ("curl".to_string(), "aws".to_string()),
+    };
+    let first = running[0].node.config().http.clone();
+    let s3 = running[0].node.config().s3.clone();
     println!();
     println!("try it:");
-    println!("  curl -X PUT -H 'Content-Type: text/plain' -d 'hello' http://{first}/buckets/demo/keys/greeting");
-    println!("  curl http://{first}/buckets/demo/keys/greeting");
-    println!("  curl -H 'Authorization: Bearer {admin_token}' http://{first}/admin/cluster");
-    println!(
-        "  ringstore cluster status --node {first} --cluster-file {}   (the CLI finds the admin token there)",
-        file.display()
-    );
-    let s3 = running[0].node.config().s3.clone();
-    println!("  export AWS_ACCESS_KEY_ID={key_id} AWS_SECRET_ACCESS_KEY={secret} AWS_DEFAULT_REGION=us-east-1");
-    println!("  aws --endpoint-url http://{s3} s3 mb s3://demo");
-    println!("  echo hello | aws --endpoint-url http://{s3} s3 cp - s3://demo/hello.txt");
-    println!("  aws --endpoint-url http://{s3} s3 ls s3://demo");
-    println!("Ctrl-C stops the cluster; its data stays for the next run.");
-    server::shutdown_signal().await;
-    println!("stopping");
-    for r in running {
-        r.stop().await;
+    println!("  {curl} -X PUT -H 'Content-Type: text/plain' -d 'hello' {scheme}://{first}/buckets/demo/keys/greeting");
+    println!("  {curl} {scheme}://{first}/buckets/demo/keys/greeting");
+    println!("  {curl} -H 'Authorization: Bearer {admin_token}' {scheme}://{first}/admin/cluster");
+    if tls.is_none() {
+        println!(
+            "  ringstore cluster status --node {first} --cluster-file {}   (the CLI finds the admin token there)",
+            file.display()
+        );
     }
+    println!("  export AWS_ACCESS_KEY_ID={key_id} AWS_SECRET_ACCESS_KEY={secret} AWS_DEFAULT_REGION=us-east-1");
+    println!("  {aws} --endpoint-url {scheme}://{s3} s3 mb s3://demo");
+    println!("  echo hello | {aws} --endpoint-url {scheme}://{s3} s3 cp - s3://demo/hello.txt");
+    println!("  {aws} --endpoint-url {scheme}://{s3} s3 ls s3://demo");
     Ok(())
 }
 

@@ -6,6 +6,7 @@ mod bench;
 mod bench_s3;
 mod cli;
 mod dev;
+mod dev_tls;
 mod heal;
 mod join;
 mod keys;

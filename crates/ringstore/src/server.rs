@@ -156,6 +156,10 @@ fn fit_descriptor_limit(cfg: &mut NodeConfig, nodes: u64) {
 /// in this process.
 pub(crate) async fn start(mut cfg: NodeConfig, nodes: u64) -> Result<Running> {
     fit_descriptor_limit(&mut cfg, nodes);
+    let tls = match (&cfg.tls_cert, &cfg.tls_key) {
+        (Some(cert), Some(key)) => Some(net::tls::acceptor(cert, key)?),
+        _ => None,
+    };
     let http_listener = tokio::net::TcpListener::bind(&cfg.http)
         .await
         .with_context(|| {
@@ -190,8 +194,8 @@ pub(crate) async fn start(mut cfg: NodeConfig, nodes: u64) -> Result<Running> {
     let keys = s3::KeyStore::new(s3::catalog::Catalog::new(node.clone()));
     let served = node.clone();
     let http_keys = keys.clone();
-    let http = tokio::spawn(http::serve(served, http_keys, http_listener));
-    let s3 = tokio::spawn(s3::serve(node.clone(), keys, s3_listener));
+    let http = tokio::spawn(http::serve(served, http_keys, http_listener, tls.clone()));
+    let s3 = tokio::spawn(s3::serve(node.clone(), keys, s3_listener, tls));
     Ok(Running {
         node,
         engine,

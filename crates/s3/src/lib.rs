@@ -40,11 +40,17 @@ pub use service::RingS3;
 use node::Node;
 use s3s::service::S3ServiceBuilder;
 
-/// Serve the S3 API of `node` on `listener` until the task is dropped.
+/// Serve the S3 API of `node` on `listener` (over TLS with `tls`) until
+/// the task is dropped.
 ///
 /// Requests whose `Host` is `BUCKET.<node's s3_domain>` address that
 /// bucket (virtual-host style); any other host is path-style.
-pub async fn serve(node: Node, keys: KeyStore, listener: tokio::net::TcpListener) {
+pub async fn serve(
+    node: Node,
+    keys: KeyStore,
+    listener: tokio::net::TcpListener,
+    tls: Option<net::tls::TlsAcceptor>,
+) {
     let domain = node.config().s3_domain.to_ascii_lowercase();
     let limits = node.config().listener_limits("s3");
     let catalog = catalog::Catalog::new(node);
@@ -56,7 +62,7 @@ pub async fn serve(node: Node, keys: KeyStore, listener: tokio::net::TcpListener
     builder.set_access(access::KeyAccess::new(keys, catalog));
     builder.set_host(BucketHost { domain });
     let service = builder.build();
-    net::listen::serve_http(listener, limits, service).await;
+    net::listen::serve_http(listener, limits, tls, service).await;
 }
 
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
