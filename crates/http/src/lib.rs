@@ -16,6 +16,7 @@ mod encode;
 mod error;
 mod keys;
 mod kv;
+mod lag_metrics;
 mod metrics;
 mod params;
 
@@ -41,9 +42,9 @@ pub fn router(node: Node, keys: s3::KeyStore) -> Router {
     let body_limit = node.config().value_bytes_max + 64 * 1024;
     let values_in_flight = node.config().values_in_flight_bytes_max;
     let app = App {
+        metrics: Arc::new(metrics::Metrics::new(node.clone())),
         node,
         keys,
-        metrics: Arc::new(metrics::Metrics::new()),
         values_in_flight: net::ByteBudget::new(values_in_flight),
     };
     let admit = || axum::middleware::from_fn_with_state(app.clone(), budget::admit);

@@ -77,8 +77,9 @@ pub(crate) struct Metrics {
 }
 
 impl Metrics {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(node: node::Node) -> Self {
         let mut registry = Registry::with_prefix("ringstore");
+        registry.register_collector(Box::new(crate::lag_metrics::LagCollector(node)));
         let requests = Family::<OpStatus, Counter>::default();
         let latency = Family::<Op, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.0001, 2.0, 18))

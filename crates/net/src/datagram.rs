@@ -183,7 +183,12 @@ impl GossipSocket {
             ));
         }
         let packet = self.seal(payload)?;
-        match self.faults.verdict(to) {
+        let verdict = match self.faults.link(to) {
+            Some(link) if link.loses() => Verdict::Drop,
+            Some(link) => Verdict::Delay(link.sample()),
+            None => self.faults.verdict(to),
+        };
+        match verdict {
             Verdict::Drop => Ok(()),
             Verdict::Pass => self.socket.send_to(&packet, addr).await,
             Verdict::Delay(d) => {

@@ -49,6 +49,6 @@ pub mod tls;
 
 pub use budget::ByteBudget;
 pub use datagram::{Datagram, GossipSocket, Inbound, PAYLOAD_BYTES_MAX};
-pub use faults::{FaultRules, Rules as FaultRuleSet};
+pub use faults::{FaultRules, Link, Rules as FaultRuleSet};
 pub use network::{BoxStream, Faults, Listener, MemoryNetwork, Network, TcpNetwork};
 pub use rpc::{serve, Handler, RpcClient, RpcConfig, RpcError};

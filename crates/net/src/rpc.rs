@@ -210,8 +210,10 @@ where
     let (mut sink, mut stream) = wire.split();
     // Bounded by: inflight_max replies, one per running handler.
     let (reply_tx, mut reply_rx) = mpsc::channel::<Outgoing>(cfg.inflight_max);
-    let writer =
-        tokio::spawn(async move { write_frames(&mut sink, &mut reply_rx, |_| true).await });
+    let faults = cfg.faults.clone();
+    let writer = tokio::spawn(async move {
+        write_frames(&mut sink, &mut reply_rx, |_| true, (&faults, peer)).await
+    });
     // Request bytes being answered, and reply bytes queued: what a peer's
     // calls can make this node hold for this connection.
     let (requests, replies) = (
@@ -323,6 +325,7 @@ async fn send_reply<Resp: Serialize>(
             let _ = tx
                 .send(Outgoing {
                     id,
+                    at: tokio::time::Instant::now(),
                     frame: bytes.into(),
                     _permit: permit,
                 })
@@ -337,6 +340,8 @@ async fn send_reply<Resp: Serialize>(
 struct Outgoing {
     /// The call it belongs to.
     id: u64,
+    /// When it was queued: an emulated WAN link sends it its latency later.
+    at: tokio::time::Instant,
     frame: Bytes,
     _permit: OwnedSemaphorePermit,
 }
@@ -365,10 +370,22 @@ async fn write_frames<S>(
     sink: &mut S,
     rx: &mut mpsc::Receiver<Outgoing>,
     wanted: impl Fn(u64) -> bool,
+    wan: (&crate::FaultRules, u64),
 ) where
     S: futures::Sink<Bytes> + Unpin,
 {
+    // The emulated WAN's delay line: frames leave in order, each its
+    // link's latency after it was queued.
+    let mut released = tokio::time::Instant::now();
     while let Some(out) = rx.recv().await {
+        if let Some(link) = wan.0.link(wan.1) {
+            released = released.max(out.at + link.sample());
+            tokio::time::sleep_until(released).await;
+            if wanted(out.id) && sink.send(out.frame).await.is_err() {
+                return;
+            }
+            continue;
+        }
         if wanted(out.id) && sink.feed(out.frame).await.is_err() {
             return;
         }
@@ -516,6 +533,7 @@ where
         };
         let out = Outgoing {
             id,
+            at: tokio::time::Instant::now(),
             frame: bytes.into(),
             _permit: permit,
         };
@@ -580,9 +598,10 @@ where
         let alive = Arc::new(AtomicBool::new(true));
         let alive_w = alive.clone();
         let pending_w = pending.clone();
+        let faults = self.cfg.faults.clone();
         tokio::spawn(async move {
             let wanted = |id| pending_w.lock().is_ok_and(|p| p.contains_key(&id));
-            write_frames(&mut sink, &mut rx, wanted).await;
+            write_frames(&mut sink, &mut rx, wanted, (&faults, peer)).await;
             alive_w.store(false, Ordering::Release);
         });
         let (pending_r, alive_r) = (pending.clone(), alive.clone());

@@ -88,6 +88,13 @@ pub struct NodeConfig {
     /// `Authorization: Bearer <token>`. `None`: the admin API refuses
     /// every request (with a 401 saying how to set one).
     pub admin_token: Option<String>,
+    /// Lab only: one-way latency (ms) added to everything this node sends
+    /// to peers in the named zones, an emulated WAN (`node::lab`).
+    pub lab_zone_latency_ms: std::collections::BTreeMap<String, u64>,
+    /// Lab only: each message's latency is drawn from latency ± this.
+    pub lab_latency_jitter_ms: u64,
+    /// Lab only: fraction of gossip datagrams to those zones dropped.
+    pub lab_datagram_loss: f64,
     /// PEM certificate chain (leaf first) the HTTP and S3 listeners serve
     /// TLS with; with `tls_key`. `None`: plain HTTP.
     pub tls_cert: Option<PathBuf>,
@@ -244,6 +251,9 @@ impl Default for NodeConfig {
             admin_token: None,
             tls_cert: None,
             tls_key: None,
+            lab_zone_latency_ms: Default::default(),
+            lab_latency_jitter_ms: 0,
+            lab_datagram_loss: 0.0,
             metrics_require_token: false,
             hinted_handoff: true,
             anti_entropy: true,
@@ -385,6 +395,9 @@ impl NodeConfig {
         }
         if self.cluster_secret.is_empty() {
             return bad("cluster_secret", "must not be empty".into());
+        }
+        if !(0.0..1.0).contains(&self.lab_datagram_loss) {
+            return bad("lab_datagram_loss", "must be in [0, 1)".into());
         }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return bad(

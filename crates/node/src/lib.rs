@@ -22,6 +22,8 @@
 //! - `swim`: runs the failure detector ([`cluster::Detector`], SWIM by
 //!   foca) over sealed UDP datagrams; its verdicts are the node's view of
 //!   which peers are up.
+//! - `lag`: replication lag to other zones, measured at coordinators.
+//! - `lab`: an emulated WAN between zones, for the lab only.
 //! - `hints`: sloppy quorum's other half, hinted handoff: writes held for
 //!   primaries that did not answer, delivered when they do.
 //! - `handoff` and `release`: after a layout change, new owners pull
@@ -51,6 +53,8 @@ mod get;
 mod gossip;
 mod handoff;
 mod hints;
+mod lab;
+mod lag;
 mod list;
 mod listing;
 mod local;
@@ -81,6 +85,7 @@ pub use config::{ConfigError, DeleteMode, NodeConfig, ADMIN_TOKEN_CHARS_MIN};
 pub use env::{Clock, Env, SystemClock};
 pub use error::{NodeError, QuorumError};
 pub use handoff::Transfer;
+pub use lag::{ZoneLag, BUCKETS_SECONDS as LAG_BUCKETS_SECONDS};
 pub use listing::{resume_after, Page, PageQuery, VALUE_HEAD_BYTES_MAX};
 pub use node::Node;
 pub use reap::ProbeAnswer;

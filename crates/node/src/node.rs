@@ -79,6 +79,8 @@ pub(crate) struct Inner {
     pub(crate) started: tokio::time::Instant,
     pub(crate) tasks: Mutex<Vec<JoinHandle<()>>>,
     pub(crate) stats: Stats,
+    /// Replication lag to other zones, for the admin API and metrics.
+    pub(crate) lag: crate::lag::ReplicationLag,
     /// Anti-entropy trees, one per partition this node holds data in.
     pub(crate) trees: crate::aae::Trees,
     /// Wall-clock ms of each partition's last completed exchange.
@@ -198,6 +200,7 @@ impl Node {
             started: tokio::time::Instant::now(),
             tasks: Mutex::default(),
             stats: Stats::default(),
+            lag: crate::lag::ReplicationLag::default(),
             faults: rpc_cfg.faults.clone(),
             hints,
             trees: crate::aae::Trees::default(),
@@ -239,6 +242,7 @@ impl Node {
         }
         node.spawn(crate::reap::run(node.clone()));
         node.spawn(crate::collect::run(node.clone()));
+        node.spawn(crate::lab::run(node.clone()));
         tracing::info!(node = %id, epoch, rpc = %node.inner.cfg.rpc, "node started");
         Ok(node)
     }

@@ -43,6 +43,9 @@ struct ReplicaWrite {
     durable: bool,
     collapse: bool,
     timeout: std::time::Duration,
+    /// When the write was acknowledged (unset until then): replicas in
+    /// other zones that confirm later record their lag (`node::lag`).
+    acked: Arc<std::sync::OnceLock<tokio::time::Instant>>,
     /// Marks the key as written here until every replication task of the
     /// write has ended (the tombstone reaper waits for those).
     _writing: Arc<crate::reap::Writing>,
@@ -142,8 +145,15 @@ impl Node {
         // Primaries the failure detector declared down go last: a paused
         // process takes the forward and never answers, and a forward that
         // timed out cannot be retried elsewhere (see the module doc).
+        // Among the live ones, those in this node's zone go first: the
+        // coordinator's zone is the one `local_quorum` counts in, and a
+        // forward to another data center costs a WAN round trip before
+        // the write even starts.
         let mut primaries = pl.primaries.clone();
-        primaries.sort_by_key(|p| self.is_down(*p));
+        let layout = self.layout();
+        let zone = &self.config().zone;
+        let elsewhere = |p: &NodeId| layout.member(*p).is_none_or(|m| &m.zone != zone);
+        primaries.sort_by_key(|p| (self.is_down(*p), elsewhere(p)));
         for primary in &primaries {
             let left = timeout.saturating_sub(started.elapsed());
             let Some(addr) = self.rpc_addr(*primary) else {
@@ -308,8 +318,10 @@ impl Node {
             durable,
             collapse,
             timeout,
+            acked: Arc::default(),
             _writing: Arc::new(self.inner.reaper.writing(&cmd.key)),
         };
+        let acked = write.acked.clone();
         self.spawn_replication(&targets, &pl.fallbacks, &write, &tx);
         let local = targets
             .iter()
@@ -327,7 +339,10 @@ impl Node {
                 reply = rx.recv() => {
                     let Some((slot, answered_by, reply)) = reply else { break false };
                     match tracker.record_at(slot, answered_by, reply) {
-                        Progress::Met => return Ok(object),
+                        Progress::Met => {
+                            let _ = acked.set(tokio::time::Instant::now());
+                            return Ok(object);
+                        }
                         Progress::Impossible => break false,
                         Progress::Pending => {}
                     }
@@ -403,7 +418,15 @@ impl Node {
             let (node, tx, t, fallbacks) = (self.clone(), tx.clone(), t.clone(), fallbacks.clone());
             let write = write.clone();
             tokio::spawn(async move {
+                let acked = write.acked.clone();
                 let (answered_by, reply) = node.replicate_or_hint(t, write, &fallbacks).await;
+                if reply.is_ok() && answered_by.primary && answered_by.zone != node.config().zone {
+                    let now = tokio::time::Instant::now();
+                    let lag = acked
+                        .get()
+                        .map_or(std::time::Duration::ZERO, |at| now - *at);
+                    node.inner.lag.record(&answered_by.zone, lag);
+                }
                 let _ = tx.send((slot, answered_by, reply)).await;
             });
         }

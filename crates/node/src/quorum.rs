@@ -289,6 +289,17 @@ pub fn requirement(
         }
         _ => {}
     }
+    // Why: `local_quorum` asks for an answer in local time, and the
+    // bucket's `dw` (quorum by default) would send every write to another
+    // data center for its second durable ack. Unless the request sets `dw`
+    // itself, the local replies that make `w` must be durable, and that is
+    // all.
+    let durable =
+        if kind == Kind::Write && opts.dw.is_none() && resolved == QuorumValue::LocalQuorum {
+            per_zone.values().sum()
+        } else {
+            durable
+        };
     let total = total
         .max(durable)
         .max(primary)

@@ -51,6 +51,9 @@ pub struct ClusterStatus {
     /// Hints this node refused since start because their target's budget
     /// was full (anti-entropy repairs those writes).
     pub hints_refused: u64,
+    /// Per peer zone, the time from a write's acknowledgement here to its
+    /// replica in that zone confirming it (`node::lag`).
+    pub replication_lag: Vec<crate::ZoneLag>,
     /// Anti-entropy exchanges this node completed since start.
     pub aae_exchanges: u64,
     /// Keys anti-entropy synced since start.
@@ -117,6 +120,11 @@ pub struct LayoutStatus {
 const N_VAL_DEFAULT: usize = 3;
 
 impl Node {
+    /// Replication lag to each other zone (`node::lag`).
+    pub fn replication_lag(&self) -> Vec<crate::ZoneLag> {
+        self.inner.lag.snapshot()
+    }
+
     /// The cluster as this node sees it.
     pub fn cluster_status(&self) -> ClusterStatus {
         let state = self.cluster_state();
@@ -160,6 +168,7 @@ impl Node {
                 .load(std::sync::atomic::Ordering::Relaxed),
             hints_delivered: self.inner.stats.hints_delivered.load(Relaxed),
             hints_refused: self.hints_refused(),
+            replication_lag: self.inner.lag.snapshot(),
             aae_exchanges: self.inner.stats.aae_exchanges.load(Relaxed),
             aae_keys_repaired: self.inner.stats.aae_keys_repaired.load(Relaxed),
             aae_trees_loaded: self.inner.stats.trees_loaded.load(Relaxed),

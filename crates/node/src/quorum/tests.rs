@@ -156,3 +156,28 @@ fn a_transition_write_needs_a_quorum_of_old_and_of_new_owners() {
         "old owners 1 and 2 failed: only 3 is left of the three"
     );
 }
+
+#[test]
+fn local_quorum_writes_need_only_local_durable_acks_unless_dw_is_given() {
+    let three_zones = targets(3, 3);
+    let opts = RequestOptions {
+        w: Some(QuorumValue::LocalQuorum),
+        ..RequestOptions::default()
+    };
+    let props = BucketProps::default();
+    let req = requirement(Kind::Write, &props, &opts, &three_zones, "z1").unwrap();
+    assert_eq!((req.total, req.durable), (1, 1));
+    assert_eq!(req.per_zone.get("z1"), Some(&1));
+    let mut t = QuorumTracker::new(req, three_zones.clone());
+    assert_eq!(
+        t.record(NodeId(2), Ok(true)),
+        Progress::Met,
+        "z1's own durable ack"
+    );
+    let explicit = RequestOptions {
+        dw: Some(QuorumValue::Quorum),
+        ..opts
+    };
+    let req = requirement(Kind::Write, &props, &explicit, &three_zones, "z1").unwrap();
+    assert_eq!((req.total, req.durable), (2, 2));
+}
