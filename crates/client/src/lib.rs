@@ -467,6 +467,46 @@ impl Client {
         .await
     }
 
+    /// Create a key-value user with `grants`; the answer carries its
+    /// password, shown once.
+    ///
+    /// # Errors
+    ///
+    /// Transport failures and error statuses (409: the user exists).
+    pub async fn create_user(
+        &self,
+        name: &str,
+        grants: serde_json::Value,
+    ) -> Result<serde_json::Value, ClientError> {
+        self.post_json(
+            "/admin/users",
+            serde_json::json!({ "name": name, "grants": grants }),
+        )
+        .await
+    }
+
+    /// Every key-value user and its grants.
+    ///
+    /// # Errors
+    ///
+    /// Transport failures and error statuses.
+    pub async fn list_users(&self) -> Result<serde_json::Value, ClientError> {
+        let url = format!("{}/admin/users", self.base);
+        self.json(self.http.get(&url), &url).await
+    }
+
+    /// Delete a key-value user.
+    ///
+    /// # Errors
+    ///
+    /// Transport failures and error statuses (404: no such user).
+    pub async fn delete_user(&self, name: &str) -> Result<(), ClientError> {
+        let url = format!("{}/admin/users/{}", self.base, encode(name));
+        Self::check(self.send(self.http.delete(&url), &url).await?, &url)
+            .await
+            .map(|_| ())
+    }
+
     async fn post_json(
         &self,
         path: &str,

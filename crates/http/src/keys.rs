@@ -9,7 +9,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 
-fn s3_failure(e: s3::s3s::S3Error) -> ApiError {
+pub(crate) fn s3_failure(e: s3::s3s::S3Error) -> ApiError {
     let status = e.status_code().unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
     let message = e
         .message()

@@ -16,9 +16,12 @@ mod encode;
 mod error;
 mod keys;
 mod kv;
+mod kv_auth;
 mod lag_metrics;
 mod metrics;
 mod params;
+mod user_routes;
+mod users;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, post, put};
@@ -31,6 +34,8 @@ use std::sync::Arc;
 pub(crate) struct App {
     node: Node,
     keys: s3::KeyStore,
+    /// Key-value users, when `kv_auth` is on (`users`).
+    users: users::Users,
     metrics: Arc<metrics::Metrics>,
     /// Bytes of large key-value bodies in flight (`budget`).
     values_in_flight: net::ByteBudget,
@@ -43,6 +48,7 @@ pub fn router(node: Node, keys: s3::KeyStore) -> Router {
     let values_in_flight = node.config().values_in_flight_bytes_max;
     let app = App {
         metrics: Arc::new(metrics::Metrics::new(node.clone())),
+        users: users::Users::new(s3::catalog::Catalog::new(node.clone())),
         node,
         keys,
         values_in_flight: net::ByteBudget::new(values_in_flight),
@@ -66,7 +72,7 @@ pub fn router(node: Node, keys: s3::KeyStore) -> Router {
         app.clone(),
         auth::require_admin,
     ));
-    open.merge(locked)
+    let kv_routes = Router::new()
         .route("/buckets", get(buckets::list_buckets))
         .route("/buckets/{bucket}/keys", keys.clone())
         .route("/buckets/{bucket}/keys/{key}", object.clone())
@@ -75,6 +81,12 @@ pub fn router(node: Node, keys: s3::KeyStore) -> Router {
         .route("/types/{type}/buckets/{bucket}/keys", keys)
         .route("/types/{type}/buckets/{bucket}/keys/{key}", object)
         .route("/types/{type}/buckets/{bucket}/props", props)
+        .route_layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            kv_auth::require_user,
+        ));
+    open.merge(locked)
+        .merge(kv_routes)
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             metrics::track,
@@ -119,6 +131,11 @@ fn admin_routes() -> Router<App> {
         .route("/admin/keys", get(keys::list).post(keys::create))
         .route("/admin/keys/{id}", delete(keys::delete))
         .route("/admin/keys/{id}/buckets/{bucket}", put(keys::grant))
+        .route(
+            "/admin/users",
+            get(user_routes::list).post(user_routes::create),
+        )
+        .route("/admin/users/{name}", delete(user_routes::delete))
         .route("/admin/transfers", get(admin::transfers))
         .route(
             "/admin/debug/faults",

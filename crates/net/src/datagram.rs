@@ -120,10 +120,9 @@ impl GossipSocket {
         node: u64,
         faults: Arc<FaultRules>,
     ) -> Self {
-        let key = blake3::derive_key("ringstore gossip datagram v2", secret);
         GossipSocket {
             socket,
-            cipher: XChaCha20Poly1305::new(&key.into()),
+            cipher: gossip_cipher(secret),
             node,
             boot: rand::random(),
             stamp: AtomicU64::new(0),
@@ -229,45 +228,58 @@ impl GossipSocket {
     }
 
     fn open(&self, packet: &Bytes) -> Option<Inbound> {
-        if packet.len() < HEADER_BYTES + TAG_BYTES
-            || packet.len() > DATAGRAM_BYTES_MAX
-            || packet[0] != VERSION
-        {
-            return None;
-        }
-        let (header, sealed) = packet.split_at(HEADER_BYTES);
-        let word = |i: usize| {
-            let bytes: [u8; 8] = header[i..i + 8].try_into().unwrap_or_default();
-            u64::from_be_bytes(bytes)
-        };
-        let (from, boot, stamp) = (word(1), word(9), word(17));
-        let nonce = *XNonce::from_slice(&header[1..]);
-        let mut body = sealed.to_vec();
-        self.cipher
-            .decrypt_in_place(&nonce, header, &mut body)
-            .ok()?;
-        let verdict = self
-            .replays
+        open_packet(&self.cipher, &self.replays, packet)
+    }
+}
+
+/// The gossip key derived from the cluster secret.
+pub(crate) fn gossip_cipher(secret: &[u8]) -> XChaCha20Poly1305 {
+    let key = blake3::derive_key("ringstore gossip datagram v2", secret);
+    XChaCha20Poly1305::new(&key.into())
+}
+
+/// Check and decrypt one packet: well formed, authentic, new.
+pub(crate) fn open_packet(
+    cipher: &XChaCha20Poly1305,
+    replays: &Mutex<ReplayWindow>,
+    packet: &Bytes,
+) -> Option<Inbound> {
+    if packet.len() < HEADER_BYTES + TAG_BYTES
+        || packet.len() > DATAGRAM_BYTES_MAX
+        || packet[0] != VERSION
+    {
+        return None;
+    }
+    let (header, sealed) = packet.split_at(HEADER_BYTES);
+    let word = |i: usize| {
+        let bytes: [u8; 8] = header[i..i + 8].try_into().unwrap_or_default();
+        u64::from_be_bytes(bytes)
+    };
+    let (from, boot, stamp) = (word(1), word(9), word(17));
+    let nonce = *XNonce::from_slice(&header[1..]);
+    let mut body = sealed.to_vec();
+    cipher.decrypt_in_place(&nonce, header, &mut body).ok()?;
+    let verdict =
+        replays
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .check(from, boot, stamp, micros_now());
-        if let Err(refusal) = verdict {
-            if let crate::replay::Refusal::Stale { skew_micros } = refusal {
-                // Loud: a node whose clock is off looks dead to the others.
-                tracing::warn!(
+    if let Err(refusal) = verdict {
+        if let crate::replay::Refusal::Stale { skew_micros } = refusal {
+            // Loud: a node whose clock is off looks dead to the others.
+            tracing::warn!(
                     from,
                     skew_ms = skew_micros / 1000,
                     "gossip packet stamped too far from this node's clock; refused (check NTP on both nodes)"
                 );
-            }
-            return None;
         }
-        Some(Inbound {
-            from,
-            payload: Bytes::from(body),
-            delay: None,
-        })
+        return None;
     }
+    Some(Inbound {
+        from,
+        payload: Bytes::from(body),
+        delay: None,
+    })
 }
 
 #[cfg(test)]

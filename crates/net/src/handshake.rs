@@ -222,17 +222,11 @@ pub(crate) async fn accept(wire: &mut Wire, keys: &Keys, node: u64) -> Result<u6
         );
         return Err(refuse(wire, keys, why).await);
     }
-    let prologue = keys.prologue();
-    let mut hs = keys
-        .builder(&prologue)
-        .and_then(|b| b.build_responder())
-        .map_err(failed("starting the handshake"))?;
-    let mut buf = [0u8; HANDSHAKE_FRAME_BYTES_MAX];
-    let Ok(n) = hs.read_message(&h.noise, &mut buf) else {
-        let why = "dialer does not know the cluster secret".to_string();
-        return Err(refuse(wire, keys, why).await);
+    let (mut hs, peer) = match read_hello(keys, &h) {
+        Ok(opened) => opened,
+        Err(why) => return Err(refuse(wire, keys, why).await),
     };
-    let peer = node_id(&buf[..n])?;
+    let mut buf = [0u8; HANDSHAKE_FRAME_BYTES_MAX];
     let n = hs
         .write_message(&node.to_be_bytes(), &mut buf)
         .map_err(failed("writing the welcome"))?;
@@ -253,6 +247,32 @@ pub(crate) async fn accept(wire: &mut Wire, keys: &Keys, node: u64) -> Result<u6
         wire.codec_mut().seal_with(transport);
     }
     Ok(peer)
+}
+
+/// The listener's first step, pure: open a `Hello` (whose version and
+/// mode were checked) and learn the dialer's node id.
+fn read_hello(keys: &Keys, h: &Hello) -> Result<(snow::HandshakeState, u64), String> {
+    let prologue = keys.prologue();
+    let mut hs = keys
+        .builder(&prologue)
+        .and_then(|b| b.build_responder())
+        .map_err(|e| format!("starting the handshake: {e}"))?;
+    let mut buf = [0u8; HANDSHAKE_FRAME_BYTES_MAX];
+    let n = hs
+        .read_message(&h.noise, &mut buf)
+        .map_err(|_| "dialer does not know the cluster secret".to_string())?;
+    let peer = node_id(&buf[..n]).map_err(|e| e.to_string())?;
+    Ok((hs, peer))
+}
+
+/// Decode a frame as the listener's first message and open it: what any
+/// stranger can make a node do before it proves anything (for fuzzing).
+pub(crate) fn hello_frame(keys: &Keys, frame: &[u8]) -> Option<u64> {
+    let h: Hello = postcard::from_bytes(frame).ok()?;
+    if h.version != PROTOCOL_VERSION || h.sealed != keys.sealed {
+        return None;
+    }
+    read_hello(keys, &h).ok().map(|(_, peer)| peer)
 }
 
 /// Tell the dialer our version and mode, so that it can name the

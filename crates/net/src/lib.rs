@@ -39,6 +39,8 @@
 pub mod budget;
 pub mod datagram;
 pub mod faults;
+#[doc(hidden)]
+pub mod fuzz;
 mod handshake;
 pub mod listen;
 pub mod network;

@@ -160,6 +160,29 @@ impl SealedCodec {
     }
 }
 
+/// Both ends of a fresh session under a fixed key, for tests and fuzzing.
+pub(crate) fn session_pair(frame_max: usize) -> (SealedCodec, SealedCodec) {
+    let psk = [7u8; 32];
+    let make = || -> Result<(snow::TransportState, snow::TransportState), snow::Error> {
+        let params: snow::params::NoiseParams = crate::handshake::NOISE_PARAMS.parse()?;
+        let mut i = snow::Builder::new(params.clone())
+            .psk(0, &psk)?
+            .build_initiator()?;
+        let mut r = snow::Builder::new(params).psk(0, &psk)?.build_responder()?;
+        let (mut m, mut p) = ([0u8; 256], [0u8; 256]);
+        let n = i.write_message(&[], &mut m)?;
+        r.read_message(&m[..n], &mut p)?;
+        let n = r.write_message(&[], &mut m)?;
+        i.read_message(&m[..n], &mut p)?;
+        Ok((i.into_transport_mode()?, r.into_transport_mode()?))
+    };
+    let (i, r) = make().expect("a Noise session under a fixed key");
+    let (mut a, mut b) = (SealedCodec::plain(frame_max), SealedCodec::plain(frame_max));
+    a.seal_with(i);
+    b.seal_with(r);
+    (a, b)
+}
+
 impl Decoder for SealedCodec {
     type Item = BytesMut;
     type Error = io::Error;
@@ -188,36 +211,8 @@ impl Encoder<Bytes> for SealedCodec {
 mod tests {
     use super::*;
 
-    fn session() -> (snow::TransportState, snow::TransportState) {
-        let psk = [7u8; 32];
-        let params: snow::params::NoiseParams = crate::handshake::NOISE_PARAMS.parse().unwrap();
-        let mut i = snow::Builder::new(params.clone())
-            .psk(0, &psk)
-            .unwrap()
-            .build_initiator()
-            .unwrap();
-        let mut r = snow::Builder::new(params)
-            .psk(0, &psk)
-            .unwrap()
-            .build_responder()
-            .unwrap();
-        let (mut m, mut p) = ([0u8; 256], [0u8; 256]);
-        let n = i.write_message(&[], &mut m).unwrap();
-        r.read_message(&m[..n], &mut p).unwrap();
-        let n = r.write_message(&[], &mut m).unwrap();
-        i.read_message(&m[..n], &mut p).unwrap();
-        (
-            i.into_transport_mode().unwrap(),
-            r.into_transport_mode().unwrap(),
-        )
-    }
-
     fn pair() -> (SealedCodec, SealedCodec) {
-        let (i, r) = session();
-        let (mut a, mut b) = (SealedCodec::plain(1 << 22), SealedCodec::plain(1 << 22));
-        a.seal_with(i);
-        b.seal_with(r);
-        (a, b)
+        session_pair(1 << 22)
     }
 
     #[test]

@@ -88,6 +88,12 @@ pub struct NodeConfig {
     /// `Authorization: Bearer <token>`. `None`: the admin API refuses
     /// every request (with a 401 saying how to set one).
     pub admin_token: Option<String>,
+    /// The key-value API needs HTTP basic credentials of a user with a
+    /// grant on the bucket (`ringstore user create`). Off: Riak's open API.
+    pub kv_auth: bool,
+    /// With `kv_auth`, accept credentials over plain HTTP (a trusted
+    /// network); otherwise only over TLS.
+    pub kv_auth_allow_plaintext: bool,
     /// Lab only: one-way latency (ms) added to everything this node sends
     /// to peers in the named zones, an emulated WAN (`node::lab`).
     pub lab_zone_latency_ms: std::collections::BTreeMap<String, u64>,
@@ -251,6 +257,8 @@ impl Default for NodeConfig {
             admin_token: None,
             tls_cert: None,
             tls_key: None,
+            kv_auth: false,
+            kv_auth_allow_plaintext: false,
             lab_zone_latency_ms: Default::default(),
             lab_latency_jitter_ms: 0,
             lab_datagram_loss: 0.0,

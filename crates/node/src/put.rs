@@ -489,12 +489,13 @@ impl Node {
         if !handoff {
             return (primary, Err(failure));
         }
+        let layout = self.layout();
+        let zone_of = |n: NodeId| layout.member(n).map(|m| m.zone.as_str());
         loop {
-            let next = fallbacks.lock().ok().and_then(|mut f| f.pop_front());
+            let next = fallbacks.lock().ok().and_then(|mut pool| {
+                quorum::take_fallback(&mut pool, &primary.zone, zone_of, |n| self.is_suspect(n))
+            });
             let Some(fallback) = next else { break };
-            if self.is_suspect(fallback) {
-                continue;
-            }
             let req = Request::StoreHint {
                 target: primary.node.0,
                 key: w.key.clone(),

@@ -319,6 +319,26 @@ pub fn requirement(
     })
 }
 
+/// Take the fallback that stands in for a primary in `zone`: the first
+/// live one in that zone if there is one, else the first live one. Why
+/// the zone first: a partition whose replicas span zones should keep
+/// spanning them while a node is down (a dead node's neighbour in its own
+/// data center, not a second copy in another). Suspected fallbacks are
+/// skipped and dropped from the pool, as they were before.
+pub fn take_fallback<'z>(
+    pool: &mut std::collections::VecDeque<NodeId>,
+    zone: &str,
+    zone_of: impl Fn(NodeId) -> Option<&'z str>,
+    suspect: impl Fn(NodeId) -> bool,
+) -> Option<NodeId> {
+    pool.retain(|n| !suspect(*n));
+    let at = pool
+        .iter()
+        .position(|n| zone_of(*n) == Some(zone))
+        .unwrap_or(0);
+    pool.remove(at)
+}
+
 fn props_main(kind: Kind, props: &BucketProps) -> QuorumValue {
     match kind {
         Kind::Read => props.r,

@@ -73,6 +73,19 @@ enum Command {
         #[command(flatten)]
         admin: AdminToken,
     },
+    /// Manage key-value users (for `kv_auth`).
+    User {
+        #[command(subcommand)]
+        op: crate::users::UserOp,
+        /// HTTP address of the node to talk to.
+        #[arg(long, global = true, default_value = "127.0.0.1:8098")]
+        node: String,
+        /// Print machine-readable JSON.
+        #[arg(long, global = true)]
+        json: bool,
+        #[command(flatten)]
+        admin: AdminToken,
+    },
     /// Load-test a node's key-value API, or run `bench heal|join|s3`.
     Bench(BenchArgs),
 }
@@ -243,6 +256,12 @@ pub(crate) async fn run(args: Args) -> Result<ExitCode> {
             json,
             admin,
         } => crate::keys::run(op, &admin.client(&node)?, json).await,
+        Command::User {
+            op,
+            node,
+            json,
+            admin,
+        } => crate::users::run(op, &admin.client(&node)?, json).await,
     }
 }
 

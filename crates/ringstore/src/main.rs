@@ -13,6 +13,7 @@ mod keys;
 mod load;
 mod server;
 mod transfers;
+mod users;
 
 use clap::Parser;
 use std::process::ExitCode;

@@ -265,6 +265,23 @@ async fn a_data_center_goes_dark_and_heals(c: &Cluster) {
         },
     )
     .await;
+    // Inside the dark data center, a read that needs replicas elsewhere
+    // gets a clear 503, not a wait past the client's patience.
+    let t = Instant::now();
+    let r = c
+        .http
+        .get(c.nodes[4].url("/buckets/dark/keys/dc1-0?r=quorum"))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = (r.status().as_u16(), r.text().await.unwrap());
+    assert_eq!(status, 503, "r=quorum inside the dark zone: {body}");
+    assert!(body.contains("quorum") || body.contains("r="), "{body}");
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "the 503 took {:?}",
+        t.elapsed()
+    );
     c.heal().await;
     let healed_at = Instant::now();
     stop.store(true, std::sync::atomic::Ordering::Relaxed);

@@ -20,7 +20,7 @@
 pub mod access;
 pub mod blocks;
 mod buckets;
-mod cache;
+pub mod cache;
 pub mod catalog;
 pub mod checksum;
 pub mod keys;

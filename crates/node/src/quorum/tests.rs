@@ -181,3 +181,24 @@ fn local_quorum_writes_need_only_local_durable_acks_unless_dw_is_given() {
     let req = requirement(Kind::Write, &props, &explicit, &three_zones, "z1").unwrap();
     assert_eq!((req.total, req.durable), (2, 2));
 }
+
+#[test]
+fn a_fallback_in_the_primary_zone_is_taken_first() {
+    let zones = |n: NodeId| Some(["a", "b", "c", "c"][n.0 as usize]);
+    let mut pool: std::collections::VecDeque<NodeId> = [0, 1, 2, 3].map(NodeId).into();
+    let suspect = |n: NodeId| n == NodeId(2);
+    assert_eq!(
+        take_fallback(&mut pool, "c", zones, suspect),
+        Some(NodeId(3))
+    );
+    assert_eq!(
+        take_fallback(&mut pool, "c", zones, suspect),
+        Some(NodeId(0)),
+        "none left in c"
+    );
+    assert_eq!(
+        take_fallback(&mut pool, "b", zones, suspect),
+        Some(NodeId(1))
+    );
+    assert_eq!(take_fallback(&mut pool, "b", zones, suspect), None);
+}
