@@ -51,43 +51,44 @@ enum Command {
     Cluster {
         #[command(subcommand)]
         op: ClusterOp,
-        /// HTTP address of the node to talk to.
-        #[arg(long, global = true, default_value = "127.0.0.1:8098")]
-        node: String,
-        /// Print machine-readable JSON.
-        #[arg(long, global = true)]
-        json: bool,
         #[command(flatten)]
-        admin: AdminToken,
+        to: AdminTarget,
     },
     /// Manage S3 access keys.
     Key {
         #[command(subcommand)]
         op: crate::keys::KeyOp,
-        /// HTTP address of the node to talk to.
-        #[arg(long, global = true, default_value = "127.0.0.1:8098")]
-        node: String,
-        /// Print machine-readable JSON.
-        #[arg(long, global = true)]
-        json: bool,
         #[command(flatten)]
-        admin: AdminToken,
+        to: AdminTarget,
     },
     /// Manage key-value users (for `kv_auth`).
     User {
         #[command(subcommand)]
         op: crate::users::UserOp,
-        /// HTTP address of the node to talk to.
-        #[arg(long, global = true, default_value = "127.0.0.1:8098")]
-        node: String,
-        /// Print machine-readable JSON.
-        #[arg(long, global = true)]
-        json: bool,
         #[command(flatten)]
-        admin: AdminToken,
+        to: AdminTarget,
     },
     /// Load-test a node's key-value API, or run `bench heal|join|s3`.
     Bench(BenchArgs),
+}
+
+/// The node an admin command talks to, how it prints, and its token.
+#[derive(clap::Args, Debug)]
+struct AdminTarget {
+    /// HTTP address of the node to talk to.
+    #[arg(long, global = true, default_value = "127.0.0.1:8098")]
+    node: String,
+    /// Print machine-readable JSON.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(flatten)]
+    admin: AdminToken,
+}
+
+impl AdminTarget {
+    fn client(&self) -> Result<Client> {
+        self.admin.client(&self.node)
+    }
 }
 
 /// Where the admin token comes from: `RINGSTORE_ADMIN_TOKEN`, else the
@@ -244,24 +245,9 @@ pub(crate) async fn run(args: Args) -> Result<ExitCode> {
             bench::run(kv).await.map(|()| ExitCode::SUCCESS)
         }
         Command::Kv { op, node, json } => kv(op, &Client::new(&node), json).await,
-        Command::Cluster {
-            op,
-            node,
-            json,
-            admin,
-        } => cluster(op, &admin.client(&node)?, json).await,
-        Command::Key {
-            op,
-            node,
-            json,
-            admin,
-        } => crate::keys::run(op, &admin.client(&node)?, json).await,
-        Command::User {
-            op,
-            node,
-            json,
-            admin,
-        } => crate::users::run(op, &admin.client(&node)?, json).await,
+        Command::Cluster { op, to } => cluster(op, &to.client()?, to.json).await,
+        Command::Key { op, to } => crate::keys::run(op, &to.client()?, to.json).await,
+        Command::User { op, to } => crate::users::run(op, &to.client()?, to.json).await,
     }
 }
 

@@ -167,26 +167,6 @@ async fn replication_lag_is_reported(c: &Cluster) {
     );
 }
 
-/// Cut the nodes in `dark` off from the others, both ways.
-async fn cut_off(c: &Cluster, dark: &[usize]) {
-    let ids = c.node_ids().await;
-    for (j, n) in c.nodes.iter().enumerate() {
-        let inside = dark.contains(&j);
-        let drop: Vec<&String> = (0..ids.len())
-            .filter(|k| dark.contains(k) != inside)
-            .map(|k| &ids[k])
-            .collect();
-        let r = c
-            .http
-            .post(n.url("/admin/debug/faults"))
-            .json(&serde_json::json!({ "drop": drop }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 204);
-    }
-}
-
 /// Keys a writer had acknowledged, and when requests failed.
 #[derive(Default)]
 struct Outcomes {
@@ -252,7 +232,7 @@ async fn a_data_center_goes_dark_and_heals(c: &Cluster) {
         dc1.lock().unwrap().acked.len() > 20
     })
     .await;
-    cut_off(c, &[4, 5]).await;
+    c.cut_off_group(&[4, 5]).await;
     let cut_at = started.elapsed();
     // dc3's own clients: local_quorum from their local replicas.
     let (dc3, t3) = writer(c, "dc3", [4, 5], "local_quorum", started, stop.clone());

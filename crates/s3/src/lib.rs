@@ -30,7 +30,8 @@ mod objects;
 pub mod records;
 mod service;
 pub mod sweep;
-mod token;
+#[doc(hidden)]
+pub mod token;
 
 pub use keys::{KeyInfo, KeyStore};
 pub use records::Grant;

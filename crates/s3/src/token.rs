@@ -183,3 +183,47 @@ mod tests {
         }
     }
 }
+
+/// Entry points for the cargo-fuzz target `token` (fuzz/): a client's
+/// ContinuationToken is network input. Not an API.
+#[doc(hidden)]
+pub mod fuzz {
+    use super::*;
+
+    const SCOPE: Scope<'static> = Scope {
+        bucket: "photos",
+        prefix: "2026/",
+        delimiter: "/",
+    };
+
+    /// Open `token` as a node would; whether it opened (without the
+    /// secret, it never should).
+    pub fn open_token(token: &str) -> bool {
+        open(b"fuzz secret", &SCOPE, token).is_ok()
+    }
+
+    /// A token sealed for `key` opens to the same place, and only in its
+    /// own scope.
+    pub fn round_trip(key: &[u8]) {
+        let start = ListStart::After(Bytes::copy_from_slice(key));
+        let token = seal(b"fuzz secret", &SCOPE, &start);
+        if token.len() > TOKEN_CHARS_MAX {
+            return;
+        }
+        // "After nothing" is the start of the listing, by design.
+        let expected = if key.is_empty() {
+            ListStart::First
+        } else {
+            start
+        };
+        assert_eq!(open(b"fuzz secret", &SCOPE, &token), Ok(expected));
+        let other = Scope {
+            bucket: "other",
+            ..SCOPE
+        };
+        assert_eq!(
+            open(b"fuzz secret", &other, &token),
+            Err(TokenError::WrongScope)
+        );
+    }
+}

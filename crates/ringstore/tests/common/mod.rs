@@ -377,13 +377,19 @@ impl Cluster {
     /// Drop all traffic between node `i` and every other node, both ways
     /// (nodes must run with `--enable-fault-injection`).
     pub async fn cut_off(&self, i: usize) {
+        self.cut_off_group(&[i]).await
+    }
+
+    /// Cut the nodes in `dark` off from the others (both directions);
+    /// they still reach each other.
+    pub async fn cut_off_group(&self, dark: &[usize]) {
         let ids = self.node_ids().await;
         for (j, n) in self.nodes.iter().enumerate() {
-            let drop: Vec<&String> = if j == i {
-                ids.iter().filter(|id| **id != ids[i]).collect()
-            } else {
-                vec![&ids[i]]
-            };
+            let inside = dark.contains(&j);
+            let drop: Vec<&String> = (0..ids.len())
+                .filter(|k| dark.contains(k) != inside)
+                .map(|k| &ids[k])
+                .collect();
             let r = self
                 .http
                 .post(n.url("/admin/debug/faults"))
