@@ -36,13 +36,15 @@
 //! body is read), the whole exchange must finish within
 //! [`HANDSHAKE_TIMEOUT`], and the RPC listener runs at most
 //! [`HANDSHAKES_MAX`] handshakes at once, at most
-//! [`HANDSHAKES_PER_SOURCE_MAX`] from one IP address (rpc.rs). A stranger
+//! [`HANDSHAKES_PER_SOURCE_MAX`] from one IP address ([`Handshakes`]). A stranger
 //! costs one X25519 operation per connection.
 
 use crate::sealed::SealedCodec;
 use crate::RpcError;
 use futures::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use tokio_util::codec::Framed;
 
 /// Wire protocol version; peers with another version are refused.
@@ -285,6 +287,53 @@ async fn refuse(wire: &mut Wire, keys: &Keys, why: String) -> RpcError {
     };
     let _ = send(wire, &welcome).await;
     RpcError::Handshake(why)
+}
+
+/// Handshakes in progress on one listener, in total and per source IP:
+/// a peer that has not proved the secret gets at most a slot of these.
+#[derive(Default)]
+pub(crate) struct Handshakes {
+    by_source: Mutex<HashMap<String, usize>>,
+}
+
+/// One handshake's slot; frees it when dropped.
+pub(crate) struct HandshakeSlot {
+    handshakes: Arc<Handshakes>,
+    source: String,
+}
+
+impl Handshakes {
+    pub(crate) fn enter(self: &Arc<Self>, peer: &str) -> Option<HandshakeSlot> {
+        // "ip:port" (or "[v6]:port"); the port changes with every connect.
+        let source = peer.rsplit_once(':').map_or(peer, |(ip, _)| ip).to_string();
+        let mut by = self.by_source.lock().unwrap_or_else(|p| p.into_inner());
+        let total: usize = by.values().sum();
+        let mine = by.get(&source).copied().unwrap_or(0);
+        if total >= HANDSHAKES_MAX || mine >= HANDSHAKES_PER_SOURCE_MAX {
+            return None;
+        }
+        *by.entry(source.clone()).or_insert(0) += 1;
+        Some(HandshakeSlot {
+            handshakes: self.clone(),
+            source,
+        })
+    }
+}
+
+impl Drop for HandshakeSlot {
+    fn drop(&mut self) {
+        let mut by = self
+            .handshakes
+            .by_source
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = by.get_mut(&self.source) {
+            *n -= 1;
+            if *n == 0 {
+                by.remove(&self.source);
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -100,53 +100,6 @@ fn authenticated(wire: &mut Wire, cfg: &RpcConfig) {
     wire.codec_mut().set_frame_max(cfg.frame_bytes_max);
 }
 
-/// Handshakes in progress on one listener, in total and per source IP:
-/// a peer that has not proved the secret gets at most a slot of these.
-#[derive(Default)]
-struct Handshakes {
-    by_source: Mutex<HashMap<String, usize>>,
-}
-
-/// One handshake's slot; frees it when dropped.
-struct HandshakeSlot {
-    handshakes: Arc<Handshakes>,
-    source: String,
-}
-
-impl Handshakes {
-    fn enter(self: &Arc<Self>, peer: &str) -> Option<HandshakeSlot> {
-        // "ip:port" (or "[v6]:port"); the port changes with every connect.
-        let source = peer.rsplit_once(':').map_or(peer, |(ip, _)| ip).to_string();
-        let mut by = self.by_source.lock().unwrap_or_else(|p| p.into_inner());
-        let total: usize = by.values().sum();
-        let mine = by.get(&source).copied().unwrap_or(0);
-        if total >= handshake::HANDSHAKES_MAX || mine >= handshake::HANDSHAKES_PER_SOURCE_MAX {
-            return None;
-        }
-        *by.entry(source.clone()).or_insert(0) += 1;
-        Some(HandshakeSlot {
-            handshakes: self.clone(),
-            source,
-        })
-    }
-}
-
-impl Drop for HandshakeSlot {
-    fn drop(&mut self) {
-        let mut by = self
-            .handshakes
-            .by_source
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = by.get_mut(&self.source) {
-            *n -= 1;
-            if *n == 0 {
-                by.remove(&self.source);
-            }
-        }
-    }
-}
-
 /// Accept connections on `listener` forever, answering calls with `handler`.
 /// Each call runs in its own task; a connection with `inflight_max`
 /// unanswered calls stops reading until one finishes.
@@ -159,7 +112,7 @@ pub async fn serve<Req, Resp>(
     Resp: Serialize + Send + 'static,
 {
     let keys = handshake::Keys::new(&cfg.secret, cfg.sealed);
-    let handshakes = Arc::new(Handshakes::default());
+    let handshakes = Arc::new(handshake::Handshakes::default());
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(s) => s,
@@ -186,7 +139,7 @@ async fn serve_connection<Req, Resp>(
     stream: BoxStream,
     cfg: &RpcConfig,
     keys: &handshake::Keys,
-    slot: HandshakeSlot,
+    slot: handshake::HandshakeSlot,
     handler: Handler<Req, Resp>,
 ) -> Result<(), RpcError>
 where
