@@ -11,9 +11,9 @@
 //!   [`TcpNetwork`] uses real sockets (with `TCP_NODELAY`), [`MemoryNetwork`]
 //!   uses in-process pipes so several nodes can run in one test, and a
 //!   simulation can bring its own.
-//! - [`handshake`]: both ends prove they know the cluster secret before any
+//! - `handshake`: both ends prove they know the cluster secret before any
 //!   request is read, and agree on session keys (the Noise protocol).
-//! - [`sealed`]: frames on a connection, encrypted and authenticated with
+//! - `sealed`: frames on a connection, encrypted and authenticated with
 //!   those keys (or plain, when `internode_encryption` is off).
 //! - [`rpc`]: [`RpcClient`] keeps one multiplexed connection per peer, tags
 //!   each call with a request id and gives it a deadline; [`serve`] answers
