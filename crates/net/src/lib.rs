@@ -15,7 +15,7 @@
 //!   request is read, and agree on session keys (the Noise protocol).
 //! - `sealed`: frames on a connection, encrypted and authenticated with
 //!   those keys (or plain, when `internode_encryption` is off).
-//! - [`rpc`]: [`RpcClient`] keeps one multiplexed connection per peer, tags
+//! - `rpc`: [`RpcClient`] keeps one multiplexed connection per peer, tags
 //!   each call with a request id and gives it a deadline; [`serve`] answers
 //!   calls, each in its own task, on every accepted connection.
 //!

@@ -7,7 +7,7 @@
 //! decides, in pure code, whether a datagram that passed authentication
 //! is new. A datagram is refused when:
 //!
-//! - its stamp is more than [`FRESHNESS`] from our clock (a recording
+//! - its stamp is more than [`FRESHNESS_MICROS`] from our clock (a recording
 //!   replayed later; this also covers a receiver that restarted and
 //!   remembers nothing);
 //! - its sender's process is one we already saw replaced by a later one
