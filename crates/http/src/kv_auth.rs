@@ -8,47 +8,27 @@
 //! so a node without TLS refuses them (403) unless
 //! `kv_auth_allow_plaintext` says the network is trusted.
 
-use crate::App;
-use axum::extract::{Request, State};
+use crate::error::ApiError;
+use crate::{params, App};
+use axum::extract::{RawPathParams, Request, State};
 use axum::http::{header, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
+use bytes::Bytes;
 
-/// The bucket type and bucket a key-value path names (`*` for a listing
-/// of buckets), or `None` for a path outside the key-value API.
-fn target(path: &str) -> Option<(String, String)> {
-    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let decode = |s: &str| percent_decode(s);
-    match parts.as_slice() {
-        ["buckets"] => Some(("default".into(), "*".into())),
-        ["buckets", b, ..] => Some(("default".into(), decode(b))),
-        ["types", t, "buckets"] => Some((decode(t), "*".into())),
-        ["types", t, "buckets", b, ..] => Some((decode(t), decode(b))),
-        _ => None,
+/// The bucket type and bucket a key-value route names (`*` for a listing
+/// of buckets), decoded exactly as the handlers decode them
+/// (`params::bucket`), so a grant covers the bucket that is served.
+fn target(params: &[(String, String)]) -> Result<(Bytes, Bytes), ApiError> {
+    if params.iter().any(|(k, _)| k == "bucket") {
+        return params::bucket(params);
     }
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok());
-        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
-            (b'%', Some(v)) => {
-                out.push(v);
-                i += 3;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    let bucket_type = match params.iter().find(|(k, _)| k == "type") {
+        Some((_, raw)) => params::decode_segment("bucket type", raw, store::TYPE_BYTES_MAX)?,
+        None => Bytes::from_static(b"default"),
+    };
+    Ok((bucket_type, Bytes::from_static(b"*")))
 }
 
 fn refuse(status: StatusCode, why: String) -> Response {
@@ -75,13 +55,19 @@ fn basic(req: &Request) -> Option<(String, String)> {
 }
 
 /// Pass the request on if `kv_auth` is off, or its user may do it.
-pub(crate) async fn require_user(State(app): State<App>, req: Request, next: Next) -> Response {
+pub(crate) async fn require_user(
+    State(app): State<App>,
+    path: RawPathParams,
+    req: Request,
+    next: Next,
+) -> Response {
     let cfg = app.node.config();
     if !cfg.kv_auth {
         return next.run(req).await;
     }
-    let Some((bucket_type, bucket)) = target(req.uri().path()) else {
-        return next.run(req).await;
+    let (bucket_type, bucket) = match target(&params::raw(&path)) {
+        Ok(t) => t,
+        Err(e) => return e.into_response(),
     };
     let plaintext = cfg.tls_cert.is_none();
     if plaintext && !cfg.kv_auth_allow_plaintext {
@@ -119,6 +105,8 @@ pub(crate) async fn require_user(State(app): State<App>, req: Request, next: Nex
     let write = !matches!(*req.method(), Method::GET | Method::HEAD);
     if !user.may(write, &bucket_type, &bucket) {
         let what = if write { "write" } else { "read" };
+        let bucket_type = String::from_utf8_lossy(&bucket_type);
+        let bucket = String::from_utf8_lossy(&bucket);
         return refuse(
             StatusCode::FORBIDDEN,
             format!(
@@ -135,19 +123,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn paths_name_their_bucket() {
-        let t = |p: &str| target(p).map(|(a, b)| format!("{a}/{b}"));
+    fn routes_name_their_bucket_as_the_handlers_decode_it() {
+        let t = |pairs: &[(&str, &str)]| {
+            let owned: Vec<(String, String)> = pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            target(&owned).map(|(a, b)| {
+                format!(
+                    "{}/{}",
+                    String::from_utf8_lossy(&a),
+                    String::from_utf8_lossy(&b)
+                )
+            })
+        };
         assert_eq!(
-            t("/buckets/photos/keys/k").as_deref(),
-            Some("default/photos")
+            t(&[("bucket", "photos"), ("key", "k")]).unwrap(),
+            "default/photos"
         );
-        assert_eq!(t("/buckets").as_deref(), Some("default/*"));
+        assert_eq!(t(&[]).unwrap(), "default/*");
         assert_eq!(
-            t("/types/maps/buckets/b%20c/props").as_deref(),
-            Some("maps/b c")
+            t(&[("type", "maps"), ("bucket", "b%20c")]).unwrap(),
+            "maps/b c"
         );
-        assert_eq!(t("/types/maps/buckets").as_deref(), Some("maps/*"));
-        assert_eq!(t("/ping"), None);
-        assert_eq!(t("/admin/cluster"), None);
+        // `+` is a space to the handlers (Riak's unquote), so to grants too.
+        assert_eq!(t(&[("bucket", "b+c")]).unwrap(), "default/b c");
+        assert_eq!(t(&[("type", "maps")]).unwrap(), "maps/*");
+        assert!(
+            t(&[("bucket", "bad%zz")]).is_err(),
+            "a malformed escape is a 400"
+        );
     }
 }

@@ -41,9 +41,11 @@ pub struct UserGrant {
 }
 
 impl UserGrant {
-    fn covers(&self, bucket_type: &str, bucket: &str) -> bool {
-        (self.bucket_type == "*" || self.bucket_type == bucket_type)
-            && (self.bucket == "*" || self.bucket == bucket)
+    /// Compared as bytes: bucket names are bytes, and a lossy conversion
+    /// could make two buckets look alike.
+    fn covers(&self, bucket_type: &[u8], bucket: &[u8]) -> bool {
+        (self.bucket_type == "*" || self.bucket_type.as_bytes() == bucket_type)
+            && (self.bucket == "*" || self.bucket.as_bytes() == bucket)
     }
 }
 
@@ -69,7 +71,7 @@ impl UserRecord {
     }
 
     /// Whether the user may read (or write) `bucket_type`/`bucket`.
-    pub(crate) fn may(&self, write: bool, bucket_type: &str, bucket: &str) -> bool {
+    pub(crate) fn may(&self, write: bool, bucket_type: &[u8], bucket: &[u8]) -> bool {
         self.grants
             .iter()
             .any(|g| g.covers(bucket_type, bucket) && if write { g.write } else { g.read })
@@ -226,9 +228,9 @@ mod tests {
         ]);
         assert!(u.password_is("right"));
         assert!(!u.password_is("wrong") && !u.password_is(""));
-        assert!(u.may(true, "default", "photos"));
-        assert!(u.may(false, "maps", "logs") && !u.may(true, "maps", "logs"));
-        assert!(!u.may(false, "default", "other"));
-        assert!(!u.may(false, "other", "photos"), "the type matters");
+        assert!(u.may(true, b"default", b"photos"));
+        assert!(u.may(false, b"maps", b"logs") && !u.may(true, b"maps", b"logs"));
+        assert!(!u.may(false, b"default", b"other"));
+        assert!(!u.may(false, b"other", b"photos"), "the type matters");
     }
 }

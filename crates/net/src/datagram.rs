@@ -13,14 +13,14 @@
 //!   strictly rising microsecond stamp) is the 24-byte nonce, so no two
 //!   packets share one, and [`crate::replay::ReplayWindow`] refuses a
 //!   recorded packet sent again (it could revive a member the cluster
-//!   declared dead, or hide a failure).
+//!   declared dead, or hide a failure);
+//! - the fault rules of [`crate::faults`] apply by node id in both
+//!   directions, exactly as for RPC, so a test that cuts a node off cuts
+//!   its gossip too.
 //!
 //! ```text
 //! [version 1][from u64][boot u64][stamp u64][ciphertext][tag 16]
 //! ```
-//! - the fault rules of [`crate::faults`] apply by node id in both
-//!   directions, exactly as for RPC, so a test that cuts a node off cuts
-//!   its gossip too.
 //!
 //! The detector listens on the same port number as RPC (UDP beside TCP),
 //! so an operator opens one port per node.
@@ -156,12 +156,14 @@ impl GossipSocket {
         packet.extend_from_slice(&self.node.to_be_bytes());
         packet.extend_from_slice(&self.boot.to_be_bytes());
         packet.extend_from_slice(&self.next_stamp().to_be_bytes());
-        let nonce = *XNonce::from_slice(&packet[1..HEADER_BYTES]);
-        let mut body = payload.to_vec();
-        self.cipher
-            .encrypt_in_place(&nonce, &packet, &mut body)
+        packet.extend_from_slice(payload);
+        let (header, body) = packet.split_at_mut(HEADER_BYTES);
+        let nonce = *XNonce::from_slice(&header[1..]);
+        let tag = self
+            .cipher
+            .encrypt_in_place_detached(&nonce, header, body)
             .map_err(|_| io::Error::other("sealing a gossip packet failed"))?;
-        packet.extend_from_slice(&body);
+        packet.extend_from_slice(&tag);
         Ok(packet)
     }
 

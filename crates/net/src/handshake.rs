@@ -67,18 +67,41 @@ pub(crate) const HANDSHAKES_PER_SOURCE_MAX: usize = 8;
 
 pub(crate) type Wire = Framed<crate::BoxStream, SealedCodec>;
 
+/// The first message each way: the dialer's `Hello`, the listener's
+/// `Welcome` (an empty `noise` when the listener refuses).
 #[derive(Serialize, Deserialize)]
-struct Hello {
+struct Greeting {
     version: u16,
     sealed: bool,
     noise: Vec<u8>,
 }
 
-#[derive(Serialize, Deserialize)]
-struct Welcome {
-    version: u16,
-    sealed: bool,
-    noise: Vec<u8>,
+impl Greeting {
+    fn ours(keys: &Keys, noise: Vec<u8>) -> Self {
+        Greeting {
+            version: PROTOCOL_VERSION,
+            sealed: keys.sealed,
+            noise,
+        }
+    }
+
+    /// Whether `who` speaks our protocol version and link mode.
+    fn agrees(&self, keys: &Keys, who: &str) -> Result<(), String> {
+        if self.version != PROTOCOL_VERSION {
+            return Err(format!(
+                "{who} speaks protocol {}, this node {PROTOCOL_VERSION}; run one ringstore version across the cluster",
+                self.version
+            ));
+        }
+        if self.sealed != keys.sealed {
+            return Err(format!(
+                "{who} has internode_encryption {}, this node {}; set it the same on every node",
+                mode(self.sealed),
+                mode(keys.sealed)
+            ));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -164,26 +187,9 @@ pub(crate) async fn dial(wire: &mut Wire, keys: &Keys, node: u64) -> Result<u64,
     let n = hs
         .write_message(&node.to_be_bytes(), &mut buf)
         .map_err(failed("writing the hello"))?;
-    let hello = Hello {
-        version: PROTOCOL_VERSION,
-        sealed: keys.sealed,
-        noise: buf[..n].to_vec(),
-    };
-    send(wire, &hello).await?;
-    let w: Welcome = recv(wire).await?;
-    if w.version != PROTOCOL_VERSION {
-        return Err(RpcError::Handshake(format!(
-            "peer speaks protocol {}, we speak {PROTOCOL_VERSION}; run one ringstore version across the cluster",
-            w.version
-        )));
-    }
-    if w.sealed != keys.sealed {
-        return Err(RpcError::Handshake(format!(
-            "peer has internode_encryption {}, this node {}; set it the same on every node",
-            mode(w.sealed),
-            mode(keys.sealed)
-        )));
-    }
+    send(wire, &Greeting::ours(keys, buf[..n].to_vec())).await?;
+    let w: Greeting = recv(wire).await?;
+    w.agrees(keys, "the peer").map_err(RpcError::Handshake)?;
     let n = hs.read_message(&w.noise, &mut buf).map_err(|_| {
         RpcError::Handshake(
             "the peer and this node do not share the cluster secret; check cluster_secret on both nodes".into(),
@@ -212,16 +218,8 @@ pub(crate) async fn dial(wire: &mut Wire, keys: &Keys, node: u64) -> Result<u64,
 /// Run the listener's side; returns the dialer's node id. On success the
 /// wire is sealed if the keys say so.
 pub(crate) async fn accept(wire: &mut Wire, keys: &Keys, node: u64) -> Result<u64, RpcError> {
-    let h: Hello = recv(wire).await?;
-    if h.version != PROTOCOL_VERSION {
-        return Err(refuse(wire, keys, format!("dialer speaks protocol {}", h.version)).await);
-    }
-    if h.sealed != keys.sealed {
-        let why = format!(
-            "dialer has internode_encryption {}, this node {}",
-            mode(h.sealed),
-            mode(keys.sealed)
-        );
+    let h: Greeting = recv(wire).await?;
+    if let Err(why) = h.agrees(keys, "the dialer") {
         return Err(refuse(wire, keys, why).await);
     }
     let (mut hs, peer) = match read_hello(keys, &h) {
@@ -232,12 +230,7 @@ pub(crate) async fn accept(wire: &mut Wire, keys: &Keys, node: u64) -> Result<u6
     let n = hs
         .write_message(&node.to_be_bytes(), &mut buf)
         .map_err(failed("writing the welcome"))?;
-    let welcome = Welcome {
-        version: PROTOCOL_VERSION,
-        sealed: keys.sealed,
-        noise: buf[..n].to_vec(),
-    };
-    send(wire, &welcome).await?;
+    send(wire, &Greeting::ours(keys, buf[..n].to_vec())).await?;
     let mut transport = hs
         .into_transport_mode()
         .map_err(failed("finishing the handshake"))?;
@@ -253,7 +246,7 @@ pub(crate) async fn accept(wire: &mut Wire, keys: &Keys, node: u64) -> Result<u6
 
 /// The listener's first step, pure: open a `Hello` (whose version and
 /// mode were checked) and learn the dialer's node id.
-fn read_hello(keys: &Keys, h: &Hello) -> Result<(snow::HandshakeState, u64), String> {
+fn read_hello(keys: &Keys, h: &Greeting) -> Result<(snow::HandshakeState, u64), String> {
     let prologue = keys.prologue();
     let mut hs = keys
         .builder(&prologue)
@@ -270,22 +263,15 @@ fn read_hello(keys: &Keys, h: &Hello) -> Result<(snow::HandshakeState, u64), Str
 /// Decode a frame as the listener's first message and open it: what any
 /// stranger can make a node do before it proves anything (for fuzzing).
 pub(crate) fn hello_frame(keys: &Keys, frame: &[u8]) -> Option<u64> {
-    let h: Hello = postcard::from_bytes(frame).ok()?;
-    if h.version != PROTOCOL_VERSION || h.sealed != keys.sealed {
-        return None;
-    }
+    let h: Greeting = postcard::from_bytes(frame).ok()?;
+    h.agrees(keys, "the dialer").ok()?;
     read_hello(keys, &h).ok().map(|(_, peer)| peer)
 }
 
 /// Tell the dialer our version and mode, so that it can name the
 /// mismatch, and fail.
 async fn refuse(wire: &mut Wire, keys: &Keys, why: String) -> RpcError {
-    let welcome = Welcome {
-        version: PROTOCOL_VERSION,
-        sealed: keys.sealed,
-        noise: Vec::new(),
-    };
-    let _ = send(wire, &welcome).await;
+    let _ = send(wire, &Greeting::ours(keys, Vec::new())).await;
     RpcError::Handshake(why)
 }
 
@@ -342,23 +328,17 @@ mod tests {
 
     #[test]
     fn handshake_messages_fit_the_pre_auth_frame_limit() {
-        let noise = vec![0xffu8; 32 + 8 + 16];
-        let h = Hello {
+        // Hello and Welcome: an ephemeral key, a node id and a tag.
+        let greeting = Greeting {
             version: u16::MAX,
             sealed: true,
-            noise: noise.clone(),
-        };
-        let w = Welcome {
-            version: u16::MAX,
-            sealed: true,
-            noise,
+            noise: vec![0xffu8; 32 + 8 + 16],
         };
         let c = Confirm {
             noise: vec![0xff; 16],
         };
         for len in [
-            postcard::to_stdvec(&h).unwrap().len(),
-            postcard::to_stdvec(&w).unwrap().len(),
+            postcard::to_stdvec(&greeting).unwrap().len(),
             postcard::to_stdvec(&c).unwrap().len(),
         ] {
             assert!(len <= HANDSHAKE_FRAME_BYTES_MAX, "{len} bytes");
