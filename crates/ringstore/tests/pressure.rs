@@ -322,11 +322,18 @@ struct Drain {
     slowest_ordinary: Duration,
 }
 
+/// Held by each scenario that moves hundreds of MiB: they measure peak
+/// memory and time against published bounds, and two of them at once on
+/// a two-core machine measured each other (six 50 MiB GETs, alone done
+/// in about 1 s, passed their 8 s deadline beside a 50 MiB hint drain).
+static LARGE_VALUES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// SIGSTOP node 2 of three, write `count` values of `size` bytes through
 /// node 0, SIGCONT, and wait until every hint is delivered; node 2 must
 /// then hold every value, byte for byte, and small writes after the
 /// drain must be ordinary writes (no new hints).
 async fn hinted_drain(count: usize, size: usize, drain_limit: Duration) -> Drain {
+    let _alone = LARGE_VALUES.lock().await;
     let c = Cluster::start(3, &[]).await;
     let paused = c.node_id(2).await;
     c.nodes[2].pause(true);
@@ -474,6 +481,7 @@ async fn hints_of_50_mib_and_1_mib_values_drain_in_bounded_memory() {
 /// and never returned, and a single 50 MiB PUT often answered 503.
 #[tokio::test]
 async fn concurrent_largest_values_use_bounded_memory_and_return_it() {
+    let _alone = LARGE_VALUES.lock().await;
     let c = Cluster::start(3, &[]).await;
     let value = bytes::Bytes::from(vec![0x5a; 50 << 20]);
     let started = Instant::now();
