@@ -23,6 +23,10 @@ pub enum CausalError {
     /// which would reuse a dot and silently drop a value.
     #[error("the key's write counter for this coordinator is exhausted; write the key through another node")]
     CounterExhausted,
+    /// An object breaks an invariant every object this crate makes keeps
+    /// (see [`crate::Object::check`]): corrupt storage or a hostile peer.
+    #[error("malformed object: {0}")]
+    Malformed(&'static str),
 }
 
 const CONTEXT_VERSION: u8 = 1;

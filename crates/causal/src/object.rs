@@ -97,6 +97,24 @@ impl Object {
         }
     }
 
+    /// The invariants every object made by [`Object::update`] and
+    /// [`Object::merge`] keeps: siblings strictly ordered by dot (so no
+    /// two share one), and every sibling's dot in the context (a write
+    /// is part of what its holder has seen). Cheap: one pass.
+    ///
+    /// # Errors
+    ///
+    /// [`CausalError::Malformed`] naming the broken invariant.
+    pub fn check(&self) -> Result<(), CausalError> {
+        if self.siblings.windows(2).any(|w| w[0].dot >= w[1].dot) {
+            return Err(CausalError::Malformed("siblings out of dot order"));
+        }
+        if self.siblings.iter().any(|s| !self.context.contains(&s.dot)) {
+            return Err(CausalError::Malformed("a sibling outside the context"));
+        }
+        Ok(())
+    }
+
     /// Whether a read should answer "not found": nothing live.
     pub fn is_absent(&self) -> bool {
         self.live_siblings().next().is_none()

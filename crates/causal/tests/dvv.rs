@@ -65,6 +65,17 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
     #[test]
+    fn updates_and_merges_keep_the_object_invariants(ops in prop::collection::vec(op(), 0..40)) {
+        let r = run(&ops);
+        for o in r.iter().chain([merged(&r[0], &r[1]), merged(&r[1], &r[2])].iter()) {
+            prop_assert_eq!(o.check(), Ok(()));
+            let mut newest = o.clone();
+            newest.keep_newest();
+            prop_assert_eq!(newest.check(), Ok(()));
+        }
+    }
+
+    #[test]
     fn merge_is_a_semilattice(ops in prop::collection::vec(op(), 0..40)) {
         let r = run(&ops);
         prop_assert_eq!(merged(&r[0], &r[1]), merged(&r[1], &r[0]));

@@ -18,6 +18,7 @@
 //!
 //! Liveness is not decided here but by the failure detector (`swim`).
 
+use crate::locks::Held;
 use crate::proto::{Request, Response};
 use crate::Node;
 use rand::seq::IndexedRandom;
@@ -34,12 +35,7 @@ pub(crate) async fn probe_suspects(node: Node) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let suspects: Vec<NodeId> = node
-            .inner
-            .suspects
-            .read()
-            .map(|s| s.keys().copied().collect())
-            .unwrap_or_default();
+        let suspects = node.inner.peers.suspects();
         let probes = suspects.into_iter().map(|peer| {
             let node = node.clone();
             async move {
@@ -65,12 +61,7 @@ pub(crate) async fn run(node: Node) {
         // Why fall back to any peer: a node that just started sees nobody
         // up yet, and the state must still flow.
         let candidates = if up.is_empty() { &peers } else { &up };
-        let peer = node
-            .inner
-            .rng
-            .lock()
-            .ok()
-            .and_then(|mut r| candidates.choose(&mut *r).copied());
+        let peer = candidates.choose(&mut *node.inner.rng.held()).copied();
         if let Some(peer) = peer {
             exchange(&node, peer).await;
         }

@@ -15,6 +15,7 @@
 //! the next source (or the same after a pause), resuming after the last
 //! key applied, so an orphaned transfer cannot hold a slot forever.
 
+use crate::locks::Held;
 use crate::proto::{Request, Response};
 use crate::{BKey, Node, NodeError};
 use futures::StreamExt;
@@ -116,7 +117,7 @@ async fn pull_gained(
         cluster::fingerprint(&layouts.current),
     );
     let done = {
-        let mut d = node.inner.transfers.done.lock().map_err(poisoned)?;
+        let mut d = node.inner.transfers.done.held();
         if (d.0, d.1) != version {
             *d = (version.0, version.1, Default::default());
         }
@@ -140,10 +141,9 @@ async fn pull_gained(
     for r in results {
         match r {
             Ok(p) => {
-                if let Ok(mut d) = node.inner.transfers.done.lock() {
-                    if (d.0, d.1) == version {
-                        d.2.insert(p);
-                    }
+                let mut d = node.inner.transfers.done.held();
+                if (d.0, d.1) == version {
+                    d.2.insert(p);
                 }
             }
             Err(e) => {
@@ -169,10 +169,6 @@ async fn pull_gained(
         crate::gossip::push_to_all(node).await;
     }
     Ok(())
-}
-
-fn poisoned<T>(_: T) -> NodeError {
-    NodeError::Unavailable("handoff state lock poisoned".into())
 }
 
 impl Node {
@@ -251,25 +247,21 @@ impl Node {
             Ok(Response::PartitionSize { objects, bytes }) => (objects, bytes),
             _ => (0, 0),
         };
-        if let Ok(mut a) = self.inner.transfers.active.lock() {
-            a.insert(
-                p.0,
-                Transfer {
-                    partition: p.0,
-                    from: from.to_string(),
-                    to: self.id().to_string(),
-                    objects_left: objects,
-                    bytes_left: bytes,
-                    ..Transfer::default()
-                },
-            );
-        }
+        self.inner.transfers.active.held().insert(
+            p.0,
+            Transfer {
+                partition: p.0,
+                from: from.to_string(),
+                to: self.id().to_string(),
+                objects_left: objects,
+                bytes_left: bytes,
+                ..Transfer::default()
+            },
+        );
     }
 
     fn finish_transfer(&self, p: PartitionId) {
-        if let Ok(mut a) = self.inner.transfers.active.lock() {
-            a.remove(&p.0);
-        }
+        self.inner.transfers.active.held().remove(&p.0);
     }
 
     /// Merge a pulled page into the local replicas; returns its bytes.
@@ -294,13 +286,11 @@ impl Node {
             objects += 1;
             bytes += size;
         }
-        if let Ok(mut a) = self.inner.transfers.active.lock() {
-            if let Some(t) = a.get_mut(&p.0) {
-                t.objects_done += objects;
-                t.bytes_done += bytes;
-                t.objects_left = t.objects_left.saturating_sub(objects);
-                t.bytes_left = t.bytes_left.saturating_sub(bytes);
-            }
+        if let Some(t) = self.inner.transfers.active.held().get_mut(&p.0) {
+            t.objects_done += objects;
+            t.bytes_done += bytes;
+            t.objects_left = t.objects_left.saturating_sub(objects);
+            t.bytes_left = t.bytes_left.saturating_sub(bytes);
         }
         self.inner
             .transfers
@@ -314,9 +304,10 @@ impl Node {
         self.inner
             .transfers
             .active
-            .lock()
-            .map(|a| a.values().cloned().collect())
-            .unwrap_or_default()
+            .held()
+            .values()
+            .cloned()
+            .collect()
     }
 
     /// Bytes pulled by handoff since start.

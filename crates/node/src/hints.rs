@@ -41,6 +41,7 @@
 //! detector declared down is skipped, and when the detector sees it come
 //! up, a round starts at once.
 
+use crate::locks::Held;
 use crate::proto::{Request, Response};
 use crate::{BKey, Node, NodeError};
 use causal::Object;
@@ -101,9 +102,7 @@ impl HintBook {
     fn tallies(&self) -> std::sync::MutexGuard<'_, BTreeMap<NodeId, Tally>> {
         // A poisoned book would count wrong forever: crash, and the next
         // start counts again from storage.
-        self.tallies
-            .lock()
-            .expect("the hint book's lock is poisoned")
+        self.tallies.held()
     }
 
     /// Whether `grow` more bytes for `target` stay within `budget`. A
@@ -192,7 +191,7 @@ impl Pacer {
     /// Wait for `bytes`' turn.
     pub(crate) async fn wait(&self, bytes: usize) {
         let start = {
-            let mut next = self.next_free.lock().expect("the pacer's lock is poisoned");
+            let mut next = self.next_free.held();
             let now = Instant::now();
             let start = next.map_or(now, |n| n.max(now));
             *next = Some(start + Duration::from_secs_f64(bytes as f64 / self.per_sec as f64));

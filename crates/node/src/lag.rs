@@ -12,6 +12,7 @@
 //!
 //! Memory: one histogram per zone of a member (bounded by the layout).
 
+use crate::locks::Held;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -52,7 +53,7 @@ impl ReplicationLag {
     /// Record that the replica in `zone` confirmed `lag` after the ack.
     pub(crate) fn record(&self, zone: &str, lag: Duration) {
         let micros = (lag.as_micros() as u64).min(LAG_MICROS_MAX);
-        let mut zones = self.zones.lock().unwrap_or_else(|p| p.into_inner());
+        let mut zones = self.zones.held();
         if !zones.contains_key(zone) {
             let Ok(h) = hdrhistogram::Histogram::new_with_max(LAG_MICROS_MAX, 2) else {
                 return;
@@ -66,7 +67,7 @@ impl ReplicationLag {
 
     /// Every zone's lag so far.
     pub(crate) fn snapshot(&self) -> Vec<ZoneLag> {
-        let zones = self.zones.lock().unwrap_or_else(|p| p.into_inner());
+        let zones = self.zones.held();
         zones
             .iter()
             .map(|(zone, h)| {

@@ -6,6 +6,7 @@
 //! listing's. Like Riak's, it reflects one replica per partition.
 
 use crate::listing::{resume_after, PageQuery};
+use crate::locks::Shared;
 use crate::proto::{Request, Response};
 use crate::{Node, NodeError};
 use bytes::Bytes;
@@ -27,9 +28,9 @@ impl Node {
     pub fn bucket_props(&self, bucket_type: &[u8], bucket: &[u8]) -> BucketProps {
         self.inner
             .view
-            .read()
-            .map(|v| v.state.bucket_props(bucket_type, bucket))
-            .unwrap_or_default()
+            .shared()
+            .state
+            .bucket_props(bucket_type, bucket)
     }
 
     /// Set (or, with `None`, reset) a bucket's properties cluster-wide.

@@ -10,6 +10,7 @@
 //! otherwise a restart would undo every change made through the API.
 
 use crate::gossip;
+use crate::locks::Held;
 use crate::proto::{Request, Response};
 use crate::{Node, NodeError};
 use cluster::{Change, ClusterState, MemberState, NodeAddrs};
@@ -298,8 +299,8 @@ impl Node {
         // Why observe: a leave recorded here by a node whose clock runs
         // behind must still order after the join it follows; without this
         // it sorted first and the leave was undone (simulation, seed 1368).
-        if let (Some(t), Ok(mut hlc)) = (theirs.newest_timestamp(), self.inner.hlc.lock()) {
-            hlc.observe(t);
+        if let Some(t) = theirs.newest_timestamp() {
+            self.inner.hlc.held().observe(t);
         }
         let changed = self.update_state(|s| s.merge(theirs));
         if changed {

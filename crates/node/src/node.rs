@@ -1,6 +1,7 @@
 //! The node handle: start-up, shared state, and small accessors.
 
 use crate::gossip;
+use crate::locks::{Held, Shared};
 use crate::proto::{Request, Response};
 use crate::{Env, NodeConfig, NodeError};
 use causal::Actor;
@@ -8,7 +9,6 @@ use cluster::{ClusterState, Hlc, Layouts, Timestamp};
 use net::{RpcClient, RpcConfig};
 use rand::{RngExt, SeedableRng};
 use ring::{Layout, NodeId};
-use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, RwLock};
 use store::Store;
@@ -73,9 +73,8 @@ pub(crate) struct Inner {
     pub(crate) hlc: Mutex<Hlc>,
     pub(crate) rng: Mutex<rand::rngs::SmallRng>,
     pub(crate) key_locks: Vec<Arc<tokio::sync::Mutex<()>>>,
-    /// When each peer last called or answered, in ms since `started`.
-    /// Bounded by: the nodes in the cluster state.
-    pub(crate) last_seen: RwLock<HashMap<NodeId, std::sync::atomic::AtomicU64>>,
+    /// What this node believes about each peer (see `peers`).
+    pub(crate) peers: crate::peers::PeerHealth,
     pub(crate) started: tokio::time::Instant,
     pub(crate) tasks: Mutex<Vec<JoinHandle<()>>>,
     pub(crate) stats: Stats,
@@ -89,13 +88,8 @@ pub(crate) struct Inner {
     /// Hints held per target. Bounded by: the nodes in the cluster state.
     /// Hints held per target (the hints themselves are in the store).
     pub(crate) hints: crate::hints::HintBook,
-    /// Peers whose last call failed, with when (ms since `started`);
-    /// cleared when they next answer or call. Bounded by: cluster nodes.
-    pub(crate) suspects: RwLock<HashMap<NodeId, u64>>,
     /// Injected transport faults, shared with the RPC client and server.
     pub(crate) faults: Arc<net::FaultRules>,
-    /// The failure detector's verdicts. Bounded by: cluster nodes.
-    pub(crate) liveness: RwLock<crate::swim::Liveness>,
     /// Ownership handoff in progress.
     pub(crate) transfers: crate::handoff::Transfers,
     /// The layout (version, fingerprint) whose lost partitions were dropped.
@@ -196,7 +190,7 @@ impl Node {
             key_locks: (0..KEY_LOCK_STRIPES)
                 .map(|_| Arc::new(tokio::sync::Mutex::new(())))
                 .collect(),
-            last_seen: RwLock::default(),
+            peers: crate::peers::PeerHealth::default(),
             started: tokio::time::Instant::now(),
             tasks: Mutex::default(),
             stats: Stats::default(),
@@ -205,8 +199,6 @@ impl Node {
             hints,
             trees: crate::aae::Trees::default(),
             aae_last: Mutex::default(),
-            suspects: RwLock::default(),
-            liveness: RwLock::default(),
             hints_wake: tokio::sync::Notify::new(),
             reaper: crate::reap::Reaper::new(cfg.reap_memory(), cfg.reap_memory_keys_max),
             transfers: crate::handoff::Transfers::default(),
@@ -249,9 +241,7 @@ impl Node {
 
     pub(crate) fn spawn(&self, fut: impl std::future::Future<Output = ()> + Send + 'static) {
         let handle = tokio::spawn(fut);
-        if let Ok(mut t) = self.inner.tasks.lock() {
-            t.push(handle);
-        }
+        self.inner.tasks.held().push(handle);
     }
 
     /// Stop every background task and listener of this node. Requests in
@@ -259,10 +249,8 @@ impl Node {
     /// The next start rebuilds the anti-entropy trees; [`Node::stop`]
     /// saves them instead.
     pub fn shutdown(&self) {
-        if let Ok(mut tasks) = self.inner.tasks.lock() {
-            for t in tasks.drain(..) {
-                t.abort();
-            }
+        for t in self.inner.tasks.held().drain(..) {
+            t.abort();
         }
     }
 
@@ -319,19 +307,13 @@ impl Node {
     /// A fresh hybrid-logical-clock timestamp.
     pub(crate) fn now(&self) -> Timestamp {
         let wall = self.inner.env.clock.wall_ms();
-        self.inner
-            .hlc
-            .lock()
-            .map(|mut h| h.now(wall))
-            .unwrap_or_default()
+        self.inner.hlc.held().now(wall)
     }
 
     /// Apply `f` to the cluster state; recompute the layout if it reports a
     /// change. Returns what `f` returned.
     pub(crate) fn update_state(&self, f: impl FnOnce(&mut ClusterState) -> bool) -> bool {
-        let Ok(mut view) = self.inner.view.write() else {
-            return false;
-        };
+        let mut view = self.inner.view.held();
         let changed = f(&mut view.state);
         if changed {
             view.layouts = view.state.layouts(self.inner.cfg.partition_bits);
@@ -381,33 +363,21 @@ impl Node {
 
     /// A copy of the cluster state.
     pub fn cluster_state(&self) -> ClusterState {
-        self.inner
-            .view
-            .read()
-            .map(|v| v.state.clone())
-            .unwrap_or_default()
+        self.inner.view.shared().state.clone()
     }
 
     /// The current layout.
     pub fn layout(&self) -> Arc<Layout> {
-        self.inner
-            .view
-            .read()
-            .map(|v| v.layout.clone())
-            .unwrap_or_else(|_| Arc::new(Layout::empty(self.inner.cfg.partition_bits)))
+        self.inner.view.shared().layout.clone()
     }
 
     /// The stable and current layouts.
     pub(crate) fn layouts(&self) -> Layouts {
-        self.inner
-            .view
-            .read()
-            .map(|v| v.layouts.clone())
-            .unwrap_or_else(|_| Layouts::settled(Layout::empty(self.inner.cfg.partition_bits), 0))
+        self.inner.view.shared().layouts.clone()
     }
 
     pub(crate) fn rpc_addr(&self, node: NodeId) -> Option<String> {
-        let v = self.inner.view.read().ok()?;
+        let v = self.inner.view.shared();
         v.state.addrs(node).map(|a| a.rpc.clone())
     }
 

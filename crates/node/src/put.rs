@@ -17,6 +17,7 @@
 //! make a second dot for the same client write, a spurious sibling.
 
 use crate::error::{NodeError, QuorumError};
+use crate::locks::Held;
 use crate::proto::{Request, Response};
 use crate::quorum::{self, Kind, Progress, QuorumTracker, Target};
 use crate::{BKey, Node, PutCommand, RequestOptions};
@@ -492,8 +493,8 @@ impl Node {
         let layout = self.layout();
         let zone_of = |n: NodeId| layout.member(n).map(|m| m.zone.as_str());
         loop {
-            let next = fallbacks.lock().ok().and_then(|mut pool| {
-                quorum::take_fallback(&mut pool, &primary.zone, zone_of, |n| self.is_suspect(n))
+            let next = quorum::take_fallback(&mut fallbacks.held(), &primary.zone, zone_of, |n| {
+                self.is_suspect(n)
             });
             let Some(fallback) = next else { break };
             let req = Request::StoreHint {

@@ -6,6 +6,7 @@
 //! layout of that moment: a newer change that made this node an owner
 //! again (and started a transition) stops the drop.
 
+use crate::locks::Held;
 use crate::{BKey, Node, NodeError};
 use cluster::Layouts;
 use ring::PartitionId;
@@ -22,13 +23,7 @@ impl Node {
             layouts.current_version,
             cluster::fingerprint(&layouts.current),
         );
-        if self
-            .inner
-            .released_for
-            .lock()
-            .map(|r| *r == Some(version))
-            .unwrap_or(true)
-        {
+        if self.inner.released_for.held().is_some_and(|r| r == version) {
             return Ok(());
         }
         let n_min = self.cluster_state().n_vals().into_iter().min().unwrap_or(3);
@@ -59,9 +54,7 @@ impl Node {
                 "dropped replicas of partitions handed off"
             );
         }
-        if let Ok(mut r) = self.inner.released_for.lock() {
-            *r = Some(version);
-        }
+        *self.inner.released_for.held() = Some(version);
         Ok(())
     }
 

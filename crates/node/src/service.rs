@@ -20,6 +20,17 @@ pub(crate) fn handler(node: Node) -> Handler<Request, Response> {
 
 impl Node {
     async fn serve(&self, req: Request) -> Response {
+        // Why check here: an object that breaks causal's invariants would
+        // be merged into a replica and stored, where `encode_object`
+        // asserts; a peer's bug (or a forged frame) must cost a refused
+        // call, not the node.
+        if let Request::Replicate { object, .. } | Request::StoreHint { object, .. } = &req {
+            if let Err(e) = object.check() {
+                return Response::Error(NodeError::BadRequest(format!(
+                    "refused a replica from a peer: {e}"
+                )));
+            }
+        }
         let result = match req {
             Request::Gossip(theirs) => match self.merge_state(&theirs).await {
                 Ok(changed) => {

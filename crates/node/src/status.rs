@@ -1,5 +1,6 @@
 //! What the admin API reports: nodes, layout, replication health.
 
+use crate::locks::Held;
 use crate::Node;
 use cluster::MemberState;
 use ring::{NodeId, PartitionId};
@@ -208,9 +209,10 @@ impl Node {
     pub fn aae_last_exchanges(&self) -> Vec<(u16, u64)> {
         self.inner
             .aae_last
-            .lock()
-            .map(|m| m.iter().map(|(p, t)| (*p, *t)).collect())
-            .unwrap_or_default()
+            .held()
+            .iter()
+            .map(|(p, t)| (*p, *t))
+            .collect()
     }
 
     /// The layout as the admin API shows it: current owners, each ready

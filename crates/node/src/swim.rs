@@ -17,11 +17,12 @@
 //! like an RPC suspect (writes hand off at once, anti-entropy skips it);
 //! a member coming up is trusted again at once and its hints are sent.
 
+use crate::peers::Liveness;
 use crate::Node;
 use bytes::Bytes;
 use cluster::{Detector, DetectorTimer, Peer};
 use net::GossipSocket;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -31,13 +32,6 @@ use tokio::time::Instant;
 const ANNOUNCE_INTERVAL: Duration = Duration::from_millis(250);
 /// Packets waiting for the detector task; more are dropped, as UDP would.
 const INBOUND_QUEUE_MAX: usize = 1024;
-
-/// Which peers this node's detector sees up, and which it saw go down.
-#[derive(Default)]
-pub(crate) struct Liveness {
-    pub(crate) up: BTreeSet<u64>,
-    pub(crate) down: BTreeSet<u64>,
-}
 
 /// Start the detector on `socket`: one task receives, one runs SWIM.
 pub(crate) fn start(node: &Node, socket: GossipSocket, epoch: u32) {
@@ -190,14 +184,7 @@ fn announce_to_unseen(node: &Node, detector: &mut Detector) -> Result<(), cluste
 /// Make the detector's verdicts the node's view; trust peers that came up.
 fn publish(node: &Node, detector: &Detector) {
     let (up, down) = (detector.up(), detector.down());
-    let came_up: Vec<u64> = {
-        let Ok(mut l) = node.inner.liveness.write() else {
-            return;
-        };
-        let came_up = up.difference(&l.up).copied().collect();
-        *l = Liveness { up, down };
-        came_up
-    };
+    let came_up = node.inner.peers.publish(Liveness { up, down });
     for peer in &came_up {
         tracing::info!(peer = %ring::NodeId(*peer), "peer is up");
         node.clear_suspect(ring::NodeId(*peer));

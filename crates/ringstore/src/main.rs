@@ -38,7 +38,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// the async workers (where the decay purge took 1 percent of the
 /// cluster's CPU under S3 PUTs; the background thread measured neutral,
 /// docs/BENCHMARKS.md). Figures in docs/RELIABILITY.md.
-#[allow(non_upper_case_globals)]
+#[allow(non_upper_case_globals, unsafe_code)]
 #[export_name = "_rjem_malloc_conf"]
 pub static malloc_conf: &[u8; CONF_LEN] =
     b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0\0";

@@ -1,6 +1,7 @@
 //! Tree exchanges between the primaries of a partition.
 
 use super::tree::{digest, segment_of};
+use crate::locks::Held;
 use crate::proto::{KeyDigest, Request, Response};
 use crate::{BKey, Node, NodeError};
 use bytes::Bytes;
@@ -125,9 +126,8 @@ pub(crate) async fn run(node: Node) {
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 s.aae_keys_repaired
                     .fetch_add(repaired, std::sync::atomic::Ordering::Relaxed);
-                if let Ok(mut last) = node.inner.aae_last.lock() {
-                    last.insert(partition, node.inner.env.clock.wall_ms());
-                }
+                let wall = node.inner.env.clock.wall_ms();
+                node.inner.aae_last.held().insert(partition, wall);
             }
             Err(e) => tracing::debug!(partition, %peer, error = %e, "anti-entropy exchange failed"),
         }

@@ -1,5 +1,6 @@
 //! Per-partition trees of XOR-combined segment hashes (pure).
 
+use crate::locks::Held;
 use causal::Object;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -68,19 +69,16 @@ impl Trees {
         if delta == 0 {
             return;
         }
-        if let Ok(mut t) = self.trees.lock() {
-            let tree = t.entry(partition).or_insert_with(|| vec![0; SEGMENTS]);
-            tree[usize::from(segment_of(key))] ^= delta;
-        }
+        let mut t = self.trees.held();
+        let tree = t.entry(partition).or_insert_with(|| vec![0; SEGMENTS]);
+        tree[usize::from(segment_of(key))] ^= delta;
     }
 
     /// Start rebuilding `partitions` from a snapshot taken now: until each
     /// is finished, its tree holds the XOR of the writes after the
     /// snapshot only.
     pub(crate) fn begin_rebuild(&self, partitions: impl IntoIterator<Item = u16>) {
-        if let Ok(mut r) = self.rebuilding.lock() {
-            r.extend(partitions);
-        }
+        self.rebuilding.held().extend(partitions);
     }
 
     /// A partition's snapshot scan is done: XOR it into the tree.
@@ -94,34 +92,29 @@ impl Trees {
     /// node serves anything.
     pub(crate) fn finish_rebuild(&self, partition: u16, scanned: &[u64]) {
         assert_eq!(scanned.len(), SEGMENTS, "a scan of another tree shape");
-        if let Ok(mut t) = self.trees.lock() {
+        {
+            let mut t = self.trees.held();
             let tree = t.entry(partition).or_insert_with(|| vec![0; SEGMENTS]);
             for (seg, s) in tree.iter_mut().zip(scanned) {
                 *seg ^= s;
             }
         }
-        if let Ok(mut r) = self.rebuilding.lock() {
-            r.remove(&partition);
-        }
+        self.rebuilding.held().remove(&partition);
     }
 
     /// Whether a partition's tree is complete (not being rebuilt).
     pub(crate) fn is_ready(&self, partition: u16) -> bool {
-        self.rebuilding
-            .lock()
-            .is_ok_and(|r| !r.contains(&partition))
+        !self.rebuilding.held().contains(&partition)
     }
 
     /// Partitions still being rebuilt.
     pub(crate) fn rebuilding(&self) -> usize {
-        self.rebuilding.lock().map_or(0, |r| r.len())
+        self.rebuilding.held().len()
     }
 
     /// Partitions whose tree is not empty (the node holds data there).
     pub(crate) fn partitions(&self) -> Vec<u16> {
-        let Ok(t) = self.trees.lock() else {
-            return Vec::new();
-        };
+        let t = self.trees.held();
         let mut out: Vec<u16> = t
             .iter()
             .filter(|(_, segs)| segs.iter().any(|s| *s != 0))
@@ -133,9 +126,7 @@ impl Trees {
 
     /// Every non-empty tree, for saving.
     pub(crate) fn snapshot(&self) -> Vec<(u16, Vec<u64>)> {
-        let Ok(t) = self.trees.lock() else {
-            return Vec::new();
-        };
+        let t = self.trees.held();
         let mut all: Vec<(u16, Vec<u64>)> = t
             .iter()
             .filter(|(_, segs)| segs.iter().any(|s| *s != 0))
@@ -147,17 +138,15 @@ impl Trees {
 
     /// Replace every tree with saved ones.
     pub(crate) fn restore(&self, saved: Vec<(u16, Vec<u64>)>) {
-        if let Ok(mut t) = self.trees.lock() {
-            *t = saved.into_iter().collect();
-        }
+        *self.trees.held() = saved.into_iter().collect();
     }
 
     /// The segment hashes of a partition (all zero if it holds nothing).
     pub(crate) fn segments(&self, partition: u16) -> Vec<u64> {
         self.trees
-            .lock()
-            .ok()
-            .and_then(|t| t.get(&partition).cloned())
+            .held()
+            .get(&partition)
+            .cloned()
             .unwrap_or_else(|| vec![0; SEGMENTS])
     }
 }

@@ -1,6 +1,7 @@
 //! What the reaper keeps on each node: the dot floor, the memory of
 //! reaped tombstones' contexts, and the keys this node is still writing.
 
+use crate::locks::Held;
 use crate::BKey;
 use causal::{Object, VersionVector};
 use std::collections::{HashMap, VecDeque};
@@ -48,12 +49,7 @@ impl Reaper {
     /// Mark `key` as written by this node until the returned guard drops.
     pub(crate) fn writing(&self, key: &BKey) -> Writing {
         let hash = key_hash(key);
-        *self
-            .writing
-            .lock()
-            .expect("reaper lock poisoned")
-            .entry(hash)
-            .or_insert(0) += 1;
+        *self.writing.held().entry(hash).or_insert(0) += 1;
         Writing {
             hash,
             writing: self.writing.clone(),
@@ -62,7 +58,7 @@ impl Reaper {
 
     /// Whether a tombstone of `key` covering `ctx` was reaped here lately.
     pub(super) fn remembers(&self, key: &BKey, ctx: &VersionVector) -> bool {
-        let mut memory = self.memory.lock().expect("reaper lock poisoned");
+        let mut memory = self.memory.held();
         memory.expire(Instant::now());
         memory
             .contexts
@@ -72,10 +68,7 @@ impl Reaper {
 
     /// Whether this node is still replicating a write of `key`.
     pub(super) fn is_writing(&self, key: &BKey) -> bool {
-        self.writing
-            .lock()
-            .expect("reaper lock poisoned")
-            .contains_key(&key_hash(key))
+        self.writing.held().contains_key(&key_hash(key))
     }
 
     /// The counter new dots of this node's actor must exceed.
@@ -86,7 +79,7 @@ impl Reaper {
     /// Remember `ctx`, the context of `key`'s reaped tombstone; false
     /// when the memory is full (then the key must not be reaped yet).
     pub(super) fn remember(&self, key: &BKey, ctx: &VersionVector) -> bool {
-        let mut memory = self.memory.lock().expect("reaper lock poisoned");
+        let mut memory = self.memory.held();
         memory.expire(Instant::now());
         if let Some((known, _)) = memory.contexts.get_mut(key) {
             // Kept until the first reap's expiry: the deque holds one
@@ -107,7 +100,7 @@ impl Reaper {
     /// replica, without what a tombstone reaped lately covers; `None` when
     /// nothing is left to store.
     pub(crate) fn screen(&self, key: &BKey, incoming: &Object) -> Option<Object> {
-        let mut memory = self.memory.lock().expect("reaper lock poisoned");
+        let mut memory = self.memory.held();
         memory.expire(Instant::now());
         let Some((ctx, _)) = memory.contexts.get(key) else {
             return Some(incoming.clone());
@@ -154,7 +147,7 @@ pub(crate) struct Writing {
 
 impl Drop for Writing {
     fn drop(&mut self) {
-        let mut writing = self.writing.lock().expect("reaper lock poisoned");
+        let mut writing = self.writing.held();
         if let Some(n) = writing.get_mut(&self.hash) {
             *n -= 1;
             if *n == 0 {
