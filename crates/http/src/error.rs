@@ -3,7 +3,7 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use node::NodeError;
+use node::{ErrorKind, NodeError};
 
 /// An error answer.
 #[derive(Debug)]
@@ -30,11 +30,11 @@ impl ApiError {
 
 impl From<NodeError> for ApiError {
     fn from(e: NodeError) -> Self {
-        let status = match &e {
-            NodeError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            NodeError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
-            NodeError::Quorum(_) | NodeError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            NodeError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        let status = match e.kind() {
+            ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
+            ErrorKind::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError {
             status,

@@ -11,8 +11,10 @@
 //! `w` primaries that acknowledged the write. It does not hold when a
 //! replica was replaced or substituted, which read repair then covers.
 
+use crate::coord::read::{ReadCoordinator, ReadReply, ReadRules, ReadStep};
+use crate::error::{CallError, ReplicaFailure};
 use crate::proto::{Request, Response};
-use crate::quorum::{self, Kind, Progress, QuorumTracker, Target};
+use crate::quorum::{self, Kind, Target};
 use crate::{BKey, Node, NodeError, RequestOptions};
 use causal::Object;
 use futures::future::BoxFuture;
@@ -20,8 +22,8 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use ring::NodeId;
 use std::time::Duration;
 
-/// One replica's answer: its object (`None`: has nothing) or why it failed.
-type Reply = (NodeId, Result<Option<Object>, String>);
+/// One replica's answer, with who gave it.
+type Reply = (NodeId, ReadReply);
 
 /// Replica reads still in flight. Polled by the request, then handed to the
 /// read-repair task once the client has its answer (no task per replica:
@@ -46,9 +48,11 @@ impl Node {
         let (partition, pl) = self.preference_list(key, props.n_val)?;
         let targets = self.read_targets(partition, &pl, usize::from(props.n_val));
         let req = quorum::requirement(Kind::Read, &props, options, &targets, &self.config().zone)?;
-        let notfound_ok = options.notfound_ok.unwrap_or(props.notfound_ok);
-        let basic_quorum = options.basic_quorum.unwrap_or(props.basic_quorum);
-        let majority = targets.len() / 2 + 1;
+        let rules = ReadRules {
+            notfound_ok: options.notfound_ok.unwrap_or(props.notfound_ok),
+            basic_quorum: options.basic_quorum.unwrap_or(props.basic_quorum),
+            collapse: props.last_write_wins || !props.allow_mult,
+        };
         let timeout = options.timeout(self.config().request_timeout());
         // Why the deadline grows with what the replies carry: a read's size
         // is known only once a replica answers, and six concurrent reads
@@ -64,74 +68,33 @@ impl Node {
             timeout
         };
         let started = tokio::time::Instant::now();
-        let (need, asked) = (req.total, targets.len());
         let mut rx = self.fan_out_reads(key, &targets, call_timeout);
-        let mut tracker = QuorumTracker::new(req, targets);
-        let mut replies: Vec<Reply> = Vec::new();
-        let mut largest = 0;
+        let mut coord = ReadCoordinator::new(req, targets, rules);
         let deadline = tokio::time::sleep(timeout);
         tokio::pin!(deadline);
-        let verdict = loop {
-            tokio::select! {
+        let answer = loop {
+            let step = tokio::select! {
                 // Biased: a fixed polling order, so a simulated run replays exactly.
                 biased;
-                reply = rx.next() => {
-                    let Some((node, result)) = reply else { break Progress::Impossible };
-                    let counted = match &result {
-                        Ok(Some(o)) if !o.is_absent() => Ok(true),
-                        Ok(_) if notfound_ok => Ok(true),
-                        Ok(_) => Err("not found".to_string()),
-                        Err(e) => Err(e.clone()),
-                    };
-                    if let (true, Ok(Some(o))) = (scaled, &result) {
-                        let bytes = crate::object_bytes(o);
-                        if bytes > largest {
-                            largest = bytes;
-                            deadline.as_mut().reset(started + timeout + cfg.transfer_allowance(bytes));
-                        }
-                    }
-                    replies.push((node, result));
-                    let progress = tracker.record(node, counted);
-                    let found = replies.iter().any(|(_, r)| matches!(r, Ok(Some(o)) if !o.is_absent()));
-                    let misses = replies.len() - usize::from(found);
-                    if progress != Progress::Pending {
-                        break progress;
-                    }
-                    // Why: with basic_quorum a majority of misses settles the
-                    // read early instead of waiting for every replica.
-                    if basic_quorum && !notfound_ok && !found && misses >= majority {
-                        break Progress::Impossible;
-                    }
+                reply = rx.next() => match reply {
+                    Some((node, reply)) => coord.on_reply(node, reply),
+                    None => coord.on_exhausted(),
+                },
+                () = &mut deadline => coord.on_deadline(),
+            };
+            match step {
+                ReadStep::Answer(answer) => break answer,
+                ReadStep::Wait if scaled => {
+                    let bytes = coord.largest_reply_bytes();
+                    deadline
+                        .as_mut()
+                        .reset(started + timeout + cfg.transfer_allowance(bytes));
                 }
-                () = &mut deadline => break Progress::Pending,
+                ReadStep::Wait => {}
             }
         };
-        let merged = merge_replies(&replies);
-        let failed = replies.iter().filter(|(_, r)| r.is_err()).count();
-        // Why: r was missed either because replicas failed (then we cannot
-        // tell what is stored: 503) or only because "not found" answers do
-        // not count (notfound_ok=false): then the answer is what was found,
-        // or an authoritative not-found.
-        // `need > asked`: a request asked for more replicas (say pr=2)
-        // than this cluster has owners for the key; it can never be met.
-        let too_many_failed = need > asked || failed > asked - need;
-        let answer = match verdict {
-            Progress::Met => Ok(merged.clone()),
-            Progress::Impossible if !too_many_failed => Ok(merged.clone()),
-            _ => Err(NodeError::Quorum(
-                tracker.error("get", verdict == Progress::Pending),
-            )),
-        };
-        let collapse = props.last_write_wins || !props.allow_mult;
-        self.spawn_read_repair(key.clone(), replies, rx, call_timeout, collapse);
-        answer.map(|o| {
-            o.map(|mut o| {
-                if collapse {
-                    o.keep_newest();
-                }
-                o
-            })
-        })
+        self.spawn_read_repair(key.clone(), coord, rx, call_timeout, rules.collapse);
+        answer
     }
 
     fn fan_out_reads(&self, key: &BKey, targets: &[Target], timeout: Duration) -> Inflight {
@@ -148,21 +111,19 @@ impl Node {
             .collect()
     }
 
-    async fn read_replica(
-        &self,
-        target: NodeId,
-        key: &BKey,
-        timeout: Duration,
-    ) -> Result<Option<Object>, String> {
+    async fn read_replica(&self, target: NodeId, key: &BKey, timeout: Duration) -> ReadReply {
         if target == self.id() {
-            return self.local_object(key).map_err(|e| e.to_string());
+            return self.local_object(key).map_err(|e| match e {
+                NodeError::Storage(e) => ReplicaFailure::Storage(e),
+                other => ReplicaFailure::Call(CallError::Remote(other.to_wire())),
+            });
         }
         match self
             .call(target, Request::Read(key.clone()), timeout)
             .await?
         {
             Response::Read(obj) => Ok(obj),
-            other => Err(format!("unexpected answer {other:?}")),
+            other => Err(CallError::Unexpected(other.name()).into()),
         }
     }
 
@@ -182,7 +143,7 @@ impl Node {
     fn spawn_read_repair(
         &self,
         key: BKey,
-        mut replies: Vec<Reply>,
+        mut coord: ReadCoordinator,
         mut rx: Inflight,
         timeout: Duration,
         collapse: bool,
@@ -190,26 +151,16 @@ impl Node {
         let node = self.clone();
         tokio::spawn(async move {
             let _ = tokio::time::timeout(timeout, async {
-                while let Some(r) = rx.next().await {
-                    replies.push(r);
+                while let Some((target, reply)) = rx.next().await {
+                    coord.on_reply(target, reply);
                 }
             })
             .await;
-            let Some(merged) = merge_replies(&replies) else {
+            let Some((merged, stale)) = coord.repairs() else {
                 return;
             };
-            for (target, reply) in &replies {
-                let stale = match reply {
-                    // `merged` includes every reply, so a replica lacks
-                    // nothing exactly when it equals it.
-                    Ok(Some(obj)) => *obj != merged,
-                    Ok(None) => true,
-                    Err(_) => false,
-                };
-                if !stale {
-                    continue;
-                }
-                let ok = if *target == node.id() {
+            for target in stale {
+                let ok = if target == node.id() {
                     node.apply_replica(&key, &merged, false, collapse)
                         .await
                         .is_ok()
@@ -220,7 +171,7 @@ impl Node {
                         durable: false,
                         collapse,
                     };
-                    node.call(*target, req, timeout).await.is_ok()
+                    node.call(target, req, timeout).await.is_ok()
                 };
                 node.inner
                     .stats
@@ -229,17 +180,4 @@ impl Node {
             }
         });
     }
-}
-
-fn merge_replies(replies: &[Reply]) -> Option<Object> {
-    let mut merged: Option<Object> = None;
-    for (_, r) in replies {
-        if let Ok(Some(obj)) = r {
-            match &mut merged {
-                Some(m) => m.merge(obj),
-                None => merged = Some(obj.clone()),
-            }
-        }
-    }
-    merged
 }

@@ -45,6 +45,7 @@
 mod aae;
 mod collect;
 mod config;
+mod coord;
 mod env;
 pub mod error;
 mod get;
@@ -82,7 +83,7 @@ pub(crate) fn object_bytes(obj: &causal::Object) -> usize {
 pub use collect::{parse_ref_term, ref_term};
 pub use config::{ConfigError, DeleteMode, NodeConfig, ADMIN_TOKEN_CHARS_MIN};
 pub use env::{Clock, Env, SystemClock};
-pub use error::{NodeError, QuorumError};
+pub use error::{CallError, ErrorKind, Needed, NodeError, QuorumError, ReplicaFailure};
 pub use handoff::Transfer;
 pub use lag::{ZoneLag, BUCKETS_SECONDS as LAG_BUCKETS_SECONDS};
 pub use listing::{resume_after, Page, PageQuery, VALUE_HEAD_BYTES_MAX};

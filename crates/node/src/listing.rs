@@ -16,6 +16,7 @@
 //! byte budget (`store::listing`), and nothing is read from the start of
 //! the bucket. See docs/ARCHITECTURE.md, "Listing".
 
+use crate::error::CallError;
 use crate::merge::{Merge, Want};
 use crate::proto::{Request, Response};
 use crate::{Node, NodeError};
@@ -176,10 +177,8 @@ impl Node {
                     )))
                 }
             }
-            Ok(other) => Err(NodeError::Unavailable(format!(
-                "unexpected answer {other:?}"
-            ))),
-            Err(e) => Err(NodeError::Unavailable(e)),
+            Ok(other) => Err(NodeError::peer(node)(CallError::Unexpected(other.name()))),
+            Err(e) => Err(NodeError::peer(node)(e)),
         }
     }
 

@@ -10,6 +10,7 @@
 //! owner's replica at once ([`Node::drop_replicas`]), or anti-entropy would
 //! copy a dropped replica back from an owner that has not dropped it yet.
 
+use crate::error::CallError;
 use crate::proto::{Request, Response};
 use crate::{BKey, Node, NodeError};
 use bytes::Bytes;
@@ -129,10 +130,8 @@ impl Node {
                 .await
             {
                 Ok(Response::Dropped(d)) => Ok(d),
-                Ok(other) => Err(NodeError::Unavailable(format!(
-                    "unexpected answer {other:?}"
-                ))),
-                Err(e) => Err(NodeError::Unavailable(e)),
+                Ok(other) => Err(NodeError::peer(*owner)(CallError::Unexpected(other.name()))),
+                Err(e) => Err(NodeError::peer(*owner)(e)),
             }
         });
         let mut dropped = 0;

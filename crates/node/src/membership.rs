@@ -247,8 +247,11 @@ impl Node {
             self.persist_state().await?;
         }
         if previous.as_ref() != Some(&configured) {
-            let bytes = postcard::to_stdvec(&configured)
-                .map_err(|e| NodeError::Storage(format!("encoding placement: {e}")))?;
+            let bytes =
+                postcard::to_stdvec(&configured).map_err(|e| store::StoreError::Encode {
+                    what: "placement",
+                    detail: e.to_string(),
+                })?;
             self.inner
                 .store
                 .put_meta(META_CONFIGURED_PLACEMENT, bytes, true)

@@ -1,5 +1,6 @@
 //! The node handle: start-up, shared state, and small accessors.
 
+use crate::error::CallError;
 use crate::gossip;
 use crate::locks::{Held, Shared};
 use crate::proto::{Request, Response};
@@ -164,8 +165,9 @@ impl Node {
             faults: Arc::default(),
         };
         let state: ClusterState = match store.get_meta(META_CLUSTER)? {
-            Some(b) => ClusterState::decode(&b).map_err(|e| {
-                NodeError::Storage(format!("stored cluster state does not decode: {e}"))
+            Some(b) => ClusterState::decode(&b).map_err(|e| store::StoreError::Corrupt {
+                what: "cluster state",
+                detail: e.to_string(),
             })?,
             None => ClusterState::new(),
         };
@@ -324,8 +326,11 @@ impl Node {
     }
 
     pub(crate) async fn persist_state(&self) -> Result<(), NodeError> {
-        let bytes = postcard::to_stdvec(&self.cluster_state())
-            .map_err(|e| NodeError::Storage(format!("encoding cluster state: {e}")))?;
+        let bytes =
+            postcard::to_stdvec(&self.cluster_state()).map_err(|e| store::StoreError::Encode {
+                what: "cluster state",
+                detail: e.to_string(),
+            })?;
         self.inner.store.put_meta(META_CLUSTER, bytes, true).await?;
         Ok(())
     }
@@ -412,29 +417,38 @@ impl Node {
         &self.inner.key_locks[(h.finish() as usize) % KEY_LOCK_STRIPES]
     }
 
-    /// Call a peer with the request deadline.
+    /// Call a peer with the request deadline. Every call to a peer goes
+    /// through here: an answer marks the peer seen, a failed transport
+    /// marks it suspect, and objects in the answer are checked before
+    /// anyone merges them.
+    ///
+    /// # Errors
+    ///
+    /// [`CallError`]: no address, transport, the peer's error, or a
+    /// malformed answer.
     pub(crate) async fn call(
         &self,
         node: NodeId,
         req: Request,
         timeout: std::time::Duration,
-    ) -> Result<Response, String> {
-        let addr = self
-            .rpc_addr(node)
-            .ok_or_else(|| "address unknown (not gossiped yet)".to_string())?;
+    ) -> Result<Response, CallError> {
+        let addr = self.rpc_addr(node).ok_or(CallError::AddressUnknown)?;
         let started = self.uptime_ms();
         match self.inner.rpc.call(&addr, req, timeout).await {
             Ok(Response::Error(e)) => {
                 self.mark_seen(node);
-                Err(e.to_string())
+                Err(CallError::Remote(e))
             }
             Ok(r) => {
                 self.mark_seen(node);
-                Ok(r)
+                match r.malformed() {
+                    Some(e) => Err(CallError::Malformed(e)),
+                    None => Ok(r),
+                }
             }
             Err(e) => {
                 self.mark_failed(node, started);
-                Err(e.to_string())
+                Err(CallError::Transport(e))
             }
         }
     }

@@ -9,7 +9,7 @@
 //! node does: `postcard::from_bytes::<(u64, Request)>` of each frame after
 //! the handshake, `(u64, Response)` on the dialer's side.
 
-use crate::error::NodeError;
+use crate::error::ErrorKind;
 use crate::request::{BKey, PutCommand};
 use bytes::Bytes;
 use causal::Object;
@@ -171,7 +171,7 @@ pub enum Response {
     /// Bucket names.
     Buckets(Vec<Bytes>),
     /// The request failed at the receiver.
-    Error(NodeError),
+    Error(WireError),
     /// Segment hashes of a partition.
     Segments(Vec<u64>),
     /// Key digests.
@@ -209,6 +209,116 @@ pub enum Response {
         /// Whether the node holds any hint.
         hints: bool,
     },
+}
+
+/// An error as it crosses the wire, frozen like every message: this is
+/// the shape `NodeError` had up to protocol 3, when it was sent itself.
+/// The node's own error types ([`crate::NodeError`], [`crate::QuorumError`])
+/// are free to change; only [`crate::NodeError::to_wire`] must keep
+/// producing these. New variants go at the end.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum WireError {
+    /// The request is wrong.
+    #[error("{0}")]
+    BadRequest(String),
+    /// A quorum was not met.
+    #[error("{0}")]
+    Quorum(WireQuorum),
+    /// `If-None-Match: *` and the key exists.
+    #[error("the key already exists and the request asked If-None-Match: *")]
+    PreconditionFailed,
+    /// The cluster cannot serve the request now.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The peer's storage failed.
+    #[error("{0}")]
+    Storage(String),
+}
+
+impl WireError {
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            WireError::BadRequest(_) => ErrorKind::BadRequest,
+            WireError::PreconditionFailed => ErrorKind::PreconditionFailed,
+            WireError::Quorum(_) | WireError::Unavailable(_) => ErrorKind::Unavailable,
+            WireError::Storage(_) => ErrorKind::Internal,
+        }
+    }
+}
+
+/// A quorum failure as text, for the wire.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireQuorum {
+    /// `put`, `get` or `delete`.
+    pub op: String,
+    /// What was required, e.g. `w=3 (dw=2, pw=0) of n=3`.
+    pub required: String,
+    /// Replicas that answered in a way that counted.
+    pub acked: Vec<String>,
+    /// Replicas asked.
+    pub asked: usize,
+    /// Replicas that failed, with why.
+    pub failures: Vec<(String, String)>,
+}
+
+impl std::fmt::Display for WireQuorum {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} needed {}; {} of {} replicas answered",
+            self.op,
+            self.required,
+            self.acked.len(),
+            self.asked
+        )?;
+        if !self.acked.is_empty() {
+            write!(f, " ({})", self.acked.join(", "))?;
+        }
+        for (node, why) in &self.failures {
+            write!(f, "; {node}: {why}")?;
+        }
+        write!(
+            f,
+            ". Retry when the replicas are back, or lower the quorum for this request."
+        )
+    }
+}
+
+impl Response {
+    /// The variant's name, for "unexpected answer" errors.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Response::Gossip(_) => "Gossip",
+            Response::Put(_) => "Put",
+            Response::Replicated { .. } => "Replicated",
+            Response::Read(_) => "Read",
+            Response::Keys(_) => "Keys",
+            Response::Buckets(_) => "Buckets",
+            Response::Error(_) => "Error",
+            Response::Segments(_) => "Segments",
+            Response::KeyDigests(_) => "KeyDigests",
+            Response::PartitionSize { .. } => "PartitionSize",
+            Response::PartitionPage(_) => "PartitionPage",
+            Response::Dropped(_) => "Dropped",
+            Response::ReapProbe(_) => "ReapProbe",
+            Response::Reaped(_) => "Reaped",
+            Response::ListPages(_) => "ListPages",
+            Response::KeyDigestPage { .. } => "KeyDigestPage",
+            Response::RefsHeld { .. } => "RefsHeld",
+        }
+    }
+
+    /// The first object in the answer that breaks causal's invariants:
+    /// objects from a peer are checked before they are merged or stored.
+    pub fn malformed(&self) -> Option<causal::CausalError> {
+        let objects: Box<dyn Iterator<Item = &Object>> = match self {
+            Response::Put(o) | Response::Read(Some(o)) => Box::new(std::iter::once(o)),
+            Response::PartitionPage(page) => Box::new(page.iter().map(|(_, o, _)| o)),
+            _ => Box::new(std::iter::empty()),
+        };
+        objects.filter_map(|o| o.check().err()).next()
+    }
 }
 
 /// The inter-node decoder under hostile input: a peer (or anyone who
@@ -270,6 +380,29 @@ mod tests {
             .collect();
         out.push(postcard::to_stdvec(&(5u64, Response::Read(Some(object)))).unwrap());
         out
+    }
+
+    /// Errors are frozen on the wire: these bytes are what protocol 3
+    /// nodes sent when `NodeError` itself was serialized.
+    #[test]
+    fn wire_errors_keep_their_bytes() {
+        let frame = |e: WireError| postcard::to_stdvec(&(5u64, Response::Error(e))).unwrap();
+        assert_eq!(
+            frame(WireError::Unavailable("x".into())),
+            [5, 6, 3, 1, b'x']
+        );
+        assert_eq!(frame(WireError::PreconditionFailed), [5, 6, 2]);
+        let quorum = WireError::Quorum(WireQuorum {
+            op: "get".into(),
+            required: "r".into(),
+            acked: vec!["a".into()],
+            asked: 3,
+            failures: vec![("b".into(), "c".into())],
+        });
+        assert_eq!(
+            frame(quorum),
+            [5, 6, 1, 3, b'g', b'e', b't', 1, b'r', 1, 1, b'a', 3, 1, 1, b'b', 1, b'c']
+        );
     }
 
     proptest! {

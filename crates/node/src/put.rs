@@ -16,7 +16,7 @@
 //! timeout: the first may have applied it, and a second coordinator would
 //! make a second dot for the same client write, a spurious sibling.
 
-use crate::error::{NodeError, QuorumError};
+use crate::error::{CallError, Needed, NodeError, QuorumError, ReplicaFailure};
 use crate::locks::Held;
 use crate::proto::{Request, Response};
 use crate::quorum::{self, Kind, Progress, QuorumTracker, Target};
@@ -34,7 +34,7 @@ use tokio::sync::mpsc;
 type FallbackPool = Arc<Mutex<VecDeque<NodeId>>>;
 
 /// Where a replica's task sends `(slot, who answered, reply)`.
-type ReplySender = mpsc::Sender<(usize, Target, Result<bool, String>)>;
+type ReplySender = mpsc::Sender<(usize, Target, Result<bool, ReplicaFailure>)>;
 
 /// One replica's share of a write.
 #[derive(Clone)]
@@ -157,38 +157,29 @@ impl Node {
         primaries.sort_by_key(|p| (self.is_down(*p), elsewhere(p)));
         for primary in &primaries {
             let left = timeout.saturating_sub(started.elapsed());
-            let Some(addr) = self.rpc_addr(*primary) else {
-                failures.push((primary.to_string(), "address unknown".to_string()));
-                continue;
-            };
-            match self
-                .inner
-                .rpc
-                .call(&addr, Request::CoordinatePut(Box::new(cmd.clone())), left)
-                .await
-            {
+            let req = Request::CoordinatePut(Box::new(cmd.clone()));
+            match self.call(*primary, req, left).await {
                 Ok(Response::Put(obj)) => return Ok(obj),
-                Ok(Response::Error(e)) => return Err(e),
-                Ok(other) => {
-                    failures.push((primary.to_string(), format!("unexpected answer {other:?}")))
-                }
+                Err(CallError::Remote(e)) => return Err(NodeError::from_wire(e)),
+                Ok(other) => failures.push((*primary, CallError::Unexpected(other.name()).into())),
                 // Never delivered: safe to try the next primary.
-                Err(e @ (RpcError::Connect { .. } | RpcError::Handshake(_))) => {
-                    failures.push((primary.to_string(), e.to_string()));
-                }
+                Err(
+                    e @ (CallError::AddressUnknown
+                    | CallError::Transport(RpcError::Connect { .. } | RpcError::Handshake(_))),
+                ) => failures.push((*primary, e.into())),
                 Err(e) => {
-                    failures.push((primary.to_string(), e.to_string()));
+                    failures.push((*primary, e.into()));
                     break;
                 }
             }
         }
-        Err(NodeError::Quorum(QuorumError {
-            op: "put".into(),
-            required: "a reachable primary to coordinate the write".into(),
+        Err(NodeError::Quorum(Box::new(QuorumError {
+            op: "put",
+            needed: Needed::Coordinator,
             acked: Vec::new(),
             asked: pl.primaries.len(),
             failures,
-        }))
+        })))
     }
 
     /// Who a write goes to and what it needs. In a layout transition the
@@ -351,7 +342,7 @@ impl Node {
                 () = &mut deadline => break true,
             }
         };
-        Err(NodeError::Quorum(tracker.error("put", timed_out)))
+        Err(NodeError::Quorum(Box::new(tracker.error("put", timed_out))))
     }
 
     /// Store `object` in this node's replica, in a task of its own that
@@ -395,7 +386,9 @@ impl Node {
                 }
             };
             if let Some((slot, t, tx)) = local {
-                let _ = tx.send((slot, t, reply.map_err(|e| e.to_string()))).await;
+                let _ = tx
+                    .send((slot, t, reply.map_err(ReplicaFailure::Storage)))
+                    .await;
             }
         });
     }
@@ -445,13 +438,13 @@ impl Node {
         primary: Target,
         w: ReplicaWrite,
         fallbacks: &FallbackPool,
-    ) -> (Target, Result<bool, String>) {
+    ) -> (Target, Result<bool, ReplicaFailure>) {
         let handoff = self.config().hinted_handoff;
         // The call to the primary, if it outlived its patience: with no
         // fallback to stand in, it keeps the rest of the deadline.
         let mut late = None;
         let failure = if handoff && self.is_suspect(primary.node) {
-            "suspected down: a recent call failed".to_string()
+            ReplicaFailure::Suspected
         } else {
             let req = Request::Replicate {
                 key: w.key.clone(),
@@ -478,12 +471,14 @@ impl Node {
             };
             match tokio::time::timeout(patience, &mut call).await {
                 Ok(Ok(Response::Replicated { durable })) => return (primary, Ok(durable)),
-                Ok(Ok(other)) => format!("unexpected answer {other:?}"),
-                Ok(Err(e)) => e,
+                Ok(Ok(other)) => CallError::Unexpected(other.name()).into(),
+                Ok(Err(e)) => e.into(),
                 Err(_) => {
                     self.mark_failed(primary.node, started);
                     late = Some(call);
-                    format!("no answer within {} ms", patience.as_millis())
+                    ReplicaFailure::Impatient {
+                        patience_ms: patience.as_millis() as u64,
+                    }
                 }
             }
         };
@@ -533,16 +528,14 @@ impl Node {
             }
         }
         match hinted {
-            Ok(()) => (
-                primary,
-                Err(format!("{failure} (the coordinator keeps a hint for it)")),
-            ),
+            Ok(()) => (primary, Err(ReplicaFailure::Hinted(Box::new(failure)))),
             Err(e) => {
                 tracing::error!(error = %e, primary = %primary.node, "cannot keep a hint");
-                (
-                    primary,
-                    Err(format!("{failure}; keeping a hint failed too: {e}")),
-                )
+                let failure = ReplicaFailure::HintFailed {
+                    failure: Box::new(failure),
+                    error: Box::new(e),
+                };
+                (primary, Err(failure))
             }
         }
     }

@@ -5,7 +5,7 @@
 //! and `get.rs` only feeds [`QuorumTracker::record`] and stops when it says
 //! so, which keeps the arithmetic here, where property tests reach it.
 
-use crate::error::{NodeError, QuorumError};
+use crate::error::{Needed, NodeError, QuorumError, ReplicaFailure};
 use cluster::{BucketProps, QuorumValue};
 use ring::NodeId;
 use std::collections::BTreeMap;
@@ -32,6 +32,8 @@ pub struct Requirement {
     pub primary: usize,
     /// Per zone, replies needed (local_quorum, each_quorum).
     pub per_zone: BTreeMap<String, usize>,
+    /// Primaries that exist for the key (`n_val`, capped by members).
+    pub n: usize,
     /// For messages: the requirement as the client asked it.
     pub described: String,
     /// Sets of target slots that must each reach their own count too: a
@@ -66,7 +68,7 @@ pub struct QuorumTracker {
     req: Requirement,
     targets: Vec<Target>,
     /// Per target: None while pending, Some(Ok(durable)) or Some(Err(why)).
-    replies: Vec<Option<Result<bool, String>>>,
+    replies: Vec<Option<Result<bool, ReplicaFailure>>>,
 }
 
 impl QuorumTracker {
@@ -82,7 +84,7 @@ impl QuorumTracker {
 
     /// Record a success (`durable` if fsynced) or failure from `node`. A
     /// second reply from the same node is ignored.
-    pub fn record(&mut self, node: NodeId, reply: Result<bool, String>) -> Progress {
+    pub fn record(&mut self, node: NodeId, reply: Result<bool, ReplicaFailure>) -> Progress {
         if let Some(i) = self.targets.iter().position(|t| t.node == node) {
             if self.replies[i].is_none() {
                 self.replies[i] = Some(reply);
@@ -97,7 +99,7 @@ impl QuorumTracker {
         &mut self,
         slot: usize,
         target: Target,
-        reply: Result<bool, String>,
+        reply: Result<bool, ReplicaFailure>,
     ) -> Progress {
         if slot < self.targets.len() && self.replies[slot].is_none() {
             self.targets[slot] = target;
@@ -160,25 +162,26 @@ impl QuorumTracker {
     /// The error to return when the requirement was not met; `timed_out`
     /// says whether the deadline passed or the quorum became impossible
     /// first (replies still pending then are not failures).
-    pub fn error(&self, op: &str, timed_out: bool) -> QuorumError {
+    pub fn error(&self, op: &'static str, timed_out: bool) -> QuorumError {
         let mut acked = Vec::new();
         let mut failures = Vec::new();
         for (t, r) in self.targets.iter().zip(&self.replies) {
             match r {
-                Some(Ok(_)) => acked.push(t.node.to_string()),
-                Some(Err(why)) => failures.push((t.node.to_string(), why.clone())),
-                None if timed_out => {
-                    failures.push((t.node.to_string(), "no answer before the deadline".into()))
-                }
-                None => failures.push((
-                    t.node.to_string(),
-                    "not waited for: the quorum was already impossible".into(),
-                )),
+                Some(Ok(_)) => acked.push(t.node),
+                Some(Err(why)) => failures.push((t.node, why.clone())),
+                None if timed_out => failures.push((t.node, ReplicaFailure::NoAnswer)),
+                None => failures.push((t.node, ReplicaFailure::NotWaitedFor)),
             }
         }
         QuorumError {
-            op: op.to_string(),
-            required: self.req.described.clone(),
+            op,
+            needed: Needed::Replies {
+                total: self.req.total,
+                durable: self.req.durable,
+                primary: self.req.primary,
+                n: self.req.n,
+                spelled: self.req.described.clone(),
+            },
             acked,
             asked: self.targets.len(),
             failures,
@@ -314,6 +317,7 @@ pub fn requirement(
         durable,
         primary,
         per_zone,
+        n,
         described,
         groups: Vec::new(),
     })

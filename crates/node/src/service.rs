@@ -1,6 +1,6 @@
 //! Answers other nodes' calls.
 
-use crate::proto::{Request, Response};
+use crate::proto::{Request, Response, WireError};
 use crate::{gossip, Node, NodeError};
 use futures::FutureExt;
 use net::Handler;
@@ -26,7 +26,7 @@ impl Node {
         // call, not the node.
         if let Request::Replicate { object, .. } | Request::StoreHint { object, .. } = &req {
             if let Err(e) = object.check() {
-                return Response::Error(NodeError::BadRequest(format!(
+                return Response::Error(WireError::BadRequest(format!(
                     "refused a replica from a peer: {e}"
                 )));
             }
@@ -130,6 +130,6 @@ impl Node {
                 .refs_held_local(&terms)
                 .map(|(held, hints)| Response::RefsHeld { held, hints }),
         };
-        result.unwrap_or_else(|e: NodeError| Response::Error(e))
+        result.unwrap_or_else(|e: NodeError| Response::Error(e.to_wire()))
     }
 }

@@ -8,18 +8,17 @@
 use crate::records::{self, Data, TYPE_BLOCKS};
 use bytes::Bytes;
 use causal::{Meta, VersionVector};
-use node::{BKey, Node, NodeError, RequestOptions};
+use node::{BKey, ErrorKind, Node, NodeError, RequestOptions};
 use s3s::{s3_error, S3Error, S3ErrorCode};
 use serde::{de::DeserializeOwned, Serialize};
 
 /// Map a node error to the S3 error a client can act on.
 pub fn s3_err(e: NodeError) -> S3Error {
-    match e {
-        NodeError::BadRequest(m) => s3_error!(InvalidRequest, "{m}"),
-        NodeError::PreconditionFailed => s3_error!(PreconditionFailed),
-        NodeError::Quorum(q) => s3_error!(ServiceUnavailable, "{q}"),
-        NodeError::Unavailable(m) => s3_error!(ServiceUnavailable, "{m}"),
-        NodeError::Storage(m) => s3_error!(InternalError, "storage failed: {m}"),
+    match e.kind() {
+        ErrorKind::BadRequest => s3_error!(InvalidRequest, "{e}"),
+        ErrorKind::PreconditionFailed => s3_error!(PreconditionFailed),
+        ErrorKind::Unavailable => s3_error!(ServiceUnavailable, "{e}"),
+        ErrorKind::Internal => s3_error!(InternalError, "storage failed: {e}"),
     }
 }
 

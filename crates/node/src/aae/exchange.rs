@@ -1,6 +1,7 @@
 //! Tree exchanges between the primaries of a partition.
 
 use super::tree::{digest, segment_of};
+use crate::error::CallError;
 use crate::locks::Held;
 use crate::proto::{KeyDigest, Request, Response};
 use crate::{BKey, Node, NodeError};
@@ -163,7 +164,19 @@ fn held_pairs(node: &Node) -> Vec<(u16, NodeId)> {
 }
 
 /// One exchange of `partition` with `peer`; returns the keys synced.
-async fn exchange(node: &Node, partition: u16, peer: NodeId) -> Result<u64, String> {
+/// Why one exchange with a peer stopped; logged, and the next round
+/// tries again.
+#[derive(Debug, thiserror::Error)]
+enum ExchangeError {
+    #[error(transparent)]
+    Call(#[from] CallError),
+    #[error(transparent)]
+    Local(#[from] NodeError),
+    #[error("{0} sent key digests out of order")]
+    OutOfOrder(NodeId),
+}
+
+async fn exchange(node: &Node, partition: u16, peer: NodeId) -> Result<u64, ExchangeError> {
     let timeout = node
         .config()
         .request_timeout()
@@ -173,7 +186,7 @@ async fn exchange(node: &Node, partition: u16, peer: NodeId) -> Result<u64, Stri
         .await?
     {
         Response::Segments(s) => s,
-        other => return Err(format!("unexpected answer {other:?}")),
+        other => return Err(CallError::Unexpected(other.name()).into()),
     };
     let ours = node.inner.trees.segments(partition);
     let differing: Vec<u16> = ours
@@ -232,7 +245,7 @@ async fn differing_keys(
     peer: NodeId,
     segments: &[u16],
     timeout: Duration,
-) -> Result<BTreeSet<Bytes>, String> {
+) -> Result<BTreeSet<Bytes>, ExchangeError> {
     let (mut theirs, mut ours) = (Digests::default(), Digests::default());
     let mut keys = BTreeSet::new();
     let keys_max = node.config().aae_keys_per_exchange_max;
@@ -247,23 +260,21 @@ async fn differing_keys(
             match node.call(peer, req, timeout).await? {
                 Response::KeyDigestPage { digests, resume } => {
                     if !digests.windows(2).all(|w| w[0].0 < w[1].0) {
-                        return Err(format!("{peer} sent digests out of order"));
+                        return Err(ExchangeError::OutOfOrder(peer));
                     }
                     theirs.take((digests, resume));
                 }
-                other => return Err(format!("unexpected answer {other:?}")),
+                other => return Err(CallError::Unexpected(other.name()).into()),
             }
             continue;
         }
         if ours.wants_page() {
-            let page = node
-                .key_digest_page(
-                    partition,
-                    segments,
-                    ours.after.as_deref(),
-                    DIGEST_PAGE_KEYS_MAX as u32,
-                )
-                .map_err(|e| e.to_string())?;
+            let page = node.key_digest_page(
+                partition,
+                segments,
+                ours.after.as_deref(),
+                DIGEST_PAGE_KEYS_MAX as u32,
+            )?;
             ours.take(page);
             continue;
         }
@@ -307,7 +318,7 @@ async fn sync_key(
     peer: NodeId,
     okey: ObjectKey,
     timeout: Duration,
-) -> Result<bool, String> {
+) -> Result<bool, ExchangeError> {
     let key = BKey {
         bucket_type: okey.bucket_type,
         bucket: okey.bucket,
@@ -316,24 +327,20 @@ async fn sync_key(
     let props = node.bucket_props(&key.bucket_type, &key.bucket);
     // Why check ownership per key: a bucket with a smaller n_val must not
     // gain replicas just because its partition's trees are compared.
-    let (_, pl) = node
-        .preference_list(&key, props.n_val)
-        .map_err(|e| e.to_string())?;
+    let (_, pl) = node.preference_list(&key, props.n_val)?;
     if !pl.primaries.contains(&peer) || !pl.primaries.contains(&node.id()) {
         return Ok(false);
     }
     let collapse = props.last_write_wins || !props.allow_mult;
     let theirs = match node.call(peer, Request::Read(key.clone()), timeout).await? {
         Response::Read(o) => o,
-        other => return Err(format!("unexpected answer {other:?}")),
+        other => return Err(CallError::Unexpected(other.name()).into()),
     };
-    let before = node.local_object(&key).map_err(|e| e.to_string())?;
+    let before = node.local_object(&key)?;
     if let Some(t) = &theirs {
-        node.apply_replica(&key, t, false, collapse)
-            .await
-            .map_err(|e| e.to_string())?;
+        node.apply_replica(&key, t, false, collapse).await?;
     }
-    let ours = node.local_object(&key).map_err(|e| e.to_string())?;
+    let ours = node.local_object(&key)?;
     let mut changed = ours != before;
     if let Some(o) = ours.filter(|o| theirs.as_ref() != Some(o)) {
         let req = Request::Replicate {

@@ -158,8 +158,10 @@ impl Node {
             segments: SEGMENTS as u32,
             trees: self.inner.trees.snapshot(),
         };
-        let bytes = postcard::to_stdvec(&saved)
-            .map_err(|e| NodeError::Storage(format!("encoding anti-entropy trees: {e}")))?;
+        let bytes = postcard::to_stdvec(&saved).map_err(|e| store::StoreError::Encode {
+            what: "anti-entropy trees",
+            detail: e.to_string(),
+        })?;
         self.inner.store.put_meta(META_TREES, bytes, true).await?;
         Ok(())
     }

@@ -40,11 +40,11 @@ proptest! {
         let mut a = QuorumTracker::new(req.clone(), targets(3, 1));
         let mut b = QuorumTracker::new(req, targets(3, 1));
         for (i, o) in outcomes.iter().enumerate() {
-            let r = o.ok_or_else(|| "down".to_string());
+            let r = o.ok_or(ReplicaFailure::NoAnswer);
             a.record(NodeId(i as u64 + 1), r);
         }
         for &i in &order {
-            let r = outcomes[i].ok_or_else(|| "down".to_string());
+            let r = outcomes[i].ok_or(ReplicaFailure::NoAnswer);
             b.record(NodeId(i as u64 + 1), r);
         }
         prop_assert_eq!(a.progress(), b.progress());
@@ -63,7 +63,7 @@ proptest! {
         let mut failures = 0;
         for i in 1..=3u64 {
             failures += 1;
-            let p = t.record(NodeId(i), Err("down".into()));
+            let p = t.record(NodeId(i), Err(ReplicaFailure::NoAnswer));
             // 3 - failures replies left can still make w.
             let possible = 3 - failures >= w as usize;
             prop_assert_eq!(p == Progress::Impossible, !possible);
@@ -114,12 +114,12 @@ fn error_names_every_replica() {
         targets(3, 1),
     );
     t.record(NodeId(1), Ok(true));
-    t.record(NodeId(2), Err("connection refused".into()));
+    t.record(NodeId(2), Err(ReplicaFailure::Suspected));
     let msg = t.error("put", true).to_string();
     assert!(msg.contains("put needed w=all (3)"), "{msg}");
     assert!(msg.contains("1 of 3 replicas answered"), "{msg}");
     assert!(
-        msg.contains("connection refused") && msg.contains("no answer before the deadline"),
+        msg.contains("suspected down") && msg.contains("no answer before the deadline"),
         "{msg}"
     );
 }
@@ -149,9 +149,9 @@ fn a_transition_write_needs_a_quorum_of_old_and_of_new_owners() {
     );
     let mut tracker = QuorumTracker::new(req, t.clone());
     tracker.record(t[0].node, Ok(true));
-    tracker.record(t[1].node, Err("down".into()));
+    tracker.record(t[1].node, Err(ReplicaFailure::NoAnswer));
     assert_eq!(
-        tracker.record(t[2].node, Err("down".into())),
+        tracker.record(t[2].node, Err(ReplicaFailure::NoAnswer)),
         Progress::Impossible,
         "old owners 1 and 2 failed: only 3 is left of the three"
     );

@@ -242,7 +242,7 @@ impl Node {
                 self.call(*member, req, timeout)
                     .await
                     .map(|_| ())
-                    .map_err(NodeError::Unavailable)
+                    .map_err(NodeError::peer(*member))
             }
         });
         for r in futures::future::join_all(calls).await {
