@@ -67,6 +67,7 @@ mod put;
 pub mod quorum;
 mod reap;
 mod release;
+mod replicate;
 mod request;
 mod service;
 mod status;

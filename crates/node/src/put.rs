@@ -16,41 +16,19 @@
 //! timeout: the first may have applied it, and a second coordinator would
 //! make a second dot for the same client write, a spurious sibling.
 
-use crate::error::{CallError, Needed, NodeError, QuorumError, ReplicaFailure};
-use crate::locks::Held;
+use crate::coord::write::{WriteCoordinator, WriteRules};
+use crate::error::{CallError, Needed, NodeError, QuorumError};
 use crate::proto::{Request, Response};
-use crate::quorum::{self, Kind, Progress, QuorumTracker, Target};
+use crate::quorum::{self, Kind, Target};
+use crate::replicate::ReplicaWrite;
 use crate::{BKey, Node, PutCommand, RequestOptions};
 use bytes::Bytes;
 use causal::{Meta, Object, VersionVector};
 use net::RpcError;
 use ring::{NodeId, PreferenceList};
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use store::ObjectKey;
-use tokio::sync::mpsc;
-
-/// Fallback nodes not yet used by this write.
-type FallbackPool = Arc<Mutex<VecDeque<NodeId>>>;
-
-/// Where a replica's task sends `(slot, who answered, reply)`.
-type ReplySender = mpsc::Sender<(usize, Target, Result<bool, ReplicaFailure>)>;
-
-/// One replica's share of a write.
-#[derive(Clone)]
-struct ReplicaWrite {
-    key: BKey,
-    obj: Object,
-    durable: bool,
-    collapse: bool,
-    timeout: std::time::Duration,
-    /// When the write was acknowledged (unset until then): replicas in
-    /// other zones that confirm later record their lag (`node::lag`).
-    acked: Arc<std::sync::OnceLock<tokio::time::Instant>>,
-    /// Marks the key as written here until every replication task of the
-    /// write has ended (the tombstone reaper waits for those).
-    _writing: Arc<crate::reap::Writing>,
-}
+use tokio::sync::oneshot;
 
 impl Node {
     /// Store `value` under `key`, replacing what `context` covers.
@@ -270,8 +248,6 @@ impl Node {
         let collapse = cmd.props.last_write_wins || !cmd.props.allow_mult;
         let okey = Self::object_key(&cmd.key, partition);
         let timeout = self.write_timeout(&cmd);
-        // Bounded by: one reply per target.
-        let (tx, mut rx) = mpsc::channel(targets.len().max(1));
         // Owned: the guard goes on with the local write's task below.
         let guard = self.key_lock(&cmd.key).clone().lock_owned().await;
         let mut object = self.inner.store.get_object(&okey)?.unwrap_or_default();
@@ -304,45 +280,47 @@ impl Node {
         // (its gather and fsync, a few ms under load), and the remote
         // replicas need not wait for that. Merging is commutative, so the
         // order in which replicas apply it does not matter.
-        let write = ReplicaWrite {
+        let cfg = self.config();
+        // Scaled by the object's size: a primary that is receiving a
+        // large value is answering, and must not be handed off for it.
+        let patience = (cfg.replica_patience()
+            + cfg.transfer_allowance(crate::object_bytes(&object)))
+        .min(timeout);
+        let rules = WriteRules {
+            hinted_handoff: cfg.hinted_handoff,
+            patience_ms: patience.as_millis() as u64,
+        };
+        let coord = WriteCoordinator::new(req, targets.clone(), &pl.fallbacks, self.id(), rules);
+        let write = Arc::new(ReplicaWrite {
             key: cmd.key.clone(),
             obj: object.clone(),
             durable,
             collapse,
             timeout,
-            acked: Arc::default(),
-            _writing: Arc::new(self.inner.reaper.writing(&cmd.key)),
-        };
-        let acked = write.acked.clone();
-        self.spawn_replication(&targets, &pl.fallbacks, &write, &tx);
+            patience,
+            _writing: self.inner.reaper.writing(&cmd.key),
+        });
         let local = targets
             .iter()
             .position(|t| t.node == self.id())
-            .map(|slot| (slot, targets[slot].clone(), tx.clone()));
-        self.spawn_local_write(okey, write.obj, was, durable, guard, local);
-        drop(tx);
-        let mut tracker = QuorumTracker::new(req, targets);
-        let deadline = tokio::time::sleep(timeout);
-        tokio::pin!(deadline);
-        let timed_out = loop {
-            tokio::select! {
-                // Biased: a fixed polling order, so a simulated run replays exactly.
-                biased;
-                reply = rx.recv() => {
-                    let Some((slot, answered_by, reply)) = reply else { break false };
-                    match tracker.record_at(slot, answered_by, reply) {
-                        Progress::Met => {
-                            let _ = acked.set(tokio::time::Instant::now());
-                            return Ok(object);
-                        }
-                        Progress::Impossible => break false,
-                        Progress::Pending => {}
-                    }
-                }
-                () = &mut deadline => break true,
-            }
+            .map(|slot| {
+                let (tx, rx) = oneshot::channel();
+                (slot, tx, rx)
+            });
+        let (local_tx, local_rx) = match local {
+            Some((slot, tx, rx)) => (Some(tx), Some((slot, rx))),
+            None => (None, None),
         };
-        Err(NodeError::Quorum(Box::new(tracker.error("put", timed_out))))
+        let (answer_tx, answer_rx) = oneshot::channel();
+        tokio::spawn(self.clone().drive_write(coord, write, local_rx, answer_tx));
+        self.spawn_local_write(okey, object.clone(), was, durable, guard, local_tx);
+        match answer_rx.await {
+            Ok(Ok(())) => Ok(object),
+            Ok(Err(quorum)) => Err(NodeError::Quorum(quorum)),
+            Err(_) => Err(NodeError::Unavailable(
+                "the write's replication task stopped (the node is shutting down)".into(),
+            )),
+        }
     }
 
     /// Store `object` in this node's replica, in a task of its own that
@@ -363,7 +341,7 @@ impl Node {
         was: store::RefTerms,
         durable: bool,
         guard: tokio::sync::OwnedMutexGuard<()>,
-        local: Option<(usize, Target, ReplySender)>,
+        local: Option<oneshot::Sender<Result<bool, store::StoreError>>>,
     ) {
         let node = self.clone();
         tokio::spawn(async move {
@@ -385,159 +363,10 @@ impl Node {
                     Err(e)
                 }
             };
-            if let Some((slot, t, tx)) = local {
-                let _ = tx
-                    .send((slot, t, reply.map_err(ReplicaFailure::Storage)))
-                    .await;
+            if let Some(tx) = local {
+                let _ = tx.send(reply);
             }
         });
-    }
-
-    /// Start one replication task per target other than this node; each
-    /// sends `(slot, who answered, reply)` on `tx`.
-    fn spawn_replication(
-        &self,
-        targets: &[Target],
-        fallbacks: &[NodeId],
-        write: &ReplicaWrite,
-        tx: &ReplySender,
-    ) {
-        // Fallbacks still free to stand in for a primary, shared by the
-        // replication tasks so no two pick the same one.
-        let fallbacks: FallbackPool = Arc::new(Mutex::new(fallbacks.iter().copied().collect()));
-        for (slot, t) in targets.iter().enumerate() {
-            if t.node == self.id() {
-                continue;
-            }
-            let (node, tx, t, fallbacks) = (self.clone(), tx.clone(), t.clone(), fallbacks.clone());
-            let write = write.clone();
-            tokio::spawn(async move {
-                let acked = write.acked.clone();
-                let (answered_by, reply) = node.replicate_or_hint(t, write, &fallbacks).await;
-                if reply.is_ok() && answered_by.primary && answered_by.zone != node.config().zone {
-                    let now = tokio::time::Instant::now();
-                    let lag = acked
-                        .get()
-                        .map_or(std::time::Duration::ZERO, |at| now - *at);
-                    node.inner.lag.record(&answered_by.zone, lag);
-                }
-                let _ = tx.send((slot, answered_by, reply)).await;
-            });
-        }
-    }
-
-    /// Write to `primary`; if it does not answer (or a recent call to it
-    /// failed), have a fallback hold the write as a hint for it, or, with no
-    /// fallback left, hold the hint here. Returns who acknowledged.
-    ///
-    /// Why a fallback's ack counts towards `w`: the write is on that many
-    /// distinct nodes (sloppy quorum); it does not count towards `pw`, and
-    /// a read quorum may miss it until the hint is delivered.
-    async fn replicate_or_hint(
-        &self,
-        primary: Target,
-        w: ReplicaWrite,
-        fallbacks: &FallbackPool,
-    ) -> (Target, Result<bool, ReplicaFailure>) {
-        let handoff = self.config().hinted_handoff;
-        // The call to the primary, if it outlived its patience: with no
-        // fallback to stand in, it keeps the rest of the deadline.
-        let mut late = None;
-        let failure = if handoff && self.is_suspect(primary.node) {
-            ReplicaFailure::Suspected
-        } else {
-            let req = Request::Replicate {
-                key: w.key.clone(),
-                object: w.obj.clone(),
-                durable: w.durable,
-                collapse: w.collapse,
-            };
-            let started = self.uptime_ms();
-            let mut call = Box::pin(self.call(primary.node, req, w.timeout));
-            // Why a patience shorter than the deadline: a partitioned
-            // primary never refuses, it just never answers; waiting out the
-            // deadline would leave every write meanwhile without a hint.
-            // Abandoning the call is safe: the primary may still apply it,
-            // and the hint delivers the same object again.
-            // Scaled by the object's size: a primary that is receiving a
-            // large value is answering, and must not be handed off for it.
-            let patience = if handoff {
-                let allowance = self
-                    .config()
-                    .transfer_allowance(crate::object_bytes(&w.obj));
-                (self.config().replica_patience() + allowance).min(w.timeout)
-            } else {
-                w.timeout
-            };
-            match tokio::time::timeout(patience, &mut call).await {
-                Ok(Ok(Response::Replicated { durable })) => return (primary, Ok(durable)),
-                Ok(Ok(other)) => CallError::Unexpected(other.name()).into(),
-                Ok(Err(e)) => e.into(),
-                Err(_) => {
-                    self.mark_failed(primary.node, started);
-                    late = Some(call);
-                    ReplicaFailure::Impatient {
-                        patience_ms: patience.as_millis() as u64,
-                    }
-                }
-            }
-        };
-        if !handoff {
-            return (primary, Err(failure));
-        }
-        let layout = self.layout();
-        let zone_of = |n: NodeId| layout.member(n).map(|m| m.zone.as_str());
-        loop {
-            let next = quorum::take_fallback(&mut fallbacks.held(), &primary.zone, zone_of, |n| {
-                self.is_suspect(n)
-            });
-            let Some(fallback) = next else { break };
-            let req = Request::StoreHint {
-                target: primary.node.0,
-                key: w.key.clone(),
-                object: w.obj.clone(),
-                durable: w.durable,
-            };
-            if let Ok(Response::Replicated { durable }) = self.call(fallback, req, w.timeout).await
-            {
-                let zone = self
-                    .layout()
-                    .member(fallback)
-                    .map(|m| m.zone.clone())
-                    .unwrap_or_default();
-                return (
-                    Target {
-                        node: fallback,
-                        zone,
-                        primary: false,
-                    },
-                    Ok(durable),
-                );
-            }
-        }
-        let hinted = self
-            .store_hint(primary.node, &w.key, &w.obj, w.durable)
-            .await;
-        // Why wait on for a primary that no other node can stand in for: a
-        // slow primary (a disk stalled for half a second under load) is not
-        // a lost one, and its answer may still make `w`. The hint kept here
-        // covers the case where it never answers.
-        if let Some(call) = late {
-            if let Ok(Response::Replicated { durable }) = call.await {
-                return (primary, Ok(durable));
-            }
-        }
-        match hinted {
-            Ok(()) => (primary, Err(ReplicaFailure::Hinted(Box::new(failure)))),
-            Err(e) => {
-                tracing::error!(error = %e, primary = %primary.node, "cannot keep a hint");
-                let failure = ReplicaFailure::HintFailed {
-                    failure: Box::new(failure),
-                    error: Box::new(e),
-                };
-                (primary, Err(failure))
-            }
-        }
     }
 
     /// Merge a replicated object into the local replica.

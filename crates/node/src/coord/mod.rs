@@ -9,5 +9,8 @@
 //!
 //! - [`read`]: quorum reads: `r`/`pr`, `notfound_ok`, `basic_quorum`,
 //!   authoritative not-found versus 503, merge, and read repair.
+//! - [`write`]: quorum writes: `w`/`dw`/`pw`, sloppy quorum (patience,
+//!   fallbacks by zone, hints), late acks, and the answer.
 
 pub(crate) mod read;
+pub(crate) mod write;
