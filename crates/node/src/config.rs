@@ -21,8 +21,6 @@ pub struct NodeConfig {
     pub http: String,
     /// S3 listener.
     pub s3: String,
-    /// Virtual-host-style S3 requests: `Host: BUCKET.<s3_domain>`.
-    pub s3_domain: String,
     /// Inter-node RPC listener.
     pub rpc: String,
     /// Data center or rack name.
@@ -142,10 +140,6 @@ pub struct NodeConfig {
     pub transfer_floor_bytes_per_sec: u64,
     /// Ownership handoff: bytes per second this node pulls at most.
     pub handoff_bytes_per_sec: u64,
-    /// How often the node scrubs its S3 block replicas (reads each one
-    /// and drops those whose bytes no longer match their hash); 0 turns
-    /// the scrub off.
-    pub s3_block_sweep_interval_ms: u64,
     /// How long a block must have gone unreferenced, and unwritten,
     /// before the collector drops it (see `collect`).
     pub s3_block_grace_ms: u64,
@@ -229,7 +223,6 @@ impl Default for NodeConfig {
             data_dir: PathBuf::from("./ringstore-data"),
             http: "127.0.0.1:8098".into(),
             s3: "127.0.0.1:9000".into(),
-            s3_domain: "localhost".into(),
             rpc: "127.0.0.1:7000".into(),
             zone: "default".into(),
             capacity: 1,
@@ -274,7 +267,6 @@ impl Default for NodeConfig {
             hint_bytes_max_per_target: 1 << 30,
             transfer_floor_bytes_per_sec: 8 * 1024 * 1024,
             handoff_bytes_per_sec: 200_000_000,
-            s3_block_sweep_interval_ms: 7 * 86_400_000,
             s3_block_grace_ms: 86_400_000,
             s3_block_collect_interval_ms: 10_000,
             s3_block_collect_per_pass_max: 10_000,

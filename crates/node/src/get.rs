@@ -45,8 +45,7 @@ impl Node {
     ) -> Result<Option<Object>, NodeError> {
         self.ensure_seeded().await?;
         let props = self.bucket_props(&key.bucket_type, &key.bucket);
-        let (partition, pl) = self.preference_list(key, props.n_val)?;
-        let targets = self.read_targets(partition, &pl, usize::from(props.n_val));
+        let targets = self.locate(key, props.n_val)?.read_targets();
         let req = quorum::requirement(Kind::Read, &props, options, &targets, &self.config().zone)?;
         let rules = ReadRules {
             notfound_ok: options.notfound_ok.unwrap_or(props.notfound_ok),

@@ -62,12 +62,16 @@ pub(crate) const HINT_PAGE_BYTES: usize = 4 << 20;
 const FAILURES_PER_ROUND_MAX: usize = 4;
 
 /// What this node holds in hints, per target: how many, how many bytes
-/// as stored, and whether the target's budget was hit. The one owner of
-/// those figures; the store holds the hints themselves.
+/// as stored, and whether the target's budget was hit; hints delivered;
+/// and the signal that wakes delivery early. The one owner of those;
+/// the store holds the hints themselves.
 #[derive(Default)]
 pub(crate) struct HintBook {
     tallies: Mutex<BTreeMap<NodeId, Tally>>,
     refused: AtomicU64,
+    delivered: AtomicU64,
+    /// Wakes hint delivery early (a peer came up).
+    wake: tokio::sync::Notify,
 }
 
 #[derive(Default, Clone, Copy)]
@@ -95,8 +99,19 @@ impl HintBook {
             .collect();
         Ok(HintBook {
             tallies: Mutex::new(tallies),
-            refused: AtomicU64::new(0),
+            ..HintBook::default()
         })
+    }
+
+    /// A peer came up: deliver what is held for it now, not at the next
+    /// round.
+    pub(crate) fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Hints delivered since start.
+    pub(crate) fn delivered_total(&self) -> u64 {
+        self.delivered.load(Relaxed)
     }
 
     fn tallies(&self) -> std::sync::MutexGuard<'_, BTreeMap<NodeId, Tally>> {
@@ -279,7 +294,7 @@ pub(crate) async fn run(node: Node) {
             // Biased: a fixed polling order, so a simulated run replays exactly.
             biased;
             _ = tick.tick() => {}
-            () = node.inner.hints_wake.notified() => {}
+            () = node.inner.hints.wake.notified() => {}
         }
         // Why skip down targets: a call into a partition is swallowed and
         // holds the round until its timeout, which would then delay the
@@ -404,7 +419,7 @@ async fn deliver_one(
     if let Some(size) = removed {
         let budget = node.config().hint_bytes_max_per_target;
         node.inner.hints.removed(target, size, budget);
-        node.inner.stats.hints_delivered.fetch_add(1, Relaxed);
+        node.inner.hints.delivered.fetch_add(1, Relaxed);
     }
     true
 }

@@ -57,6 +57,7 @@ mod lag;
 mod list;
 mod listing;
 mod local;
+mod locate;
 mod locks;
 mod membership;
 mod merge;
@@ -72,6 +73,7 @@ mod request;
 mod service;
 mod status;
 mod swim;
+mod view;
 
 /// About the bytes an object takes on the wire and on disk: its values,
 /// plus a little per sibling and per context entry. What deadlines that

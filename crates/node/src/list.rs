@@ -6,7 +6,6 @@
 //! listing's. Like Riak's, it reflects one replica per partition.
 
 use crate::listing::{resume_after, PageQuery};
-use crate::locks::Shared;
 use crate::proto::{Request, Response};
 use crate::{Node, NodeError};
 use bytes::Bytes;
@@ -24,15 +23,6 @@ const KEYS_PER_CHUNK: usize = 1000;
 const LEGACY_KEYS_MAX: usize = 100_000;
 
 impl Node {
-    /// The properties of a bucket (defaults unless set).
-    pub fn bucket_props(&self, bucket_type: &[u8], bucket: &[u8]) -> BucketProps {
-        self.inner
-            .view
-            .shared()
-            .state
-            .bucket_props(bucket_type, bucket)
-    }
-
     /// Set (or, with `None`, reset) a bucket's properties cluster-wide.
     ///
     /// # Errors

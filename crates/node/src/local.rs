@@ -19,7 +19,7 @@ use causal::Object;
 impl Node {
     /// Partitions this node holds replicas in (owned or being handed off).
     pub fn local_partitions(&self) -> Vec<u16> {
-        self.inner.trees.partitions()
+        self.inner.aae.trees.partitions()
     }
 
     /// This node's replicas of `bucket_type`/`bucket` in `partition` whose
@@ -77,6 +77,7 @@ impl Node {
         // Before the replica goes: see `Node::new_epoch`.
         self.new_epoch().await?;
         self.inner
+            .aae
             .trees
             .update(partition, &okey.encode(), &obj, &Object::new());
         let was = store::RefTerms::of(&obj);
@@ -115,7 +116,8 @@ impl Node {
             return Ok(0);
         }
         let n_val = self.bucket_props(&key.bucket_type, &key.bucket).n_val;
-        let (p, pl) = self.preference_list(key, n_val)?;
+        let loc = self.locate(key, n_val)?;
+        let (p, pl) = (loc.partition, loc.pl);
         let drops = pl.primaries.iter().map(|owner| async move {
             if *owner == self.id() {
                 return self.drop_local_replica(p, key, modified_ms_max).await;

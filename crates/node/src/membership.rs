@@ -10,12 +10,10 @@
 //! otherwise a restart would undo every change made through the API.
 
 use crate::gossip;
-use crate::locks::Held;
 use crate::proto::{Request, Response};
 use crate::{Node, NodeError};
 use cluster::{Change, ClusterState, MemberState, NodeAddrs};
 use ring::NodeId;
-use std::sync::atomic::Ordering;
 
 /// Meta key: the (zone, capacity) the last start announced from config.
 const META_CONFIGURED_PLACEMENT: &str = "configured_placement";
@@ -269,7 +267,7 @@ impl Node {
     /// hands the write over, and an acknowledged write is gone (found by
     /// the simulation, seed 1557).
     pub(crate) fn check_seeded(&self) -> Result<(), NodeError> {
-        if self.inner.seeded.load(Ordering::Acquire) {
+        if self.inner.membership.is_seeded() {
             return Ok(());
         }
         Err(NodeError::Unavailable(format!(
@@ -285,7 +283,7 @@ impl Node {
     /// write to it. Joining right then, instead of refusing, closes the
     /// window; a newcomer whose seeds cannot be reached still refuses.
     pub(crate) async fn ensure_seeded(&self) -> Result<(), NodeError> {
-        if self.inner.seeded.load(Ordering::Acquire) {
+        if self.inner.membership.is_seeded() {
             return Ok(());
         }
         for seed in &self.inner.cfg.join {
@@ -303,19 +301,19 @@ impl Node {
         // behind must still order after the join it follows; without this
         // it sorted first and the leave was undone (simulation, seed 1368).
         if let Some(t) = theirs.newest_timestamp() {
-            self.inner.hlc.held().observe(t);
+            self.inner.membership.observe(t);
         }
         let changed = self.update_state(|s| s.merge(theirs));
         if changed {
             self.persist_state().await?;
         }
-        let seeded = &self.inner.seeded;
-        if !seeded.load(Ordering::Acquire) && theirs.nodes().keys().any(|n| *n != self.id()) {
+        let membership = &self.inner.membership;
+        if !membership.is_seeded() && theirs.nodes().keys().any(|n| *n != self.id()) {
             self.inner
                 .store
                 .put_meta(crate::node::META_SEEDED, vec![1], true)
                 .await?;
-            seeded.store(true, Ordering::Release);
+            membership.mark_seeded();
             tracing::info!("met the cluster; serving clients");
         }
         Ok(changed)

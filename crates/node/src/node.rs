@@ -2,16 +2,16 @@
 
 use crate::error::CallError;
 use crate::gossip;
-use crate::locks::{Held, Shared};
+use crate::locks::Held;
 use crate::proto::{Request, Response};
 use crate::{Env, NodeConfig, NodeError};
 use causal::Actor;
-use cluster::{ClusterState, Hlc, Layouts, Timestamp};
+use cluster::{ClusterState, Layouts, Timestamp};
 use net::{RpcClient, RpcConfig};
 use rand::{RngExt, SeedableRng};
 use ring::{Layout, NodeId};
 use std::hash::{Hash, Hasher};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use store::Store;
 use tokio::task::JoinHandle;
 
@@ -32,26 +32,10 @@ const META_CLUSTER: &str = "cluster_state";
 /// cluster and may serve clients.
 pub(crate) const META_SEEDED: &str = "seeded";
 
-/// Cluster state with the layouts it folds to, recomputed on change.
-pub(crate) struct ClusterView {
-    pub(crate) state: ClusterState,
-    /// The current layout (`layouts.current`).
-    pub(crate) layout: Arc<Layout>,
-    /// The stable and current layouts (see `cluster::Layouts`).
-    pub(crate) layouts: Layouts,
-}
-
 /// Counters the admin API and metrics report.
 #[derive(Default)]
 pub(crate) struct Stats {
     pub(crate) read_repairs: std::sync::atomic::AtomicU64,
-    pub(crate) hints_delivered: std::sync::atomic::AtomicU64,
-    pub(crate) aae_exchanges: std::sync::atomic::AtomicU64,
-    pub(crate) aae_keys_repaired: std::sync::atomic::AtomicU64,
-    /// Whether the anti-entropy trees were loaded (not rebuilt) at start.
-    pub(crate) trees_loaded: std::sync::atomic::AtomicBool,
-    /// How long the last anti-entropy tree rebuild took (0: none yet).
-    pub(crate) aae_rebuild_ms: std::sync::atomic::AtomicU64,
     /// Replicas of unreferenced objects the collector dropped.
     pub(crate) objects_collected: std::sync::atomic::AtomicU64,
     /// Collection log entries handled (checked or collected).
@@ -70,8 +54,8 @@ pub(crate) struct Inner {
     pub(crate) env: Env,
     pub(crate) store: Store,
     pub(crate) rpc: RpcClient<Request, Response>,
-    pub(crate) view: RwLock<ClusterView>,
-    pub(crate) hlc: Mutex<Hlc>,
+    /// The cluster as this node sees it (see `view`).
+    pub(crate) membership: crate::view::Membership,
     pub(crate) rng: Mutex<rand::rngs::SmallRng>,
     pub(crate) key_locks: Vec<Arc<tokio::sync::Mutex<()>>>,
     /// What this node believes about each peer (see `peers`).
@@ -81,11 +65,8 @@ pub(crate) struct Inner {
     pub(crate) stats: Stats,
     /// Replication lag to other zones, for the admin API and metrics.
     pub(crate) lag: crate::lag::ReplicationLag,
-    /// Anti-entropy trees, one per partition this node holds data in.
-    pub(crate) trees: crate::aae::Trees,
-    /// Wall-clock ms of each partition's last completed exchange.
-    /// Bounded by: partitions.
-    pub(crate) aae_last: Mutex<std::collections::BTreeMap<u16, u64>>,
+    /// Anti-entropy: trees, schedule, counters (see `aae`).
+    pub(crate) aae: crate::aae::AntiEntropy,
     /// Hints held per target. Bounded by: the nodes in the cluster state.
     /// Hints held per target (the hints themselves are in the store).
     pub(crate) hints: crate::hints::HintBook,
@@ -95,11 +76,6 @@ pub(crate) struct Inner {
     pub(crate) transfers: crate::handoff::Transfers,
     /// The layout (version, fingerprint) whose lost partitions were dropped.
     pub(crate) released_for: Mutex<Option<(u64, u64)>>,
-    /// False while a node started with join seeds has not yet met its
-    /// cluster; see [`Node::check_seeded`].
-    pub(crate) seeded: std::sync::atomic::AtomicBool,
-    /// Wakes hint delivery early (a peer came up).
-    pub(crate) hints_wake: tokio::sync::Notify,
     /// Tombstone reaping: the dot floor and when partitions were reaped.
     pub(crate) reaper: crate::reap::Reaper,
 }
@@ -174,20 +150,13 @@ impl Node {
         let seeded = cfg.join.is_empty()
             || store.get_meta(META_SEEDED)?.is_some()
             || state.nodes().keys().any(|n| *n != id);
-        let layouts = state.layouts(cfg.partition_bits);
-        let layout = layouts.current.clone();
         let hints = crate::hints::HintBook::load(&store)?;
         let inner = Arc::new(Inner {
             id,
             epoch: epoch.into(),
             epoch_change: tokio::sync::Mutex::new(()),
             rpc: RpcClient::new(env.network.clone(), rpc_cfg.clone()),
-            view: RwLock::new(ClusterView {
-                state,
-                layout,
-                layouts,
-            }),
-            hlc: Mutex::new(Hlc::new(id.0)),
+            membership: crate::view::Membership::new(id, state, cfg.partition_bits, seeded),
             rng: Mutex::new(rng),
             key_locks: (0..KEY_LOCK_STRIPES)
                 .map(|_| Arc::new(tokio::sync::Mutex::new(())))
@@ -199,20 +168,17 @@ impl Node {
             lag: crate::lag::ReplicationLag::default(),
             faults: rpc_cfg.faults.clone(),
             hints,
-            trees: crate::aae::Trees::default(),
-            aae_last: Mutex::default(),
-            hints_wake: tokio::sync::Notify::new(),
+            aae: crate::aae::AntiEntropy::default(),
             reaper: crate::reap::Reaper::new(cfg.reap_memory(), cfg.reap_memory_keys_max),
             transfers: crate::handoff::Transfers::default(),
             released_for: Mutex::default(),
-            seeded: seeded.into(),
             store,
             cfg,
             env,
         });
         let node = Node { inner };
         let trees = node.load_or_rebuild_trees().await?;
-        node.inner.stats.trees_loaded.store(
+        node.inner.aae.loaded.store(
             trees == crate::aae::TreesSource::Loaded,
             std::sync::atomic::Ordering::Relaxed,
         );
@@ -309,20 +275,13 @@ impl Node {
     /// A fresh hybrid-logical-clock timestamp.
     pub(crate) fn now(&self) -> Timestamp {
         let wall = self.inner.env.clock.wall_ms();
-        self.inner.hlc.held().now(wall)
+        self.inner.membership.now(wall)
     }
 
     /// Apply `f` to the cluster state; recompute the layout if it reports a
     /// change. Returns what `f` returned.
     pub(crate) fn update_state(&self, f: impl FnOnce(&mut ClusterState) -> bool) -> bool {
-        let mut view = self.inner.view.held();
-        let changed = f(&mut view.state);
-        if changed {
-            view.layouts = view.state.layouts(self.inner.cfg.partition_bits);
-            view.layout = view.layouts.current.clone();
-            debug_assert_eq!(view.layout.check(), Ok(()));
-        }
-        changed
+        self.inner.membership.update(f)
     }
 
     pub(crate) async fn persist_state(&self) -> Result<(), NodeError> {
@@ -368,42 +327,23 @@ impl Node {
 
     /// A copy of the cluster state.
     pub fn cluster_state(&self) -> ClusterState {
-        self.inner.view.shared().state.clone()
+        self.inner.membership.state()
     }
 
     /// The current layout.
     pub fn layout(&self) -> Arc<Layout> {
-        self.inner.view.shared().layout.clone()
+        self.inner.membership.layout()
     }
 
     /// The stable and current layouts.
     pub(crate) fn layouts(&self) -> Layouts {
-        self.inner.view.shared().layouts.clone()
+        self.inner.membership.layouts()
     }
 
     pub(crate) fn rpc_addr(&self, node: NodeId) -> Option<String> {
-        let v = self.inner.view.shared();
-        v.state.addrs(node).map(|a| a.rpc.clone())
-    }
-
-    /// The replicas a read asks: the primaries, unless the layout is in
-    /// transition, when new owners that still pull are replaced by the
-    /// stable owners that hold the data (see `cluster::Layouts`).
-    pub(crate) fn read_targets(
-        &self,
-        partition: u16,
-        pl: &ring::PreferenceList,
-        n_val: usize,
-    ) -> Vec<crate::quorum::Target> {
-        let layouts = self.layouts();
-        if !layouts.in_transition() {
-            return pl.primaries.iter().map(|n| target(&layouts, *n)).collect();
-        }
-        layouts
-            .read_owners(ring::PartitionId(partition), n_val)
-            .into_iter()
-            .map(|n| target(&layouts, n))
-            .collect()
+        self.inner
+            .membership
+            .read(|s| s.addrs(node).map(|a| a.rpc.clone()))
     }
 
     /// Milliseconds since this node started (tokio time).
@@ -451,21 +391,6 @@ impl Node {
                 Err(CallError::Transport(e))
             }
         }
-    }
-}
-
-/// `node` as a primary quorum target, with its zone from the current
-/// layout (or the stable one, for a node that is leaving).
-pub(crate) fn target(layouts: &Layouts, node: NodeId) -> crate::quorum::Target {
-    crate::quorum::Target {
-        node,
-        zone: layouts
-            .current
-            .member(node)
-            .or_else(|| layouts.stable.member(node))
-            .map(|m| m.zone.clone())
-            .unwrap_or_default(),
-        primary: true,
     }
 }
 

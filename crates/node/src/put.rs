@@ -18,6 +18,7 @@
 
 use crate::coord::write::{WriteCoordinator, WriteRules};
 use crate::error::{CallError, Needed, NodeError, QuorumError};
+use crate::locate::Located;
 use crate::proto::{Request, Response};
 use crate::quorum::{self, Kind, Target};
 use crate::replicate::ReplicaWrite;
@@ -25,7 +26,7 @@ use crate::{BKey, Node, PutCommand, RequestOptions};
 use bytes::Bytes;
 use causal::{Meta, Object, VersionVector};
 use net::RpcError;
-use ring::{NodeId, PreferenceList};
+use ring::NodeId;
 use std::sync::Arc;
 use store::ObjectKey;
 use tokio::sync::oneshot;
@@ -89,35 +90,13 @@ impl Node {
             .map(|_| ())
     }
 
-    pub(crate) fn preference_list(
-        &self,
-        key: &BKey,
-        n_val: u8,
-    ) -> Result<(u16, PreferenceList), NodeError> {
-        self.check_seeded()?;
-        let layout = self.layout();
-        let p = ring::partition_of(layout.bits(), &key.bucket_type, &key.bucket, &key.key);
-        let pl = layout
-            .preference_list(p, usize::from(n_val))
-            .map_err(|e| NodeError::Unavailable(e.to_string()))?;
-        Ok((p.0, pl))
-    }
-
-    pub(crate) fn object_key(key: &BKey, partition: u16) -> ObjectKey {
-        ObjectKey {
-            partition,
-            bucket_type: key.bucket_type.clone(),
-            bucket: key.bucket.clone(),
-            key: key.key.clone(),
-        }
-    }
-
     async fn route_put(&self, cmd: PutCommand) -> Result<Object, NodeError> {
         self.ensure_seeded().await?;
-        let (_, pl) = self.preference_list(&cmd.key, cmd.props.n_val)?;
-        if pl.primaries.contains(&self.id()) {
-            return self.coordinate_put(cmd).await;
+        let loc = self.locate(&cmd.key, cmd.props.n_val)?;
+        if loc.pl.primaries.contains(&self.id()) {
+            return self.coordinate_located(cmd, loc).await;
         }
+        let pl = loc.pl;
         let timeout = self.write_timeout(&cmd);
         let started = tokio::time::Instant::now();
         let mut failures = Vec::new();
@@ -160,54 +139,29 @@ impl Node {
         })))
     }
 
-    /// Who a write goes to and what it needs. In a layout transition the
-    /// stable owners that are not current owners are added, and the write
-    /// needs the same quorum among the stable owners as among the current
-    /// ones, so the owners that new ones pull from hold every acknowledged
-    /// write.
-    fn write_targets(
+    /// What a write needs: the requirement over the primaries (the first
+    /// `primaries` targets), and during a layout transition the same
+    /// quorum among the stable owners (`stable_slots`) too.
+    fn write_requirement(
         &self,
         cmd: &PutCommand,
-        partition: u16,
-        pl: &PreferenceList,
-    ) -> Result<(Vec<Target>, quorum::Requirement), NodeError> {
+        targets: &[Target],
+        primaries: usize,
+        stable_slots: Option<Vec<usize>>,
+    ) -> Result<quorum::Requirement, NodeError> {
         let zone = &self.config().zone;
-        let layouts = self.layouts();
-        let mut targets: Vec<Target> = pl
-            .primaries
-            .iter()
-            .map(|n| crate::node::target(&layouts, *n))
-            .collect();
-        let mut req = quorum::requirement(Kind::Write, &cmd.props, &cmd.options, &targets, zone)?;
-        let p = ring::PartitionId(partition);
-        let n_val = usize::from(cmd.props.n_val);
-        let stable: Vec<NodeId> = layouts
-            .stable
-            .owners(p)
-            .iter()
-            .take(n_val)
-            .copied()
-            .collect();
-        // Why not only when stable owners are missing from the targets: the
-        // stable owners are the ones reads go to, so they need their quorum
-        // even when every one of them is also a current owner. (A cluster
-        // whose first layout is not synced yet has no stable owners.)
-        if !layouts.in_transition() || stable.is_empty() {
-            return Ok((targets, req));
-        }
-        let current_slots: Vec<usize> = (0..targets.len()).collect();
-        let extra = layouts.extra_write_owners(p, n_val);
-        targets.extend(extra.iter().map(|n| crate::node::target(&layouts, *n)));
-        let stable_slots: Vec<usize> = (0..targets.len())
-            .filter(|i| stable.contains(&targets[*i].node))
-            .collect();
+        let current = &targets[..primaries];
+        let mut req = quorum::requirement(Kind::Write, &cmd.props, &cmd.options, current, zone)?;
+        let Some(stable_slots) = stable_slots else {
+            return Ok(req);
+        };
         let stable_targets: Vec<Target> =
             stable_slots.iter().map(|i| targets[*i].clone()).collect();
         let stable_req =
             quorum::requirement(Kind::Write, &cmd.props, &cmd.options, &stable_targets, zone)?;
         req.groups = vec![
             quorum::SlotGroup {
-                slots: current_slots,
+                slots: (0..primaries).collect(),
                 need: req.total,
             },
             quorum::SlotGroup {
@@ -216,7 +170,7 @@ impl Node {
             },
         ];
         req.described = format!("{} (and as many of the previous owners)", req.described);
-        Ok((targets, req))
+        Ok(req)
     }
 
     /// A write's deadline: the client's `timeout`, or `request_timeout_ms`
@@ -240,13 +194,22 @@ impl Node {
         self.now().wall_ms.max(newest + 1)
     }
 
+    /// Coordinate a write forwarded here by another node.
     pub(crate) async fn coordinate_put(&self, cmd: PutCommand) -> Result<Object, NodeError> {
         self.ensure_seeded().await?;
-        let (partition, pl) = self.preference_list(&cmd.key, cmd.props.n_val)?;
-        let (targets, req) = self.write_targets(&cmd, partition, &pl)?;
+        let loc = self.locate(&cmd.key, cmd.props.n_val)?;
+        self.coordinate_located(cmd, loc).await
+    }
+
+    /// Coordinate a write as one of the key's primaries (`loc`).
+    async fn coordinate_located(&self, cmd: PutCommand, loc: Located) -> Result<Object, NodeError> {
+        let (targets, stable_slots) = loc.write_targets();
+        let req = self.write_requirement(&cmd, &targets, loc.pl.primaries.len(), stable_slots)?;
+        let partition = loc.partition;
+        let pl = &loc.pl;
         let durable = req.durable > 0;
         let collapse = cmd.props.last_write_wins || !cmd.props.allow_mult;
-        let okey = Self::object_key(&cmd.key, partition);
+        let okey = loc.object_key(&cmd.key);
         let timeout = self.write_timeout(&cmd);
         // Owned: the guard goes on with the local write's task below.
         let guard = self.key_lock(&cmd.key).clone().lock_owned().await;
@@ -273,6 +236,7 @@ impl Node {
             object.keep_newest();
         }
         self.inner
+            .aae
             .trees
             .update_from(partition, &tree_key, old, &object);
         // Why the other replicas are sent the object before this node has
@@ -396,6 +360,7 @@ impl Node {
                 None
             } else {
                 self.inner
+                    .aae
                     .trees
                     .update(partition, &okey.encode(), &before, &obj);
                 Some(

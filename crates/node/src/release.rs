@@ -30,6 +30,7 @@ impl Node {
         let mut dropped = 0u64;
         let lost: Vec<u16> = self
             .inner
+            .aae
             .trees
             .partitions()
             .into_iter()
@@ -99,6 +100,7 @@ impl Node {
                     continue;
                 };
                 self.inner
+                    .aae
                     .trees
                     .update(p, &okey.encode(), &obj, &causal::Object::new());
                 let was = store::RefTerms::of(&obj);

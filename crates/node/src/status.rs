@@ -167,14 +167,14 @@ impl Node {
                 .stats
                 .read_repairs
                 .load(std::sync::atomic::Ordering::Relaxed),
-            hints_delivered: self.inner.stats.hints_delivered.load(Relaxed),
+            hints_delivered: self.inner.hints.delivered_total(),
             hints_refused: self.hints_refused(),
             replication_lag: self.inner.lag.snapshot(),
-            aae_exchanges: self.inner.stats.aae_exchanges.load(Relaxed),
-            aae_keys_repaired: self.inner.stats.aae_keys_repaired.load(Relaxed),
-            aae_trees_loaded: self.inner.stats.trees_loaded.load(Relaxed),
-            aae_partitions_rebuilding: self.inner.trees.rebuilding(),
-            aae_rebuild_ms: self.inner.stats.aae_rebuild_ms.load(Relaxed),
+            aae_exchanges: self.inner.aae.exchanges.load(Relaxed),
+            aae_keys_repaired: self.inner.aae.keys_repaired.load(Relaxed),
+            aae_trees_loaded: self.inner.aae.loaded.load(Relaxed),
+            aae_partitions_rebuilding: self.inner.aae.trees.rebuilding(),
+            aae_rebuild_ms: self.inner.aae.rebuild_ms.load(Relaxed),
             tombstones_held: self.tombstones_held(),
             tombstones_reaped: self.tombstones_reaped(),
             objects_collected: self.objects_collected(),
@@ -208,7 +208,8 @@ impl Node {
     /// milliseconds since the Unix epoch.
     pub fn aae_last_exchanges(&self) -> Vec<(u16, u64)> {
         self.inner
-            .aae_last
+            .aae
+            .last
             .held()
             .iter()
             .map(|(p, t)| (*p, *t))

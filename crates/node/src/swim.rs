@@ -190,6 +190,6 @@ fn publish(node: &Node, detector: &Detector) {
         node.clear_suspect(ring::NodeId(*peer));
     }
     if !came_up.is_empty() {
-        node.inner.hints_wake.notify_one();
+        node.inner.hints.wake();
     }
 }

@@ -77,9 +77,15 @@ pub(crate) async fn run(flags: DevFlags) -> Result<()> {
             ..NodeConfig::default()
         };
         running.push(
-            server::start(cfg, u64::from(flags.nodes))
-                .await
-                .with_context(|| format!("starting node {i}"))?,
+            server::start(
+                server::ServerConfig {
+                    node: cfg,
+                    s3: s3::S3Config::default(),
+                },
+                u64::from(flags.nodes),
+            )
+            .await
+            .with_context(|| format!("starting node {i}"))?,
         );
     }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);

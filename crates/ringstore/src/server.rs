@@ -44,17 +44,41 @@ pub(crate) struct ServerFlags {
     pub(crate) enable_fault_injection: bool,
 }
 
+/// One node's settings: the node's and its S3 API's, read from one file.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ServerConfig {
+    pub(crate) node: NodeConfig,
+    pub(crate) s3: s3::S3Config,
+}
+
+/// Split a config file's keys between the S3 layer ([`s3::S3Config::KEYS`])
+/// and the node, each of which refuses keys it does not know.
+fn parse_config(text: &str) -> Result<ServerConfig> {
+    let mut table: toml::Table = toml::from_str(text)?;
+    let mut s3_table = toml::Table::new();
+    for key in s3::S3Config::KEYS {
+        if let Some(v) = table.remove(key) {
+            s3_table.insert(key.to_string(), v);
+        }
+    }
+    Ok(ServerConfig {
+        node: toml::Value::Table(table).try_into()?,
+        s3: toml::Value::Table(s3_table).try_into()?,
+    })
+}
+
 /// Read the config file, then apply flags on top.
-pub(crate) fn load_config(flags: &ServerFlags) -> Result<NodeConfig> {
-    let mut cfg = match &flags.config {
+pub(crate) fn load_config(flags: &ServerFlags) -> Result<ServerConfig> {
+    let mut both = match &flags.config {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading config file {}", path.display()))?;
-            toml::from_str(&text)
+            parse_config(&text)
                 .with_context(|| format!("parsing config file {}", path.display()))?
         }
-        None => NodeConfig::default(),
+        None => ServerConfig::default(),
     };
+    let cfg = &mut both.node;
     let f = flags.clone();
     if let Some(v) = f.data_dir {
         cfg.data_dir = v
@@ -85,7 +109,7 @@ pub(crate) fn load_config(flags: &ServerFlags) -> Result<NodeConfig> {
     }
     cfg.enable_fault_injection |= f.enable_fault_injection;
     cfg.validate()?;
-    Ok(cfg)
+    Ok(both)
 }
 
 /// A running node with its HTTP listener and storage.
@@ -154,7 +178,8 @@ fn fit_descriptor_limit(cfg: &mut NodeConfig, nodes: u64) {
 
 /// Open storage, bind the listeners and start the node, one of `nodes`
 /// in this process.
-pub(crate) async fn start(mut cfg: NodeConfig, nodes: u64) -> Result<Running> {
+pub(crate) async fn start(both: ServerConfig, nodes: u64) -> Result<Running> {
+    let ServerConfig { node: mut cfg, s3 } = both;
     fit_descriptor_limit(&mut cfg, nodes);
     let tls = match (&cfg.tls_cert, &cfg.tls_key) {
         (Some(cert), Some(key)) => Some(net::tls::acceptor(cert, key)?),
@@ -195,7 +220,7 @@ pub(crate) async fn start(mut cfg: NodeConfig, nodes: u64) -> Result<Running> {
     let served = node.clone();
     let http_keys = keys.clone();
     let http = tokio::spawn(http::serve(served, http_keys, http_listener, tls.clone()));
-    let s3 = tokio::spawn(s3::serve(node.clone(), keys, s3_listener, tls));
+    let s3 = tokio::spawn(s3::serve(node.clone(), s3, keys, s3_listener, tls));
     Ok(Running {
         node,
         engine,
@@ -224,7 +249,7 @@ pub(crate) async fn shutdown_signal() {
 
 pub(crate) async fn run(flags: ServerFlags) -> Result<()> {
     let cfg = load_config(&flags)?;
-    if cfg.cluster_secret == NodeConfig::default().cluster_secret {
+    if cfg.node.cluster_secret == NodeConfig::default().cluster_secret {
         tracing::warn!("using the built-in cluster secret; set --cluster-secret or RINGSTORE_CLUSTER_SECRET in production");
     }
     let running = start(cfg, 1).await?;
@@ -241,4 +266,20 @@ pub(crate) async fn run(flags: ServerFlags) -> Result<()> {
     running.stop().await;
     println!("stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_file_configures_the_node_and_its_s3_api() {
+        let text = "s3_domain = \"s3.example\"\nzone = \"dc2\"\ns3_block_sweep_interval_ms = 5\n";
+        let cfg = parse_config(text).unwrap();
+        assert_eq!(cfg.s3.s3_domain, "s3.example");
+        assert_eq!(cfg.s3.s3_block_sweep_interval_ms, 5);
+        assert_eq!(cfg.node.zone, "dc2");
+        let err = format!("{:#}", parse_config("zonee = \"dc2\"\n").unwrap_err());
+        assert!(err.contains("zonee"), "{err}");
+    }
 }

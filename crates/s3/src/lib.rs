@@ -23,6 +23,7 @@ mod buckets;
 pub mod cache;
 pub mod catalog;
 pub mod checksum;
+pub mod config;
 pub mod keys;
 mod listing;
 mod multipart;
@@ -33,6 +34,7 @@ pub mod sweep;
 #[doc(hidden)]
 pub mod token;
 
+pub use config::S3Config;
 pub use keys::{KeyInfo, KeyStore};
 pub use records::Grant;
 pub use s3s;
@@ -44,18 +46,20 @@ use s3s::service::S3ServiceBuilder;
 /// Serve the S3 API of `node` on `listener` (over TLS with `tls`) until
 /// the task is dropped.
 ///
-/// Requests whose `Host` is `BUCKET.<node's s3_domain>` address that
-/// bucket (virtual-host style); any other host is path-style.
+/// Requests whose `Host` is `BUCKET.<s3_domain>` address that bucket
+/// (virtual-host style); any other host is path-style.
 pub async fn serve(
     node: Node,
+    cfg: S3Config,
     keys: KeyStore,
     listener: tokio::net::TcpListener,
     tls: Option<net::tls::TlsAcceptor>,
 ) {
-    let domain = node.config().s3_domain.to_ascii_lowercase();
+    let domain = cfg.s3_domain.to_ascii_lowercase();
     let limits = node.config().listener_limits("s3");
     let catalog = catalog::Catalog::new(node);
-    let sweep = tokio::spawn(sweep::run(catalog.clone()));
+    let every = std::time::Duration::from_millis(cfg.s3_block_sweep_interval_ms);
+    let sweep = tokio::spawn(sweep::run(catalog.clone(), every));
     // Ends the sweep when this task is dropped (the node stops serving).
     let _sweep = AbortOnDrop(sweep);
     let mut builder = S3ServiceBuilder::new(RingS3::new(catalog.clone(), keys.clone()));

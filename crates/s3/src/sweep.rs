@@ -30,13 +30,12 @@ pub struct ScrubReport {
     pub damaged: u64,
 }
 
-/// Scrub forever at the configured interval (not at all if it is 0).
-pub async fn run(catalog: Catalog) {
-    let every = catalog.node().config().s3_block_sweep_interval_ms;
-    if every == 0 {
+/// Scrub forever, `every` apart (not at all if it is zero).
+pub async fn run(catalog: Catalog, every: Duration) {
+    if every.is_zero() {
         return;
     }
-    let mut tick = tokio::time::interval(Duration::from_millis(every));
+    let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
     loop {

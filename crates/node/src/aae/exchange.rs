@@ -113,7 +113,7 @@ pub(crate) async fn run(node: Node) {
         }
         let next = pairs
             .iter()
-            .filter(|(p, peer)| !node.is_suspect(*peer) && node.inner.trees.is_ready(*p))
+            .filter(|(p, peer)| !node.is_suspect(*peer) && node.inner.aae.trees.is_ready(*p))
             .min_by_key(|k| last_ok.get(*k).copied().unwrap_or(0))
             .copied();
         let Some((partition, peer)) = next else {
@@ -122,13 +122,13 @@ pub(crate) async fn run(node: Node) {
         match exchange(&node, partition, peer).await {
             Ok(repaired) => {
                 last_ok.insert((partition, peer), node.uptime_ms().max(1));
-                let s = &node.inner.stats;
-                s.aae_exchanges
+                let aae = &node.inner.aae;
+                aae.exchanges
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                s.aae_keys_repaired
+                aae.keys_repaired
                     .fetch_add(repaired, std::sync::atomic::Ordering::Relaxed);
                 let wall = node.inner.env.clock.wall_ms();
-                node.inner.aae_last.held().insert(partition, wall);
+                node.inner.aae.last.held().insert(partition, wall);
             }
             Err(e) => tracing::debug!(partition, %peer, error = %e, "anti-entropy exchange failed"),
         }
@@ -188,7 +188,7 @@ async fn exchange(node: &Node, partition: u16, peer: NodeId) -> Result<u64, Exch
         Response::Segments(s) => s,
         other => return Err(CallError::Unexpected(other.name()).into()),
     };
-    let ours = node.inner.trees.segments(partition);
+    let ours = node.inner.aae.trees.segments(partition);
     let differing: Vec<u16> = ours
         .iter()
         .zip(&theirs)
@@ -327,7 +327,7 @@ async fn sync_key(
     let props = node.bucket_props(&key.bucket_type, &key.bucket);
     // Why check ownership per key: a bucket with a smaller n_val must not
     // gain replicas just because its partition's trees are compared.
-    let (_, pl) = node.preference_list(&key, props.n_val)?;
+    let pl = node.locate(&key, props.n_val)?.pl;
     if !pl.primaries.contains(&peer) || !pl.primaries.contains(&node.id()) {
         return Ok(false);
     }

@@ -32,3 +32,27 @@ mod tree;
 pub(crate) use exchange::run;
 pub(crate) use persist::TreesSource;
 pub(crate) use tree::{contribution, digest, Trees};
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::Mutex;
+
+/// Everything anti-entropy keeps on a node: the trees (updated by every
+/// local write), when each partition was last exchanged, and the
+/// counters the admin API and metrics report.
+#[derive(Default)]
+pub(crate) struct AntiEntropy {
+    /// One tree per partition this node holds data in.
+    pub(crate) trees: Trees,
+    /// Wall-clock ms of each partition's last completed exchange.
+    /// Bounded by: partitions.
+    pub(crate) last: Mutex<BTreeMap<u16, u64>>,
+    /// Exchanges completed.
+    pub(crate) exchanges: AtomicU64,
+    /// Keys an exchange repaired.
+    pub(crate) keys_repaired: AtomicU64,
+    /// Whether the trees were loaded (not rebuilt) at start.
+    pub(crate) loaded: AtomicBool,
+    /// How long the last rebuild took (0: none yet).
+    pub(crate) rebuild_ms: AtomicU64,
+}

@@ -53,8 +53,8 @@ impl Node {
     #[cfg(test)]
     fn stats_trees_loaded(&self) -> bool {
         self.inner
-            .stats
-            .trees_loaded
+            .aae
+            .loaded
             .load(std::sync::atomic::Ordering::Relaxed)
     }
 
@@ -73,7 +73,7 @@ impl Node {
             });
         let source = match loaded {
             Some(s) => {
-                self.inner.trees.restore(s.trees);
+                self.inner.aae.trees.restore(s.trees);
                 // Why durable before serving: a crash after the first write
                 // must find no saved trees, or it would load stale ones.
                 self.inner.store.delete_meta(META_TREES, true).await?;
@@ -82,7 +82,10 @@ impl Node {
             None => {
                 let snapshot = self.inner.store.snapshot()?;
                 let partitions = 0..(1u32 << self.config().partition_bits);
-                self.inner.trees.begin_rebuild(partitions.map(|p| p as u16));
+                self.inner
+                    .aae
+                    .trees
+                    .begin_rebuild(partitions.map(|p| p as u16));
                 let node = self.clone();
                 self.spawn(async move { node.rebuild_trees(snapshot).await });
                 TreesSource::Rebuilding
@@ -128,12 +131,12 @@ impl Node {
                 }
                 tokio::task::yield_now().await;
             }
-            self.inner.trees.finish_rebuild(p, &segments);
+            self.inner.aae.trees.finish_rebuild(p, &segments);
         }
         let ms = started.elapsed().as_millis() as u64;
         self.inner
-            .stats
-            .aae_rebuild_ms
+            .aae
+            .rebuild_ms
             .store(ms, std::sync::atomic::Ordering::Relaxed);
         tracing::info!(
             objects,
@@ -146,7 +149,7 @@ impl Node {
     /// Save the trees for the next start. Call only with writes quiesced
     /// and storage synced (see the module doc).
     pub(crate) async fn save_trees(&self) -> Result<(), NodeError> {
-        if self.inner.trees.rebuilding() > 0 {
+        if self.inner.aae.trees.rebuilding() > 0 {
             tracing::info!(
                 "anti-entropy trees still rebuilding; not saved, the next start rebuilds"
             );
@@ -156,7 +159,7 @@ impl Node {
             format: FORMAT,
             partition_bits: self.config().partition_bits,
             segments: SEGMENTS as u32,
-            trees: self.inner.trees.snapshot(),
+            trees: self.inner.aae.trees.snapshot(),
         };
         let bytes = postcard::to_stdvec(&saved).map_err(|e| store::StoreError::Encode {
             what: "anti-entropy trees",
@@ -205,7 +208,7 @@ mod tests {
     /// Wait for a rebuild beside service to finish (it yields per page).
     async fn rebuilt(node: &Node) {
         for _ in 0..100_000 {
-            if node.inner.trees.rebuilding() == 0 {
+            if node.inner.aae.trees.rebuilding() == 0 {
                 return;
             }
             tokio::task::yield_now().await;
@@ -220,17 +223,17 @@ mod tests {
         assert!(!node.stats_trees_loaded(), "nothing was saved yet");
         rebuilt(&node).await;
         write(&node, 0..200).await;
-        let before = node.inner.trees.snapshot();
+        let before = node.inner.aae.trees.snapshot();
         assert!(!before.is_empty());
         node.stop().await.expect("clean stop");
 
         // A clean restart loads exactly what the stop saved.
         let node = start(&engine, &net::MemoryNetwork::new()).await;
         assert!(node.stats_trees_loaded(), "clean stop, yet trees rebuilt");
-        assert_eq!(node.inner.trees.snapshot(), before);
+        assert_eq!(node.inner.aae.trees.snapshot(), before);
         // Writes after the load keep the trees in step with storage...
         write(&node, 200..300).await;
-        let after = node.inner.trees.snapshot();
+        let after = node.inner.aae.trees.snapshot();
         node.shutdown();
 
         // ...and a crash (nothing saved: the load deleted it) rebuilds
@@ -246,16 +249,16 @@ mod tests {
         rebuilt(&node).await;
         assert!(
             node.inner
-                .stats
-                .aae_rebuild_ms
+                .aae
+                .rebuild_ms
                 .load(std::sync::atomic::Ordering::Relaxed)
                 < 60_000
         );
-        let rebuilt_trees = node.inner.trees.snapshot();
+        let rebuilt_trees = node.inner.aae.trees.snapshot();
         node.shutdown();
         let node = start(&engine, &net::MemoryNetwork::new()).await;
         rebuilt(&node).await;
-        assert_eq!(node.inner.trees.snapshot(), rebuilt_trees);
+        assert_eq!(node.inner.aae.trees.snapshot(), rebuilt_trees);
         assert_ne!(rebuilt_trees, after, "the writes during the rebuild count");
         node.shutdown();
     }

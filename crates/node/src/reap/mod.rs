@@ -171,7 +171,8 @@ impl Node {
             key: entry.key.key.clone(),
         };
         let n_val = self.bucket_props(&key.bucket_type, &key.bucket).n_val;
-        let (partition, pl) = self.preference_list(&key, n_val)?;
+        let loc = self.locate(&key, n_val)?;
+        let (partition, pl) = (loc.partition, loc.pl);
         if partition != entry.key.partition {
             // Written under another layout's partitioning; not ours to judge.
             return Ok(Verdict::Wait);
@@ -197,9 +198,10 @@ impl Node {
         let mut primaries_of = Vec::new();
         for (key, obj) in keys {
             let n_val = self.bucket_props(&key.bucket_type, &key.bucket).n_val;
-            let Ok((_, pl)) = self.preference_list(&key, n_val) else {
+            let Ok(loc) = self.locate(&key, n_val) else {
                 continue;
             };
+            let pl = loc.pl;
             primaries_of.push(pl.primaries.clone());
             let digest = crate::aae::digest(&obj);
             due.push((key, obj, digest));
@@ -384,6 +386,7 @@ impl Node {
             }
             reaper.raise_floor(obj.context().get(&self.actor()));
             self.inner
+                .aae
                 .trees
                 .update(partition, &okey.encode(), &obj, &causal::Object::new());
             // Not synced: a drop lost to a crash leaves the tombstone,

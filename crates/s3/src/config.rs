@@ -1,0 +1,51 @@
+//! The S3 layer's own settings. They sit in the same TOML file as the
+//! node's (docs/CONFIG.md lists both); the binary hands the keys named in
+//! [`S3Config::KEYS`] to this type and the rest to `node::NodeConfig`.
+
+use serde::{Deserialize, Serialize};
+
+/// Settings of the S3 API on one node.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct S3Config {
+    /// Virtual-host-style S3 requests: `Host: BUCKET.<s3_domain>`.
+    pub s3_domain: String,
+    /// How often the node scrubs its S3 block replicas (reads each one
+    /// and drops those whose bytes no longer match their hash); 0 turns
+    /// the scrub off.
+    pub s3_block_sweep_interval_ms: u64,
+}
+
+impl Default for S3Config {
+    fn default() -> Self {
+        S3Config {
+            s3_domain: "localhost".into(),
+            s3_block_sweep_interval_ms: 7 * 86_400_000,
+        }
+    }
+}
+
+impl S3Config {
+    /// The config file keys this type reads.
+    pub const KEYS: [&'static str; 2] = ["s3_domain", "s3_block_sweep_interval_ms"];
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_name_every_field() {
+        let json = serde_json::to_value(S3Config::default()).unwrap();
+        let mut fields: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        fields.sort_unstable();
+        let mut keys = S3Config::KEYS.to_vec();
+        keys.sort_unstable();
+        assert_eq!(fields, keys);
+    }
+}
