@@ -1,6 +1,6 @@
 //! Command-line arguments and the small client commands (`kv`, `cluster`).
 
-use crate::{bench, dev, server};
+use crate::{dev, server};
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use clap::{Parser, Subcommand};
@@ -138,17 +138,17 @@ struct BenchArgs {
     #[command(subcommand)]
     mode: Option<BenchMode>,
     #[command(flatten)]
-    kv: bench::BenchFlags,
+    kv: bench::kv::BenchFlags,
 }
 
 #[derive(Subcommand, Debug)]
 enum BenchMode {
     /// Cut a node off, write to the others, heal, time its catching up.
-    Heal(crate::heal::HealFlags),
+    Heal(bench::heal::HealFlags),
     /// Load one node, start a second, time its handoff.
-    Join(crate::join::JoinFlags),
+    Join(bench::join::JoinFlags),
     /// PUT or GET load on an S3 endpoint (ringstore's or any other).
-    S3(crate::bench_s3::S3BenchFlags),
+    S3(bench::s3::S3BenchFlags),
 }
 
 #[derive(Subcommand, Debug)]
@@ -232,17 +232,17 @@ pub(crate) async fn run(args: Args) -> Result<ExitCode> {
         Command::Bench(BenchArgs {
             mode: Some(BenchMode::Heal(f)),
             ..
-        }) => crate::heal::run(f).await.map(|()| ExitCode::SUCCESS),
+        }) => bench::heal::run(f).await.map(|()| ExitCode::SUCCESS),
         Command::Bench(BenchArgs {
             mode: Some(BenchMode::Join(f)),
             ..
-        }) => crate::join::run(f).await.map(|()| ExitCode::SUCCESS),
+        }) => bench::join::run(f).await.map(|()| ExitCode::SUCCESS),
         Command::Bench(BenchArgs {
             mode: Some(BenchMode::S3(f)),
             ..
-        }) => crate::bench_s3::run(f).await.map(|()| ExitCode::SUCCESS),
+        }) => bench::s3::run(f).await.map(|()| ExitCode::SUCCESS),
         Command::Bench(BenchArgs { mode: None, kv }) => {
-            bench::run(kv).await.map(|()| ExitCode::SUCCESS)
+            bench::kv::run(kv).await.map(|()| ExitCode::SUCCESS)
         }
         Command::Kv { op, node, json } => kv(op, &Client::new(&node), json).await,
         Command::Cluster { op, to } => cluster(op, &to.client()?, to.json).await,

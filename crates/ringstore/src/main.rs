@@ -2,15 +2,10 @@
 //! cluster. It only parses flags and calls the libraries; every error is
 //! printed once, here, and exits 2 (exit 1 means "not found" for `kv get`).
 
-mod bench;
-mod bench_s3;
 mod cli;
 mod dev;
 mod dev_tls;
-mod heal;
-mod join;
 mod keys;
-mod load;
 mod server;
 mod transfers;
 mod users;

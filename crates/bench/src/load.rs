@@ -22,18 +22,18 @@ const LATENCY_US_MAX: u64 = 60_000_000;
 
 /// What a run measured.
 pub(crate) struct Measured {
-    pub ok: u64,
-    pub failed: u64,
+    pub(crate) ok: u64,
+    pub(crate) failed: u64,
     /// Payload bytes moved by successful operations.
-    pub bytes: u64,
-    pub elapsed: Duration,
-    pub latency_us: Histogram<u64>,
+    pub(crate) bytes: u64,
+    pub(crate) elapsed: Duration,
+    pub(crate) latency_us: Histogram<u64>,
     /// CPU seconds this process used during the run, if the OS says.
-    pub cpu_secs: Option<f64>,
+    pub(crate) cpu_secs: Option<f64>,
     /// The first failure, to tell the user why operations failed.
-    pub first_error: Option<String>,
+    pub(crate) first_error: Option<String>,
     /// Latencies of each second of the run (empty without a timeline).
-    pub timeline: Vec<Histogram<u64>>,
+    pub(crate) timeline: Vec<Histogram<u64>>,
 }
 
 struct Totals {

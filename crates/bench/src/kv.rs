@@ -21,7 +21,7 @@ pub(crate) enum Workload {
 
 /// Flags of `ringstore bench`.
 #[derive(clap::Args, Debug)]
-pub(crate) struct BenchFlags {
+pub struct BenchFlags {
     /// HTTP addresses of nodes to spread requests over (repeatable).
     #[arg(long = "node", default_value = "127.0.0.1:8098")]
     nodes: Vec<String>,
@@ -61,7 +61,12 @@ pub(crate) struct BenchFlags {
     timeline: bool,
 }
 
-pub(crate) async fn run(f: BenchFlags) -> Result<()> {
+/// Run `ringstore bench` and print its figures.
+///
+/// # Errors
+///
+/// Bad flags, or nodes that do not answer.
+pub async fn run(f: BenchFlags) -> Result<()> {
     if f.concurrency == 0
         || f.keys == 0
         || f.nodes.is_empty()

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 /// Flags of `ringstore bench heal`.
 #[derive(clap::Args, Debug)]
-pub(crate) struct HealFlags {
+pub struct HealFlags {
     /// Nodes in the cluster (the last one is cut off).
     #[arg(long, default_value_t = 3)]
     nodes: u16,
@@ -101,7 +101,13 @@ where
     Ok(started.elapsed())
 }
 
-pub(crate) async fn run(f: HealFlags) -> Result<()> {
+/// Run `ringstore bench heal` and print its figures.
+///
+/// # Errors
+///
+/// A server that does not start or answer, or a node that does not
+/// catch up in time.
+pub async fn run(f: HealFlags) -> Result<()> {
     if !(2..=5).contains(&f.nodes) || f.records == 0 {
         bail!("--nodes must be 2 to 5 and --records positive");
     }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 /// Flags of `ringstore bench join`.
 #[derive(clap::Args, Debug)]
-pub(crate) struct JoinFlags {
+pub struct JoinFlags {
     /// Records the first node holds before the second joins.
     #[arg(long, default_value_t = 1000)]
     records: usize,
@@ -27,7 +27,13 @@ pub(crate) struct JoinFlags {
     json: bool,
 }
 
-pub(crate) async fn run(f: JoinFlags) -> Result<()> {
+/// Run `ringstore bench join` and print its figures.
+///
+/// # Errors
+///
+/// A server that does not start or answer, or a handoff that does not
+/// finish in time.
+pub async fn run(f: JoinFlags) -> Result<()> {
     if f.records == 0 || f.value_size == 0 {
         bail!("--records and --value-size must be positive");
     }

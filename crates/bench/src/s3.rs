@@ -44,7 +44,7 @@ pub(crate) enum ListPage {
 
 /// Flags of `ringstore bench s3`.
 #[derive(clap::Args, Debug)]
-pub(crate) struct S3BenchFlags {
+pub struct S3BenchFlags {
     /// S3 endpoints to spread requests over (repeatable); without it, the
     /// dev cluster's from --cluster-file.
     #[arg(long = "endpoint")]
@@ -164,7 +164,12 @@ fn random_body(size: u64) -> Bytes {
     Bytes::from(buf)
 }
 
-pub(crate) async fn run(f: S3BenchFlags) -> Result<()> {
+/// Run `ringstore bench s3` and print its figures.
+///
+/// # Errors
+///
+/// Bad flags, or endpoints that do not answer.
+pub async fn run(f: S3BenchFlags) -> Result<()> {
     if f.concurrency == 0 || f.objects == 0 {
         bail!("--concurrency and --objects must be positive");
     }
