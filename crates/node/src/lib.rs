@@ -9,15 +9,29 @@
 //!
 //! ## Organization
 //!
-//! - [`quorum`]: pure quorum arithmetic ([`quorum::QuorumTracker`]).
-//! - `put`: the write path. The receiving node forwards a write to the
-//!   first reachable primary of the key; that primary makes the dot,
-//!   stores, and replicates the merged object to the other primaries,
-//!   answering after `w` acks (`dw` fsynced, `pw` primaries).
-//! - `get`: the read path. The receiving node asks every primary, answers
-//!   after `r` replies, merges by causality, and repairs stale replicas in
-//!   the background.
+//! Decisions are pure and tested by stepping them; the async code only
+//! drives them.
+//!
+//! - `coord`: the request coordinator without I/O: `ReadCoordinator`
+//!   and `WriteCoordinator` (events in, effects out) own every quorum
+//!   decision, sloppy quorum included. [`quorum`] is their arithmetic
+//!   ([`quorum::QuorumTracker`]).
+//! - `locate`: where a key lives (partition, preference list, read and
+//!   write targets during layout transitions), from one snapshot.
+//! - `put` and `replicate`: the write path. The receiving node forwards a
+//!   write to the first reachable primary of the key; that primary makes
+//!   the dot, stores, and hands the write to a `WriteCoordinator`, which
+//!   `replicate` drives in a task that outlives the client's answer.
+//! - `get`: the read path. The receiving node asks every primary and
+//!   drives a `ReadCoordinator`: it answers after `r` replies, merges by
+//!   causality, and repairs stale replicas in the background.
+//! - [`error`]: typed errors down to each replica; `proto` holds their
+//!   frozen wire form ([`proto::WireError`]).
 //! - `service`: answers other nodes' calls (replicate, read, list, gossip).
+//! - Subsystems that own their state: `view` (`Membership`: cluster
+//!   state, layouts, clock, seeded), `peers` (`PeerHealth`: last seen,
+//!   suspects, the detector's verdicts), `hints` (`HintBook`), `aae`
+//!   (`AntiEntropy`), `handoff` (`Transfers`), `reap` (`Reaper`), `lag`.
 //! - `gossip`: spreads [`cluster::ClusterState`] by push-pull exchange.
 //! - `swim`: runs the failure detector ([`cluster::Detector`], SWIM by
 //!   foca) over sealed UDP datagrams; its verdicts are the node's view of
@@ -34,6 +48,7 @@
 //! - `local`: a node's own replicas of a bucket, read and dropped without
 //!   other nodes, for higher layers' maintenance (S3 block scrub and
 //!   collection).
+//! - `locks`: std locks taken so that poison aborts the process.
 //!
 //! ## Two views of a peer
 //!

@@ -73,7 +73,29 @@ pub struct QuorumTracker {
 
 impl QuorumTracker {
     /// Track `req` over replies from `targets`.
+    ///
+    /// # Panics
+    ///
+    /// If the requirement contradicts itself: more durable or primary
+    /// replies than replies in all, or a group naming a slot that does
+    /// not exist. `requirement` never builds one; such a tracker would
+    /// count wrong.
     pub fn new(req: Requirement, targets: Vec<Target>) -> Self {
+        assert!(
+            req.durable <= req.total && req.primary <= req.total,
+            "a requirement of {} replies with {} durable and {} from primaries",
+            req.total,
+            req.durable,
+            req.primary
+        );
+        assert!(
+            req.groups
+                .iter()
+                .flat_map(|g| &g.slots)
+                .all(|s| *s < targets.len()),
+            "a slot group names a slot beyond the {} targets",
+            targets.len()
+        );
         let replies = vec![None; targets.len()];
         QuorumTracker {
             req,
