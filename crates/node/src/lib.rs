@@ -31,7 +31,8 @@
 //! - Subsystems that own their state: `view` (`Membership`: cluster
 //!   state, layouts, clock, seeded), `peers` (`PeerHealth`: last seen,
 //!   suspects, the detector's verdicts), `hints` (`HintBook`), `aae`
-//!   (`AntiEntropy`), `handoff` (`Transfers`), `reap` (`Reaper`), `lag`.
+//!   (`AntiEntropy`), `dots` (`Dots`: the epoch and key locks),
+//!   `handoff` (`Transfers`), `reap` (`Reaper`), `lag`.
 //! - `gossip`: spreads [`cluster::ClusterState`] by push-pull exchange.
 //! - `swim`: runs the failure detector ([`cluster::Detector`], SWIM by
 //!   foca) over sealed UDP datagrams; its verdicts are the node's view of
@@ -61,6 +62,7 @@ mod aae;
 mod collect;
 mod config;
 mod coord;
+mod dots;
 mod env;
 pub mod error;
 mod get;

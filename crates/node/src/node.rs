@@ -10,17 +10,12 @@ use cluster::{ClusterState, Layouts, Timestamp};
 use net::{RpcClient, RpcConfig};
 use rand::{RngExt, SeedableRng};
 use ring::{Layout, NodeId};
-use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 use store::Store;
 use tokio::task::JoinHandle;
 
-/// Lock stripes serialising read-modify-write of one key on its
-/// coordinator (see `causal`'s note on dots).
-const KEY_LOCK_STRIPES: usize = 4096;
-
 const META_NODE_ID: &str = "node_id";
-const META_EPOCH: &str = "epoch";
+use crate::dots::META_EPOCH;
 /// The data directory's format: what its indexes hold.
 const META_FORMAT: &str = "data_format";
 /// Format 2: replicas' `$ref` terms are in the reference index, which the
@@ -44,12 +39,8 @@ pub(crate) struct Stats {
 
 pub(crate) struct Inner {
     pub(crate) id: NodeId,
-    /// This node's current epoch: the `epoch` of every dot it makes now.
-    /// Grows at every start and every time the node drops replicas (see
-    /// [`Node::new_epoch`]).
-    pub(crate) epoch: std::sync::atomic::AtomicU32,
-    /// Serialises epoch changes, so each is persisted before it is used.
-    pub(crate) epoch_change: tokio::sync::Mutex<()>,
+    /// This node's actor (epoch) and key locks (see `dots`).
+    pub(crate) dots: crate::dots::Dots,
     pub(crate) cfg: NodeConfig,
     pub(crate) env: Env,
     pub(crate) store: Store,
@@ -57,7 +48,6 @@ pub(crate) struct Inner {
     /// The cluster as this node sees it (see `view`).
     pub(crate) membership: crate::view::Membership,
     pub(crate) rng: Mutex<rand::rngs::SmallRng>,
-    pub(crate) key_locks: Vec<Arc<tokio::sync::Mutex<()>>>,
     /// What this node believes about each peer (see `peers`).
     pub(crate) peers: crate::peers::PeerHealth,
     pub(crate) started: tokio::time::Instant,
@@ -153,14 +143,10 @@ impl Node {
         let hints = crate::hints::HintBook::load(&store)?;
         let inner = Arc::new(Inner {
             id,
-            epoch: epoch.into(),
-            epoch_change: tokio::sync::Mutex::new(()),
+            dots: crate::dots::Dots::new(id, epoch),
             rpc: RpcClient::new(env.network.clone(), rpc_cfg.clone()),
             membership: crate::view::Membership::new(id, state, cfg.partition_bits, seeded),
             rng: Mutex::new(rng),
-            key_locks: (0..KEY_LOCK_STRIPES)
-                .map(|_| Arc::new(tokio::sync::Mutex::new(())))
-                .collect(),
             peers: crate::peers::PeerHealth::default(),
             started: tokio::time::Instant::now(),
             tasks: Mutex::default(),
@@ -235,41 +221,19 @@ impl Node {
         // key lock, so holding them all freezes trees and storage together.
         // The process is about to exit; a write still arriving must not
         // change storage behind the saved trees.
-        for lock in &self.inner.key_locks {
-            std::mem::forget(lock.lock().await);
-        }
+        self.inner.dots.freeze().await;
         self.inner.store.sync().await?;
         self.save_trees().await
     }
 
     /// Who makes the dots of writes this node coordinates now.
     pub(crate) fn actor(&self) -> Actor {
-        Actor {
-            node: self.inner.id.0,
-            epoch: self.inner.epoch.load(std::sync::atomic::Ordering::Acquire),
-        }
+        self.inner.dots.actor()
     }
 
-    /// Move to a new epoch, persisted before it is used. Call it before
-    /// dropping any replica this node may have coordinated writes to.
-    ///
-    /// Why: a dot's counter comes from the replica the coordinator holds.
-    /// Once that replica is gone, a later write coordinated here under the
-    /// same actor would take a counter it already used, and every replica
-    /// holding the earlier write would take the new one for the same value
-    /// and drop it (simulation, seed 4197). A new epoch is a new actor, so
-    /// its dots cannot collide with the old ones. The cost is one more
-    /// entry in the contexts of keys this node writes afterwards.
+    /// Move to a new epoch (see [`crate::dots::Dots::new_epoch`]).
     pub(crate) async fn new_epoch(&self) -> Result<(), NodeError> {
-        use std::sync::atomic::Ordering;
-        let _one_at_a_time = self.inner.epoch_change.lock().await;
-        let next = self.inner.epoch.load(Ordering::Acquire) + 1;
-        self.inner
-            .store
-            .put_meta(META_EPOCH, next.to_be_bytes().to_vec(), true)
-            .await?;
-        self.inner.epoch.store(next, Ordering::Release);
-        Ok(())
+        Ok(self.inner.dots.new_epoch(&self.inner.store).await?)
     }
 
     /// A fresh hybrid-logical-clock timestamp.
@@ -351,10 +315,9 @@ impl Node {
         self.inner.started.elapsed().as_millis() as u64
     }
 
+    /// The lock stripe of `key` (see `dots`).
     pub(crate) fn key_lock(&self, key: &crate::BKey) -> &Arc<tokio::sync::Mutex<()>> {
-        let mut h = std::hash::DefaultHasher::new();
-        key.hash(&mut h);
-        &self.inner.key_locks[(h.finish() as usize) % KEY_LOCK_STRIPES]
+        self.inner.dots.key_lock(key)
     }
 
     /// Call a peer with the request deadline. Every call to a peer goes
