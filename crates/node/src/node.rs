@@ -37,6 +37,8 @@ pub(crate) struct Stats {
     pub(crate) collect_handled: std::sync::atomic::AtomicU64,
 }
 
+/// A node: its infrastructure (identity, config, seams, storage, the RPC
+/// client, its tasks) and the subsystems that each own their state.
 pub(crate) struct Inner {
     pub(crate) id: NodeId,
     /// This node's actor (epoch) and key locks (see `dots`).
@@ -47,18 +49,21 @@ pub(crate) struct Inner {
     pub(crate) rpc: RpcClient<Request, Response>,
     /// The cluster as this node sees it (see `view`).
     pub(crate) membership: crate::view::Membership,
+    /// Every random choice (gossip peers), seeded by `env.seed`.
     pub(crate) rng: Mutex<rand::rngs::SmallRng>,
     /// What this node believes about each peer (see `peers`).
     pub(crate) peers: crate::peers::PeerHealth,
+    /// What uptimes (`Node::uptime_ms`) count from.
     pub(crate) started: tokio::time::Instant,
+    /// Background tasks, aborted by `Node::shutdown`.
     pub(crate) tasks: Mutex<Vec<JoinHandle<()>>>,
     pub(crate) stats: Stats,
     /// Replication lag to other zones, for the admin API and metrics.
     pub(crate) lag: crate::lag::ReplicationLag,
     /// Anti-entropy: trees, schedule, counters (see `aae`).
     pub(crate) aae: crate::aae::AntiEntropy,
-    /// Hints held per target. Bounded by: the nodes in the cluster state.
     /// Hints held per target (the hints themselves are in the store).
+    /// Bounded by: the nodes in the cluster state.
     pub(crate) hints: crate::hints::HintBook,
     /// Injected transport faults, shared with the RPC client and server.
     pub(crate) faults: Arc<net::FaultRules>,
