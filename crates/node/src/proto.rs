@@ -312,12 +312,11 @@ impl Response {
     /// The first object in the answer that breaks causal's invariants:
     /// objects from a peer are checked before they are merged or stored.
     pub fn malformed(&self) -> Option<causal::CausalError> {
-        let objects: Box<dyn Iterator<Item = &Object>> = match self {
-            Response::Put(o) | Response::Read(Some(o)) => Box::new(std::iter::once(o)),
-            Response::PartitionPage(page) => Box::new(page.iter().map(|(_, o, _)| o)),
-            _ => Box::new(std::iter::empty()),
-        };
-        objects.filter_map(|o| o.check().err()).next()
+        match self {
+            Response::Put(o) | Response::Read(Some(o)) => o.check().err(),
+            Response::PartitionPage(page) => page.iter().find_map(|(_, o, _)| o.check().err()),
+            _ => None,
+        }
     }
 }
 
