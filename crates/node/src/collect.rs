@@ -165,8 +165,8 @@ impl Node {
             if self.layouts().in_transition() || !self.every_member_up() {
                 return Ok(());
             }
-            let now = self.inner.env.clock.wall_ms();
-            let due = self.inner.store.candidates_due(now, LOG_PAGE_BYTES)?;
+            let now = self.env().clock.wall_ms();
+            let due = self.store().candidates_due(now, LOG_PAGE_BYTES)?;
             if due.is_empty() {
                 return Ok(());
             }
@@ -193,17 +193,15 @@ impl Node {
                             if dropped > 0 {
                                 tracing::debug!(?key, dropped, "collected an unreferenced object");
                             }
-                            self.inner
-                                .stats
+                            self.stats()
                                 .objects_collected
                                 .fetch_add(dropped as u64, Ordering::Relaxed);
                         }
                     }
                 }
-                self.inner.store.replace_candidates(batch, &next).await?;
+                self.store().replace_candidates(batch, &next).await?;
                 handled += batch.len();
-                self.inner
-                    .stats
+                self.stats()
                     .collect_handled
                     .fetch_add(batch.len() as u64, Ordering::Relaxed);
             }
@@ -258,14 +256,14 @@ impl Node {
                 terms.len()
             )));
         }
-        let store = &self.inner.store;
+        let store = &self.store();
         Ok((store.holds_refs(terms)?, store.holds_hints()?))
     }
 
     /// Objects this node's collector dropped (counting every owner's
     /// replica) since start.
     pub fn objects_collected(&self) -> u64 {
-        self.inner.stats.objects_collected.load(Ordering::Relaxed)
+        self.stats().objects_collected.load(Ordering::Relaxed)
     }
 }
 

@@ -134,7 +134,7 @@ impl Node {
     pub fn local_object(&self, key: &BKey) -> Result<Option<Object>, NodeError> {
         let layout = self.layout();
         let p = ring::partition_of(layout.bits(), &key.bucket_type, &key.bucket, &key.key);
-        Ok(self.inner.store.get_object(&Self::object_key(key, p.0))?)
+        Ok(self.store().get_object(&Self::object_key(key, p.0))?)
     }
 
     /// After answering: wait for the remaining replies (until the deadline),
@@ -172,8 +172,7 @@ impl Node {
                     };
                     node.call(target, req, timeout).await.is_ok()
                 };
-                node.inner
-                    .stats
+                node.stats()
                     .read_repairs
                     .fetch_add(u64::from(ok), std::sync::atomic::Ordering::Relaxed);
             }

@@ -35,7 +35,7 @@ pub(crate) async fn probe_suspects(node: Node) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let suspects = node.inner.peers.suspects();
+        let suspects = node.peer_health().suspects();
         let probes = suspects.into_iter().map(|peer| {
             let node = node.clone();
             async move {
@@ -61,7 +61,7 @@ pub(crate) async fn run(node: Node) {
         // Why fall back to any peer: a node that just started sees nobody
         // up yet, and the state must still flow.
         let candidates = if up.is_empty() { &peers } else { &up };
-        let peer = candidates.choose(&mut *node.inner.rng.held()).copied();
+        let peer = candidates.choose(&mut *node.rng().held()).copied();
         if let Some(peer) = peer {
             exchange(&node, peer).await;
         }

@@ -117,7 +117,7 @@ async fn pull_gained(
         cluster::fingerprint(&layouts.current),
     );
     let done = {
-        let mut d = node.inner.transfers.done.held();
+        let mut d = node.handoffs().done.held();
         if (d.0, d.1) != version {
             *d = (version.0, version.1, Default::default());
         }
@@ -141,7 +141,7 @@ async fn pull_gained(
     for r in results {
         match r {
             Ok(p) => {
-                let mut d = node.inner.transfers.done.held();
+                let mut d = node.handoffs().done.held();
                 if (d.0, d.1) == version {
                     d.2.insert(p);
                 }
@@ -156,7 +156,7 @@ async fn pull_gained(
     // give this node partitions the pulls above did not cover.
     let still = node.layouts();
     if all_ok && (still.current_version, cluster::fingerprint(&still.current)) == version {
-        node.inner.store.sync().await?;
+        node.store().sync().await?;
         node.update_state(|s| {
             s.record_synced(node.id(), version.0, version.1);
             true
@@ -247,7 +247,7 @@ impl Node {
             Ok(Response::PartitionSize { objects, bytes }) => (objects, bytes),
             _ => (0, 0),
         };
-        self.inner.transfers.active.held().insert(
+        self.handoffs().active.held().insert(
             p.0,
             Transfer {
                 partition: p.0,
@@ -261,7 +261,7 @@ impl Node {
     }
 
     fn finish_transfer(&self, p: PartitionId) {
-        self.inner.transfers.active.held().remove(&p.0);
+        self.handoffs().active.held().remove(&p.0);
     }
 
     /// Merge a pulled page into the local replicas; returns its bytes.
@@ -286,14 +286,13 @@ impl Node {
             objects += 1;
             bytes += size;
         }
-        if let Some(t) = self.inner.transfers.active.held().get_mut(&p.0) {
+        if let Some(t) = self.handoffs().active.held().get_mut(&p.0) {
             t.objects_done += objects;
             t.bytes_done += bytes;
             t.objects_left = t.objects_left.saturating_sub(objects);
             t.bytes_left = t.bytes_left.saturating_sub(bytes);
         }
-        self.inner
-            .transfers
+        self.handoffs()
             .bytes_total
             .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
         Ok(bytes)
@@ -301,19 +300,12 @@ impl Node {
 
     /// Pulls in progress on this node.
     pub fn transfers(&self) -> Vec<Transfer> {
-        self.inner
-            .transfers
-            .active
-            .held()
-            .values()
-            .cloned()
-            .collect()
+        self.handoffs().active.held().values().cloned().collect()
     }
 
     /// Bytes pulled by handoff since start.
     pub fn handoff_bytes_received(&self) -> u64 {
-        self.inner
-            .transfers
+        self.handoffs()
             .bytes_total
             .load(std::sync::atomic::Ordering::Relaxed)
     }
@@ -322,11 +314,9 @@ impl Node {
     pub(crate) fn partition_size(&self, partition: u16) -> Result<Response, NodeError> {
         let (mut objects, mut bytes, mut after) = (0u64, 0u64, None);
         loop {
-            let page = self.inner.store.scan_partition_page(
-                partition,
-                after.as_ref(),
-                16 * PAGE_BYTES_MAX,
-            )?;
+            let page =
+                self.store()
+                    .scan_partition_page(partition, after.as_ref(), 16 * PAGE_BYTES_MAX)?;
             let Some((last, _, _)) = page.last() else {
                 return Ok(Response::PartitionSize { objects, bytes });
             };
@@ -350,7 +340,7 @@ impl Node {
                 })?),
                 None => None,
             };
-        let page = self.inner.store.scan_partition_page(
+        let page = self.store().scan_partition_page(
             partition,
             after.as_ref(),
             bytes_max.min(PAGE_BYTES_MAX * 4),

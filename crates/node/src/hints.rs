@@ -240,45 +240,44 @@ impl Node {
         let okey = Self::object_key(key, partition);
         let budget = self.config().hint_bytes_max_per_target;
         let _guard = self.key_lock(key).lock().await;
-        let existing = self.inner.store.get_hint(target.0, &okey)?;
+        let existing = self.store().get_hint(target.0, &okey)?;
         let old = existing.as_ref().map(|(_, size)| *size);
         let mut merged = existing.map(|(o, _)| o).unwrap_or_default();
         merged.merge(obj);
         let grow = (crate::object_bytes(&merged) as u64).saturating_sub(old.unwrap_or(0) as u64);
-        if !self.inner.hints.admit(target, grow, budget) {
+        if !self.hint_book().admit(target, grow, budget) {
             return Err(NodeError::Unavailable(format!(
                 "the hints held for {target} reached hint_bytes_max_per_target ({budget} bytes); \
                  anti-entropy will bring it this write"
             )));
         }
         let size = self
-            .inner
-            .store
+            .store()
             .put_hint(target.0, &okey, &merged, durable)
             .await?;
-        self.inner.hints.stored(target, old, size);
+        self.hint_book().stored(target, old, size);
         Ok(())
     }
 
     /// Hints this node holds for `target`.
     pub fn hints_pending(&self, target: NodeId) -> u64 {
-        self.inner.hints.held(target).0
+        self.hint_book().held(target).0
     }
 
     /// Bytes of the hints this node holds for `target`, as stored.
     pub fn hint_bytes_pending(&self, target: NodeId) -> u64 {
-        self.inner.hints.held(target).1
+        self.hint_book().held(target).1
     }
 
     /// Hints this node holds, per target.
     pub fn hints_pending_all(&self) -> Vec<(NodeId, u64)> {
-        self.inner.hints.targets()
+        self.hint_book().targets()
     }
 
     /// Hints this node refused since start because their target's budget
     /// (`hint_bytes_max_per_target`) was full.
     pub fn hints_refused(&self) -> u64 {
-        self.inner.hints.refused_total()
+        self.hint_book().refused_total()
     }
 }
 
@@ -294,7 +293,7 @@ pub(crate) async fn run(node: Node) {
             // Biased: a fixed polling order, so a simulated run replays exactly.
             biased;
             _ = tick.tick() => {}
-            () = node.inner.hints.wake.notified() => {}
+            () = node.hint_book().wake.notified() => {}
         }
         // Why skip down targets: a call into a partition is swallowed and
         // holds the round until its timeout, which would then delay the
@@ -331,8 +330,7 @@ async fn deliver(
     let mut wrapped = cursor.is_none();
     loop {
         let page = match node
-            .inner
-            .store
+            .store()
             .hints_page(target.0, cursor.as_ref(), HINT_PAGE_BYTES)
         {
             Ok(mut p) => {
@@ -405,10 +403,9 @@ async fn deliver_one(
     // hint while it was in flight; that version must be sent too.
     let removed = {
         let _guard = node.key_lock(&key).lock().await;
-        match node.inner.store.get_hint(target.0, &okey) {
+        match node.store().get_hint(target.0, &okey) {
             Ok(Some((current, size))) if current == obj => node
-                .inner
-                .store
+                .store()
                 .remove_hint(target.0, &okey)
                 .await
                 .is_ok()
@@ -418,8 +415,8 @@ async fn deliver_one(
     };
     if let Some(size) = removed {
         let budget = node.config().hint_bytes_max_per_target;
-        node.inner.hints.removed(target, size, budget);
-        node.inner.hints.delivered.fetch_add(1, Relaxed);
+        node.hint_book().removed(target, size, budget);
+        node.hint_book().delivered.fetch_add(1, Relaxed);
     }
     true
 }

@@ -53,7 +53,7 @@ pub(crate) async fn run(node: Node) {
     loop {
         let now = links(&node);
         if now != last {
-            node.inner.faults.set_links(now.clone());
+            node.faults().set_links(now.clone());
             last = now;
         }
         tokio::time::sleep(REFRESH).await;

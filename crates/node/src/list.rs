@@ -118,8 +118,7 @@ impl Node {
             let mut start = Some(ListStart::First);
             while let Some(from) = start {
                 let page = self
-                    .inner
-                    .store
+                    .store()
                     .list_page(*p, bucket_type, bucket, &query, &from)?;
                 keys.extend(page.entries.into_iter().map(|e| e.name().clone()));
                 if keys.len() > LEGACY_KEYS_MAX {
@@ -163,8 +162,7 @@ impl Node {
 
     pub(crate) fn local_buckets(&self, bucket_type: &[u8]) -> Result<Vec<Bytes>, NodeError> {
         Ok(self
-            .inner
-            .store
+            .store()
             .buckets()?
             .into_iter()
             .filter(|(t, _)| t == bucket_type)

@@ -203,10 +203,9 @@ impl Node {
                 value_head_bytes: query.value_head_bytes.min(VALUE_HEAD_BYTES_MAX),
                 ..query.clone()
             };
-            let page =
-                self.inner
-                    .store
-                    .list_page(*partition, bucket_type, bucket, &query, start)?;
+            let page = self
+                .store()
+                .list_page(*partition, bucket_type, bucket, &query, start)?;
             bytes += page.entries.iter().map(entry_bytes).sum::<usize>();
             out.push((*partition, page));
         }

@@ -19,7 +19,7 @@ use causal::Object;
 impl Node {
     /// Partitions this node holds replicas in (owned or being handed off).
     pub fn local_partitions(&self) -> Vec<u16> {
-        self.inner.aae.trees.partitions()
+        self.aae().trees.partitions()
     }
 
     /// This node's replicas of `bucket_type`/`bucket` in `partition` whose
@@ -38,8 +38,7 @@ impl Node {
         bytes_max: usize,
     ) -> Result<Vec<(Bytes, Object)>, NodeError> {
         Ok(self
-            .inner
-            .store
+            .store()
             .scan_bucket_page(partition, bucket_type, bucket, after, bytes_max)?
             .into_iter()
             .map(|(k, o)| (Bytes::from(k), o))
@@ -64,7 +63,7 @@ impl Node {
     ) -> Result<bool, NodeError> {
         let okey = Self::object_key(key, partition);
         let _guard = self.key_lock(key).lock().await;
-        let Some(obj) = self.inner.store.get_object(&okey)? else {
+        let Some(obj) = self.store().get_object(&okey)? else {
             return Ok(false);
         };
         if obj
@@ -76,15 +75,11 @@ impl Node {
         }
         // Before the replica goes: see `Node::new_epoch`.
         self.new_epoch().await?;
-        self.inner
-            .aae
+        self.aae()
             .trees
             .update(partition, &okey.encode(), &obj, &Object::new());
         let was = store::RefTerms::of(&obj);
-        self.inner
-            .store
-            .delete_objects(&[(okey, was)], true)
-            .await?;
+        self.store().delete_objects(&[(okey, was)], true).await?;
         Ok(true)
     }
 
@@ -152,7 +147,7 @@ impl Node {
     /// [`NodeError::BadRequest`] unless the node runs with
     /// `enable_fault_injection`; storage failures.
     pub async fn damage_local_replica(&self, key: &BKey, value: Bytes) -> Result<bool, NodeError> {
-        if !self.inner.cfg.enable_fault_injection {
+        if !self.config().enable_fault_injection {
             return Err(NodeError::BadRequest(
                 "fault injection is off; start the node with --enable-fault-injection".into(),
             ));
@@ -161,12 +156,11 @@ impl Node {
         let p = ring::partition_of(layout.bits(), &key.bucket_type, &key.bucket, &key.key);
         let okey = Self::object_key(key, p.0);
         let _guard = self.key_lock(key).lock().await;
-        let Some(mut obj) = self.inner.store.get_object(&okey)? else {
+        let Some(mut obj) = self.store().get_object(&okey)? else {
             return Ok(false);
         };
         obj.overwrite_values(&value);
-        self.inner
-            .store
+        self.store()
             .put_object_staged(&okey, &obj, &store::RefTerms::of(&obj), true)
             .await?
             .wait()

@@ -111,8 +111,7 @@ impl Node {
 
     /// The properties of a bucket (defaults unless set).
     pub fn bucket_props(&self, bucket_type: &[u8], bucket: &[u8]) -> BucketProps {
-        self.inner
-            .membership
+        self.membership()
             .read(|s| s.bucket_props(bucket_type, bucket))
     }
 }

@@ -41,12 +41,11 @@ impl Node {
     pub async fn join(&self, seed: &str) -> Result<(), NodeError> {
         let state = self.cluster_state();
         let reply = self
-            .inner
-            .rpc
+            .rpc()
             .call(
                 seed,
                 Request::Gossip(state),
-                self.inner.cfg.request_timeout(),
+                self.config().request_timeout(),
             )
             .await
             .map_err(|e| NodeError::Unavailable(format!("cannot join through {seed}: {e}")))?;
@@ -181,7 +180,7 @@ impl Node {
     /// them, and its configured zone and capacity if the operator changed
     /// them since the previous start (see the module doc).
     pub(crate) async fn announce_self(&self) -> Result<(), NodeError> {
-        let cfg = &self.inner.cfg;
+        let cfg = &self.config();
         check_zone(&cfg.zone)?;
         let addrs = NodeAddrs {
             http: cfg.http.clone(),
@@ -190,12 +189,11 @@ impl Node {
         };
         let configured = (cfg.zone.clone(), cfg.capacity);
         let previous: Option<(String, u32)> = self
-            .inner
-            .store
+            .store()
             .get_meta(META_CONFIGURED_PLACEMENT)?
             .and_then(|b| postcard::from_bytes(&b).ok());
         let at = self.now();
-        let id = self.inner.id;
+        let id = self.id();
         let changed = self.update_state(|s| {
             let layout = s.layout(cfg.partition_bits);
             let mut changed = false;
@@ -250,8 +248,7 @@ impl Node {
                     what: "placement",
                     detail: e.to_string(),
                 })?;
-            self.inner
-                .store
+            self.store()
                 .put_meta(META_CONFIGURED_PLACEMENT, bytes, true)
                 .await?;
         }
@@ -267,12 +264,12 @@ impl Node {
     /// hands the write over, and an acknowledged write is gone (found by
     /// the simulation, seed 1557).
     pub(crate) fn check_seeded(&self) -> Result<(), NodeError> {
-        if self.inner.membership.is_seeded() {
+        if self.membership().is_seeded() {
             return Ok(());
         }
         Err(NodeError::Unavailable(format!(
             "this node has not joined its cluster yet (join seeds: {}); retry shortly or use another node",
-            self.inner.cfg.join.join(", ")
+            self.config().join.join(", ")
         )))
     }
 
@@ -283,10 +280,10 @@ impl Node {
     /// write to it. Joining right then, instead of refusing, closes the
     /// window; a newcomer whose seeds cannot be reached still refuses.
     pub(crate) async fn ensure_seeded(&self) -> Result<(), NodeError> {
-        if self.inner.membership.is_seeded() {
+        if self.membership().is_seeded() {
             return Ok(());
         }
-        for seed in &self.inner.cfg.join {
+        for seed in &self.config().join {
             if self.join(seed).await.is_ok() {
                 break;
             }
@@ -301,16 +298,15 @@ impl Node {
         // behind must still order after the join it follows; without this
         // it sorted first and the leave was undone (simulation, seed 1368).
         if let Some(t) = theirs.newest_timestamp() {
-            self.inner.membership.observe(t);
+            self.membership().observe(t);
         }
         let changed = self.update_state(|s| s.merge(theirs));
         if changed {
             self.persist_state().await?;
         }
-        let membership = &self.inner.membership;
+        let membership = &self.membership();
         if !membership.is_seeded() && theirs.nodes().keys().any(|n| *n != self.id()) {
-            self.inner
-                .store
+            self.store()
                 .put_meta(crate::node::META_SEEDED, vec![1], true)
                 .await?;
             membership.mark_seeded();

@@ -39,46 +39,46 @@ pub(crate) struct Stats {
 
 /// A node: its infrastructure (identity, config, seams, storage, the RPC
 /// client, its tasks) and the subsystems that each own their state.
-pub(crate) struct Inner {
-    pub(crate) id: NodeId,
+struct Inner {
+    id: NodeId,
     /// This node's actor (epoch) and key locks (see `dots`).
-    pub(crate) dots: crate::dots::Dots,
-    pub(crate) cfg: NodeConfig,
-    pub(crate) env: Env,
-    pub(crate) store: Store,
-    pub(crate) rpc: RpcClient<Request, Response>,
+    dots: crate::dots::Dots,
+    cfg: NodeConfig,
+    env: Env,
+    store: Store,
+    rpc: RpcClient<Request, Response>,
     /// The cluster as this node sees it (see `view`).
-    pub(crate) membership: crate::view::Membership,
+    membership: crate::view::Membership,
     /// Every random choice (gossip peers), seeded by `env.seed`.
-    pub(crate) rng: Mutex<rand::rngs::SmallRng>,
+    rng: Mutex<rand::rngs::SmallRng>,
     /// What this node believes about each peer (see `peers`).
-    pub(crate) peers: crate::peers::PeerHealth,
+    peers: crate::peers::PeerHealth,
     /// What uptimes (`Node::uptime_ms`) count from.
-    pub(crate) started: tokio::time::Instant,
+    started: tokio::time::Instant,
     /// Background tasks, aborted by `Node::shutdown`.
-    pub(crate) tasks: Mutex<Vec<JoinHandle<()>>>,
-    pub(crate) stats: Stats,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+    stats: Stats,
     /// Replication lag to other zones, for the admin API and metrics.
-    pub(crate) lag: crate::lag::ReplicationLag,
+    lag: crate::lag::ReplicationLag,
     /// Anti-entropy: trees, schedule, counters (see `aae`).
-    pub(crate) aae: crate::aae::AntiEntropy,
+    aae: crate::aae::AntiEntropy,
     /// Hints held per target (the hints themselves are in the store).
     /// Bounded by: the nodes in the cluster state.
-    pub(crate) hints: crate::hints::HintBook,
+    hints: crate::hints::HintBook,
     /// Injected transport faults, shared with the RPC client and server.
-    pub(crate) faults: Arc<net::FaultRules>,
+    faults: Arc<net::FaultRules>,
     /// Ownership handoff in progress.
-    pub(crate) transfers: crate::handoff::Transfers,
+    transfers: crate::handoff::Transfers,
     /// The layout (version, fingerprint) whose lost partitions were dropped.
-    pub(crate) released_for: Mutex<Option<(u64, u64)>>,
+    released_for: Mutex<Option<(u64, u64)>>,
     /// Tombstone reaping: the dot floor and when partitions were reaped.
-    pub(crate) reaper: crate::reap::Reaper,
+    reaper: crate::reap::Reaper,
 }
 
 /// A running node. Cheap to clone; every clone is the same node.
 #[derive(Clone)]
 pub struct Node {
-    pub(crate) inner: Arc<Inner>,
+    inner: Arc<Inner>,
 }
 
 impl Node {
@@ -313,6 +313,77 @@ impl Node {
         self.inner
             .membership
             .read(|s| s.addrs(node).map(|a| a.rpc.clone()))
+    }
+
+    /// This node's storage.
+    pub(crate) fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// The RPC client, for calls by address (a join seed); calls to a
+    /// known node go through [`Node::call`].
+    pub(crate) fn rpc(&self) -> &RpcClient<Request, Response> {
+        &self.inner.rpc
+    }
+
+    /// The seams this node runs on.
+    pub(crate) fn env(&self) -> &Env {
+        &self.inner.env
+    }
+
+    /// Anti-entropy's state (see `aae`).
+    pub(crate) fn aae(&self) -> &crate::aae::AntiEntropy {
+        &self.inner.aae
+    }
+
+    /// The hints this node holds, by target (see `hints`).
+    pub(crate) fn hint_book(&self) -> &crate::hints::HintBook {
+        &self.inner.hints
+    }
+
+    /// Tombstone reaping's state (see `reap`).
+    pub(crate) fn reaper(&self) -> &crate::reap::Reaper {
+        &self.inner.reaper
+    }
+
+    /// The cluster as this node sees it (see `view`).
+    pub(crate) fn membership(&self) -> &crate::view::Membership {
+        &self.inner.membership
+    }
+
+    /// What this node believes about each peer (see `peers`).
+    pub(crate) fn peer_health(&self) -> &crate::peers::PeerHealth {
+        &self.inner.peers
+    }
+
+    /// Partitions being pulled here (see `handoff`).
+    pub(crate) fn handoffs(&self) -> &crate::handoff::Transfers {
+        &self.inner.transfers
+    }
+
+    /// Replication lag to other zones (see `lag`).
+    pub(crate) fn lag(&self) -> &crate::lag::ReplicationLag {
+        &self.inner.lag
+    }
+
+    /// Injected transport faults, shared with the RPC client and server.
+    pub(crate) fn faults(&self) -> &Arc<net::FaultRules> {
+        &self.inner.faults
+    }
+
+    /// Counters the admin API and metrics report.
+    pub(crate) fn stats(&self) -> &Stats {
+        &self.inner.stats
+    }
+
+    /// The layout (version, fingerprint) whose lost partitions were dropped.
+    pub(crate) fn released_for(&self) -> &Mutex<Option<(u64, u64)>> {
+        &self.inner.released_for
+    }
+
+    /// Every random choice (gossip peers).
+    pub(crate) fn rng(&self) -> &Mutex<rand::rngs::SmallRng> {
+        &self.inner.rng
     }
 
     /// Milliseconds since this node started (tokio time).

@@ -106,35 +106,36 @@ impl PeerHealth {
 impl Node {
     /// Record that `node` just answered or called.
     pub(crate) fn mark_seen(&self, node: NodeId) {
-        self.inner.peers.seen(node, self.uptime_ms());
+        self.peer_health().seen(node, self.uptime_ms());
     }
 
     /// A call to `node` that started at `started_ms` (uptime) failed:
     /// suspect it until it answers or calls again, so writes stop waiting
     /// on it.
     pub(crate) fn mark_failed(&self, node: NodeId, started_ms: u64) {
-        self.inner.peers.failed(node, started_ms, self.uptime_ms());
+        self.peer_health()
+            .failed(node, started_ms, self.uptime_ms());
     }
 
     /// Whether a recent call to `node` failed and it has not answered
     /// since, or the failure detector declared it down.
     pub(crate) fn is_suspect(&self, node: NodeId) -> bool {
-        self.inner.peers.is_suspect(node)
+        self.peer_health().is_suspect(node)
     }
 
     /// Whether the failure detector declared `node` down.
     pub(crate) fn is_down(&self, node: NodeId) -> bool {
-        self.inner.peers.is_down(node)
+        self.peer_health().is_down(node)
     }
 
     /// Trust `node` again (the failure detector saw it come up).
     pub(crate) fn clear_suspect(&self, node: NodeId) {
-        self.inner.peers.clear_suspect(node);
+        self.peer_health().clear_suspect(node);
     }
 
     /// Whether the failure detector sees `node` up (this node always is).
     pub(crate) fn is_up(&self, node: NodeId) -> bool {
-        node == self.id() || self.inner.peers.is_up(node)
+        node == self.id() || self.peer_health().is_up(node)
     }
 }
 

@@ -213,7 +213,7 @@ impl Node {
         let timeout = self.write_timeout(&cmd);
         // Owned: the guard goes on with the local write's task below.
         let guard = self.key_lock(&cmd.key).clone().lock_owned().await;
-        let mut object = self.inner.store.get_object(&okey)?.unwrap_or_default();
+        let mut object = self.store().get_object(&okey)?.unwrap_or_default();
         let tree_key = okey.encode();
         let old = crate::aae::contribution(&tree_key, &object);
         let was = store::RefTerms::of(&object);
@@ -227,7 +227,7 @@ impl Node {
             .update_above(
                 &cmd.context,
                 self.actor(),
-                self.inner.reaper.dot_floor(),
+                self.reaper().dot_floor(),
                 cmd.value,
                 meta,
             )
@@ -235,8 +235,7 @@ impl Node {
         if collapse {
             object.keep_newest();
         }
-        self.inner
-            .aae
+        self.aae()
             .trees
             .update_from(partition, &tree_key, old, &object);
         // Why the other replicas are sent the object before this node has
@@ -262,7 +261,7 @@ impl Node {
             collapse,
             timeout,
             patience,
-            _writing: self.inner.reaper.writing(&cmd.key),
+            _writing: self.reaper().writing(&cmd.key),
         });
         let local = targets
             .iter()
@@ -310,8 +309,7 @@ impl Node {
         let node = self.clone();
         tokio::spawn(async move {
             let staged = node
-                .inner
-                .store
+                .store()
                 .put_object_staged(&okey, &object, &was, durable)
                 .await;
             drop(guard);
@@ -347,10 +345,10 @@ impl Node {
         let okey = Self::object_key(key, partition);
         let pending = {
             let _guard = self.key_lock(key).lock().await;
-            let mut obj = self.inner.store.get_object(&okey)?.unwrap_or_default();
+            let mut obj = self.store().get_object(&okey)?.unwrap_or_default();
             let before = obj.clone();
             // Without what a tombstone reaped lately covered (see `reap`).
-            if let Some(screened) = self.inner.reaper.screen(key, incoming) {
+            if let Some(screened) = self.reaper().screen(key, incoming) {
                 obj.merge(&screened);
             }
             if collapse {
@@ -359,13 +357,11 @@ impl Node {
             if obj == before {
                 None
             } else {
-                self.inner
-                    .aae
+                self.aae()
                     .trees
                     .update(partition, &okey.encode(), &before, &obj);
                 Some(
-                    self.inner
-                        .store
+                    self.store()
                         .put_object_staged(&okey, &obj, &store::RefTerms::of(&before), durable)
                         .await?,
                 )
@@ -375,7 +371,7 @@ impl Node {
             match pending {
                 Some(p) => p.wait().await?,
                 // Nothing new, but what we hold may not be fsynced yet.
-                None => self.inner.store.sync().await?,
+                None => self.store().sync().await?,
             }
         }
         Ok(durable)

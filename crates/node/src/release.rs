@@ -23,14 +23,13 @@ impl Node {
             layouts.current_version,
             cluster::fingerprint(&layouts.current),
         );
-        if self.inner.released_for.held().is_some_and(|r| r == version) {
+        if self.released_for().held().is_some_and(|r| r == version) {
             return Ok(());
         }
         let n_min = self.cluster_state().n_vals().into_iter().min().unwrap_or(3);
         let mut dropped = 0u64;
         let lost: Vec<u16> = self
-            .inner
-            .aae
+            .aae()
             .trees
             .partitions()
             .into_iter()
@@ -55,7 +54,7 @@ impl Node {
                 "dropped replicas of partitions handed off"
             );
         }
-        *self.inner.released_for.held() = Some(version);
+        *self.released_for().held() = Some(version);
         Ok(())
     }
 
@@ -74,8 +73,7 @@ impl Node {
         let mut dropped = 0;
         loop {
             let page = self
-                .inner
-                .store
+                .store()
                 .scan_partition_page(p, after.as_ref(), PAGE_BYTES_MAX)?;
             let Some((last, _, _)) = page.last() else {
                 return Ok(Some(dropped));
@@ -96,18 +94,14 @@ impl Node {
                 if self.rank_in(&now, p).is_some_and(|r| r < n_val) {
                     continue;
                 }
-                let Some(obj) = self.inner.store.get_object(&okey)? else {
+                let Some(obj) = self.store().get_object(&okey)? else {
                     continue;
                 };
-                self.inner
-                    .aae
+                self.aae()
                     .trees
                     .update(p, &okey.encode(), &obj, &causal::Object::new());
                 let was = store::RefTerms::of(&obj);
-                self.inner
-                    .store
-                    .delete_objects(&[(okey, was)], false)
-                    .await?;
+                self.store().delete_objects(&[(okey, was)], false).await?;
                 dropped += 1;
             }
         }

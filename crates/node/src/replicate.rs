@@ -152,7 +152,7 @@ impl Node {
                 WriteEffect::Acked { by } => {
                     if by.primary && by.zone != self.config().zone {
                         let lag = acked_at.map_or(Duration::ZERO, |at| at.elapsed());
-                        self.inner.lag.record(&by.zone, lag);
+                        self.lag().record(&by.zone, lag);
                     }
                 }
                 WriteEffect::Answer(result) => {

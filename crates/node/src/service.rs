@@ -67,8 +67,8 @@ impl Node {
                 bytes_max,
             } => self.partition_page(partition, after, bytes_max),
             Request::AaeSegments { partition } => {
-                if self.inner.aae.trees.is_ready(partition) {
-                    Ok(Response::Segments(self.inner.aae.trees.segments(partition)))
+                if self.aae().trees.is_ready(partition) {
+                    Ok(Response::Segments(self.aae().trees.segments(partition)))
                 } else {
                     Err(NodeError::Unavailable(format!(
                         "the anti-entropy tree of partition {partition} is being rebuilt; try later"

@@ -123,7 +123,7 @@ const N_VAL_DEFAULT: usize = 3;
 impl Node {
     /// Replication lag to each other zone (`node::lag`).
     pub fn replication_lag(&self) -> Vec<crate::ZoneLag> {
-        self.inner.lag.snapshot()
+        self.lag().snapshot()
     }
 
     /// The cluster as this node sees it.
@@ -163,23 +163,22 @@ impl Node {
             nodes,
             under_replicated_partitions: self.under_replicated_partitions(),
             read_repairs: self
-                .inner
-                .stats
+                .stats()
                 .read_repairs
                 .load(std::sync::atomic::Ordering::Relaxed),
-            hints_delivered: self.inner.hints.delivered_total(),
+            hints_delivered: self.hint_book().delivered_total(),
             hints_refused: self.hints_refused(),
-            replication_lag: self.inner.lag.snapshot(),
-            aae_exchanges: self.inner.aae.exchanges.load(Relaxed),
-            aae_keys_repaired: self.inner.aae.keys_repaired.load(Relaxed),
-            aae_trees_loaded: self.inner.aae.loaded.load(Relaxed),
-            aae_partitions_rebuilding: self.inner.aae.trees.rebuilding(),
-            aae_rebuild_ms: self.inner.aae.rebuild_ms.load(Relaxed),
+            replication_lag: self.lag().snapshot(),
+            aae_exchanges: self.aae().exchanges.load(Relaxed),
+            aae_keys_repaired: self.aae().keys_repaired.load(Relaxed),
+            aae_trees_loaded: self.aae().loaded.load(Relaxed),
+            aae_partitions_rebuilding: self.aae().trees.rebuilding(),
+            aae_rebuild_ms: self.aae().rebuild_ms.load(Relaxed),
             tombstones_held: self.tombstones_held(),
             tombstones_reaped: self.tombstones_reaped(),
             objects_collected: self.objects_collected(),
-            collect_log: self.inner.store.candidates_count().ok(),
-            collect_handled: self.inner.stats.collect_handled.load(Relaxed),
+            collect_log: self.store().candidates_count().ok(),
+            collect_handled: self.stats().collect_handled.load(Relaxed),
         }
     }
 
@@ -207,8 +206,7 @@ impl Node {
     /// Each partition's last completed anti-entropy exchange, as wall-clock
     /// milliseconds since the Unix epoch.
     pub fn aae_last_exchanges(&self) -> Vec<(u16, u64)> {
-        self.inner
-            .aae
+        self.aae()
             .last
             .held()
             .iter()

@@ -37,7 +37,7 @@ const INBOUND_QUEUE_MAX: usize = 1024;
 pub(crate) fn start(node: &Node, socket: GossipSocket, epoch: u32) {
     let socket = Arc::new(socket);
     let me = Peer::first(node.id().0, epoch, socket.local_addr());
-    let seed = node.inner.env.seed ^ 0x5157_494d;
+    let seed = node.env().seed ^ 0x5157_494d;
     let detector = Detector::new(me, &node.config().detector(), seed);
     let (tx, rx) = mpsc::channel(INBOUND_QUEUE_MAX);
     node.spawn(receive(socket.clone(), tx));
@@ -184,12 +184,12 @@ fn announce_to_unseen(node: &Node, detector: &mut Detector) -> Result<(), cluste
 /// Make the detector's verdicts the node's view; trust peers that came up.
 fn publish(node: &Node, detector: &Detector) {
     let (up, down) = (detector.up(), detector.down());
-    let came_up = node.inner.peers.publish(Liveness { up, down });
+    let came_up = node.peer_health().publish(Liveness { up, down });
     for peer in &came_up {
         tracing::info!(peer = %ring::NodeId(*peer), "peer is up");
         node.clear_suspect(ring::NodeId(*peer));
     }
     if !came_up.is_empty() {
-        node.inner.hints.wake();
+        node.hint_book().wake();
     }
 }

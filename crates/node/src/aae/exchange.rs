@@ -45,7 +45,7 @@ impl Node {
                     "anti-entropy page cursor is not an object key".into(),
                 ));
             }
-            let page = self.inner.store.scan_partition_page(
+            let page = self.store().scan_partition_page(
                 partition,
                 from.as_ref(),
                 DIGEST_SCAN_BYTES_MAX - scanned,
@@ -113,7 +113,7 @@ pub(crate) async fn run(node: Node) {
         }
         let next = pairs
             .iter()
-            .filter(|(p, peer)| !node.is_suspect(*peer) && node.inner.aae.trees.is_ready(*p))
+            .filter(|(p, peer)| !node.is_suspect(*peer) && node.aae().trees.is_ready(*p))
             .min_by_key(|k| last_ok.get(*k).copied().unwrap_or(0))
             .copied();
         let Some((partition, peer)) = next else {
@@ -122,13 +122,13 @@ pub(crate) async fn run(node: Node) {
         match exchange(&node, partition, peer).await {
             Ok(repaired) => {
                 last_ok.insert((partition, peer), node.uptime_ms().max(1));
-                let aae = &node.inner.aae;
+                let aae = &node.aae();
                 aae.exchanges
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 aae.keys_repaired
                     .fetch_add(repaired, std::sync::atomic::Ordering::Relaxed);
-                let wall = node.inner.env.clock.wall_ms();
-                node.inner.aae.last.held().insert(partition, wall);
+                let wall = node.env().clock.wall_ms();
+                node.aae().last.held().insert(partition, wall);
             }
             Err(e) => tracing::debug!(partition, %peer, error = %e, "anti-entropy exchange failed"),
         }
@@ -188,7 +188,7 @@ async fn exchange(node: &Node, partition: u16, peer: NodeId) -> Result<u64, Exch
         Response::Segments(s) => s,
         other => return Err(CallError::Unexpected(other.name()).into()),
     };
-    let ours = node.inner.aae.trees.segments(partition);
+    let ours = node.aae().trees.segments(partition);
     let differing: Vec<u16> = ours
         .iter()
         .zip(&theirs)

@@ -52,17 +52,14 @@ const REBUILD_PAGE_BYTES: usize = 4 << 20;
 impl Node {
     #[cfg(test)]
     fn stats_trees_loaded(&self) -> bool {
-        self.inner
-            .aae
-            .loaded
-            .load(std::sync::atomic::Ordering::Relaxed)
+        self.aae().loaded.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Load the trees a clean stop saved, or rebuild them from storage;
     /// either way, leave nothing saved behind.
     pub(crate) async fn load_or_rebuild_trees(&self) -> Result<TreesSource, NodeError> {
         let started = std::time::Instant::now();
-        let saved = self.inner.store.get_meta(META_TREES)?;
+        let saved = self.store().get_meta(META_TREES)?;
         let loaded = saved
             .and_then(|b| postcard::from_bytes::<Saved>(&b).ok())
             .filter(|s| {
@@ -73,19 +70,16 @@ impl Node {
             });
         let source = match loaded {
             Some(s) => {
-                self.inner.aae.trees.restore(s.trees);
+                self.aae().trees.restore(s.trees);
                 // Why durable before serving: a crash after the first write
                 // must find no saved trees, or it would load stale ones.
-                self.inner.store.delete_meta(META_TREES, true).await?;
+                self.store().delete_meta(META_TREES, true).await?;
                 TreesSource::Loaded
             }
             None => {
-                let snapshot = self.inner.store.snapshot()?;
+                let snapshot = self.store().snapshot()?;
                 let partitions = 0..(1u32 << self.config().partition_bits);
-                self.inner
-                    .aae
-                    .trees
-                    .begin_rebuild(partitions.map(|p| p as u16));
+                self.aae().trees.begin_rebuild(partitions.map(|p| p as u16));
                 let node = self.clone();
                 self.spawn(async move { node.rebuild_trees(snapshot).await });
                 TreesSource::Rebuilding
@@ -131,11 +125,10 @@ impl Node {
                 }
                 tokio::task::yield_now().await;
             }
-            self.inner.aae.trees.finish_rebuild(p, &segments);
+            self.aae().trees.finish_rebuild(p, &segments);
         }
         let ms = started.elapsed().as_millis() as u64;
-        self.inner
-            .aae
+        self.aae()
             .rebuild_ms
             .store(ms, std::sync::atomic::Ordering::Relaxed);
         tracing::info!(
@@ -149,7 +142,7 @@ impl Node {
     /// Save the trees for the next start. Call only with writes quiesced
     /// and storage synced (see the module doc).
     pub(crate) async fn save_trees(&self) -> Result<(), NodeError> {
-        if self.inner.aae.trees.rebuilding() > 0 {
+        if self.aae().trees.rebuilding() > 0 {
             tracing::info!(
                 "anti-entropy trees still rebuilding; not saved, the next start rebuilds"
             );
@@ -159,13 +152,13 @@ impl Node {
             format: FORMAT,
             partition_bits: self.config().partition_bits,
             segments: SEGMENTS as u32,
-            trees: self.inner.aae.trees.snapshot(),
+            trees: self.aae().trees.snapshot(),
         };
         let bytes = postcard::to_stdvec(&saved).map_err(|e| store::StoreError::Encode {
             what: "anti-entropy trees",
             detail: e.to_string(),
         })?;
-        self.inner.store.put_meta(META_TREES, bytes, true).await?;
+        self.store().put_meta(META_TREES, bytes, true).await?;
         Ok(())
     }
 }
@@ -208,7 +201,7 @@ mod tests {
     /// Wait for a rebuild beside service to finish (it yields per page).
     async fn rebuilt(node: &Node) {
         for _ in 0..100_000 {
-            if node.inner.aae.trees.rebuilding() == 0 {
+            if node.aae().trees.rebuilding() == 0 {
                 return;
             }
             tokio::task::yield_now().await;
@@ -223,17 +216,17 @@ mod tests {
         assert!(!node.stats_trees_loaded(), "nothing was saved yet");
         rebuilt(&node).await;
         write(&node, 0..200).await;
-        let before = node.inner.aae.trees.snapshot();
+        let before = node.aae().trees.snapshot();
         assert!(!before.is_empty());
         node.stop().await.expect("clean stop");
 
         // A clean restart loads exactly what the stop saved.
         let node = start(&engine, &net::MemoryNetwork::new()).await;
         assert!(node.stats_trees_loaded(), "clean stop, yet trees rebuilt");
-        assert_eq!(node.inner.aae.trees.snapshot(), before);
+        assert_eq!(node.aae().trees.snapshot(), before);
         // Writes after the load keep the trees in step with storage...
         write(&node, 200..300).await;
-        let after = node.inner.aae.trees.snapshot();
+        let after = node.aae().trees.snapshot();
         node.shutdown();
 
         // ...and a crash (nothing saved: the load deleted it) rebuilds
@@ -248,17 +241,16 @@ mod tests {
         write(&node, 300..320).await;
         rebuilt(&node).await;
         assert!(
-            node.inner
-                .aae
+            node.aae()
                 .rebuild_ms
                 .load(std::sync::atomic::Ordering::Relaxed)
                 < 60_000
         );
-        let rebuilt_trees = node.inner.aae.trees.snapshot();
+        let rebuilt_trees = node.aae().trees.snapshot();
         node.shutdown();
         let node = start(&engine, &net::MemoryNetwork::new()).await;
         rebuilt(&node).await;
-        assert_eq!(node.inner.aae.trees.snapshot(), rebuilt_trees);
+        assert_eq!(node.aae().trees.snapshot(), rebuilt_trees);
         assert_ne!(rebuilt_trees, after, "the writes during the rebuild count");
         node.shutdown();
     }

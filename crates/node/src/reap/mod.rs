@@ -113,11 +113,10 @@ impl Node {
         let mut walked = 0;
         while walked < self.config().reap_keys_per_pass_max {
             let page = self
-                .inner
-                .store
+                .store()
                 .tombstones_page(cursor.as_ref(), INDEX_PAGE_BYTES)?;
             let Some(last) = page.last() else {
-                let reaper = &self.inner.reaper;
+                let reaper = &self.reaper();
                 let held = reaper.walk_held.swap(0, Ordering::Relaxed);
                 reaper.held_last_walk.store(held, Ordering::Relaxed);
                 return Ok(None);
@@ -127,7 +126,7 @@ impl Node {
             walked += walked_now;
             let mut due = Vec::new();
             let mut stale = Vec::new();
-            let now = self.inner.env.clock.wall_ms();
+            let now = self.env().clock.wall_ms();
             for entry in page {
                 match self.judge(&entry, grace_ms, now)? {
                     Verdict::Stale => stale.push(entry.key),
@@ -135,12 +134,9 @@ impl Node {
                     Verdict::Wait => {}
                 }
             }
-            self.inner.store.forget_tombstones(&stale).await?;
+            self.store().forget_tombstones(&stale).await?;
             let held = (walked_now - stale.len()) as u64;
-            self.inner
-                .reaper
-                .walk_held
-                .fetch_add(held, Ordering::Relaxed);
+            self.reaper().walk_held.fetch_add(held, Ordering::Relaxed);
             for batch in due.chunk_by(|a, b| a.0 == b.0) {
                 for chunk in batch.chunks(REAP_BATCH_MAX) {
                     let keys = chunk
@@ -156,7 +152,7 @@ impl Node {
 
     /// What to do with one index entry now.
     fn judge(&self, entry: &TombstoneEntry, grace_ms: u64, now: u64) -> Result<Verdict, NodeError> {
-        let Some(obj) = self.inner.store.get_object(&entry.key)? else {
+        let Some(obj) = self.store().get_object(&entry.key)? else {
             return Ok(Verdict::Stale);
         };
         let Some(since) = obj.tombstone_ms() else {
@@ -330,16 +326,15 @@ impl Node {
             .map(|(key, primaries, ctx)| {
                 let okey = Self::object_key(key, partition);
                 let digest = self
-                    .inner
-                    .store
+                    .store()
                     .get_object(&okey)?
                     .map(|o| crate::aae::digest(&o));
                 let mut hinted = false;
                 for p in primaries {
-                    hinted |= self.inner.store.get_hint(*p, &okey)?.is_some();
+                    hinted |= self.store().get_hint(*p, &okey)?.is_some();
                 }
-                let busy = self.inner.reaper.is_writing(key);
-                let forgotten = digest.is_none() && self.inner.reaper.remembers(key, ctx);
+                let busy = self.reaper().is_writing(key);
+                let forgotten = digest.is_none() && self.reaper().remembers(key, ctx);
                 Ok(ProbeAnswer {
                     digest,
                     hinted,
@@ -363,7 +358,7 @@ impl Node {
                 keys.len()
             )));
         }
-        let reaper = &self.inner.reaper;
+        let reaper = &self.reaper();
         let mut dropped = 0;
         for (key, digest, ctx) in keys {
             // Remembered by every member, holder or not: what is still in
@@ -378,24 +373,20 @@ impl Node {
             // Held until the drop is applied: a write must not land between
             // the check and the drop.
             let _guard = self.key_lock(key).lock().await;
-            let Some(obj) = self.inner.store.get_object(&okey)? else {
+            let Some(obj) = self.store().get_object(&okey)? else {
                 continue;
             };
             if obj.tombstone_ms().is_none() || crate::aae::digest(&obj) != *digest {
                 continue;
             }
             reaper.raise_floor(obj.context().get(&self.actor()));
-            self.inner
-                .aae
+            self.aae()
                 .trees
                 .update(partition, &okey.encode(), &obj, &causal::Object::new());
             // Not synced: a drop lost to a crash leaves the tombstone,
             // which is reaped again.
             let was = store::RefTerms::of(&obj);
-            self.inner
-                .store
-                .delete_objects(&[(okey, was)], false)
-                .await?;
+            self.store().delete_objects(&[(okey, was)], false).await?;
             tracing::debug!(node = %self.id(), ?key, partition, "reaped a tombstone");
             dropped += 1;
         }
@@ -408,13 +399,13 @@ impl Node {
     /// Tombstones this node held when its reaper last walked its whole
     /// index (`None`: no walk ended yet, or reaping is off).
     pub fn tombstones_held(&self) -> Option<u64> {
-        let held = self.inner.reaper.held_last_walk.load(Ordering::Relaxed);
+        let held = self.reaper().held_last_walk.load(Ordering::Relaxed);
         (held != u64::MAX).then_some(held)
     }
 
     /// Tombstones this node dropped since it started.
     pub fn tombstones_reaped(&self) -> u64 {
-        self.inner.reaper.reaped_total.load(Ordering::Relaxed)
+        self.reaper().reaped_total.load(Ordering::Relaxed)
     }
 }
 
