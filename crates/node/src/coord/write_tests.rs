@@ -86,6 +86,23 @@ fn answer(effects: &[WriteEffect]) -> Option<&Result<(), Box<QuorumError>>> {
     })
 }
 
+/// This node's own replica is stored, durably.
+fn stored_here() -> WriteEvent {
+    WriteEvent::LocalStored {
+        slot: 0,
+        result: Ok(true),
+    }
+}
+
+/// Fallback `fallback` holds slot `slot`'s hint, durably.
+fn held(slot: usize, fallback: u64) -> WriteEvent {
+    WriteEvent::HintHeld {
+        slot,
+        fallback: NodeId(fallback),
+        result: Ok(true),
+    }
+}
+
 fn replicated(slot: usize, result: Result<bool, ReplicaFailure>) -> WriteEvent {
     WriteEvent::Replicated { slot, result }
 }
@@ -107,11 +124,7 @@ fn replicates_to_every_remote_primary_and_answers_at_w() {
             },
         ]
     );
-    let local = WriteEvent::LocalStored {
-        slot: 0,
-        result: Ok(true),
-    };
-    assert!(answer(&c.on_event(local, &p)).is_none());
+    assert!(answer(&c.on_event(stored_here(), &p)).is_none());
     let fx = c.on_event(replicated(2, Ok(true)), &p);
     assert!(matches!(answer(&fx), Some(Ok(()))));
     assert!(!c.is_done(), "slot 1 still replicating after the answer");
@@ -157,19 +170,8 @@ fn a_primary_slow_past_its_patience_is_suspected_and_handed_off() {
             target: NodeId(3)
         }
     );
-    c.on_event(
-        WriteEvent::LocalStored {
-            slot: 0,
-            result: Ok(true),
-        },
-        &p,
-    );
-    let held = WriteEvent::HintHeld {
-        slot: 2,
-        fallback: NodeId(5),
-        result: Ok(true),
-    };
-    let fx = c.on_event(held, &p);
+    c.on_event(stored_here(), &p);
+    let fx = c.on_event(held(2, 5), &p);
     // The fallback's ack is one of w=2, and not a primary's.
     assert!(fx.contains(&WriteEffect::Acked {
         by: Target {
@@ -262,17 +264,8 @@ fn a_late_durable_ack_counts_once_the_hint_is_kept() {
     // No fallbacks reachable: both are suspect.
     let p = peers(&[4, 5]);
     c.start(&p);
-    for slot in [0, 1] {
-        let ev = if slot == 0 {
-            WriteEvent::LocalStored {
-                slot,
-                result: Ok(true),
-            }
-        } else {
-            replicated(slot, Ok(true))
-        };
-        c.on_event(ev, &p);
-    }
+    c.on_event(stored_here(), &p);
+    c.on_event(replicated(1, Ok(true)), &p);
     let fx = c.on_event(WriteEvent::PatienceExpired { slot: 2 }, &p);
     assert_eq!(
         fx,
@@ -331,19 +324,8 @@ fn pw_is_not_met_by_fallbacks() {
     );
     let p = peers(&[2]);
     c.start(&p);
-    c.on_event(
-        WriteEvent::LocalStored {
-            slot: 0,
-            result: Ok(true),
-        },
-        &p,
-    );
-    let held = WriteEvent::HintHeld {
-        slot: 1,
-        fallback: NodeId(4),
-        result: Ok(true),
-    };
-    let fx = c.on_event(held, &p);
+    c.on_event(stored_here(), &p);
+    let fx = c.on_event(held(1, 4), &p);
     assert!(
         matches!(answer(&fx), Some(Err(_))),
         "pw=3 needs three primaries: {fx:?}"
