@@ -112,10 +112,7 @@ impl Node {
 
     async fn read_replica(&self, target: NodeId, key: &BKey, timeout: Duration) -> ReadReply {
         if target == self.id() {
-            return self.local_object(key).map_err(|e| match e {
-                NodeError::Storage(e) => ReplicaFailure::Storage(e),
-                other => ReplicaFailure::Call(CallError::Remote(other.to_wire())),
-            });
+            return self.local_replica(key).map_err(ReplicaFailure::Storage);
         }
         match self
             .call(target, Request::Read(key.clone()), timeout)
@@ -132,9 +129,14 @@ impl Node {
     ///
     /// Storage failures.
     pub fn local_object(&self, key: &BKey) -> Result<Option<Object>, NodeError> {
+        Ok(self.local_replica(key)?)
+    }
+
+    /// [`Node::local_object`], with the store's own error.
+    fn local_replica(&self, key: &BKey) -> Result<Option<Object>, store::StoreError> {
         let layout = self.layout();
         let p = ring::partition_of(layout.bits(), &key.bucket_type, &key.bucket, &key.key);
-        Ok(self.store().get_object(&Self::object_key(key, p.0))?)
+        self.store().get_object(&Self::object_key(key, p.0))
     }
 
     /// After answering: wait for the remaining replies (until the deadline),

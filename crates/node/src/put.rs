@@ -263,15 +263,11 @@ impl Node {
             patience,
             _writing: self.reaper().writing(&cmd.key),
         });
-        let local = targets
-            .iter()
-            .position(|t| t.node == self.id())
-            .map(|slot| {
+        let (local_tx, local_rx) = match targets.iter().position(|t| t.node == self.id()) {
+            Some(slot) => {
                 let (tx, rx) = oneshot::channel();
-                (slot, tx, rx)
-            });
-        let (local_tx, local_rx) = match local {
-            Some((slot, tx, rx)) => (Some(tx), Some((slot, rx))),
+                (Some(tx), Some((slot, rx)))
+            }
             None => (None, None),
         };
         let (answer_tx, answer_rx) = oneshot::channel();

@@ -351,16 +351,16 @@ pub fn requirement(
 /// spanning them while a node is down (a dead node's neighbour in its own
 /// data center, not a second copy in another). Suspected fallbacks are
 /// skipped and dropped from the pool, as they were before.
-pub fn take_fallback<'z>(
+pub fn take_fallback<Z: AsRef<str>>(
     pool: &mut std::collections::VecDeque<NodeId>,
     zone: &str,
-    zone_of: impl Fn(NodeId) -> Option<&'z str>,
+    zone_of: impl Fn(NodeId) -> Option<Z>,
     suspect: impl Fn(NodeId) -> bool,
 ) -> Option<NodeId> {
     pool.retain(|n| !suspect(*n));
     let at = pool
         .iter()
-        .position(|n| zone_of(*n) == Some(zone))
+        .position(|n| zone_of(*n).is_some_and(|z| z.as_ref() == zone))
         .unwrap_or(0);
     pool.remove(at)
 }

@@ -401,11 +401,10 @@ impl WriteCoordinator {
         effects: &mut Vec<WriteEffect>,
     ) {
         let target = self.targets[slot].node;
-        let zone_of = |n: NodeId| peers.zone_of(n);
-        let fallback = take_fallback_owned(
+        let fallback = take_fallback(
             &mut self.fallbacks,
             &self.targets[slot].zone,
-            zone_of,
+            |n| peers.zone_of(n),
             |n| peers.is_suspect(n),
         );
         self.slots[slot] = match fallback {
@@ -451,23 +450,6 @@ impl WriteCoordinator {
             _ => Err(Box::new(self.tracker.error("put", false))),
         }));
     }
-}
-
-/// [`take_fallback`] with zones looked up by value.
-fn take_fallback_owned(
-    pool: &mut VecDeque<NodeId>,
-    zone: &str,
-    zone_of: impl Fn(NodeId) -> Option<String>,
-    suspect: impl Fn(NodeId) -> bool,
-) -> Option<NodeId> {
-    let zones: Vec<(NodeId, Option<String>)> = pool.iter().map(|n| (*n, zone_of(*n))).collect();
-    let lookup = |n: NodeId| {
-        zones
-            .iter()
-            .find(|(m, _)| *m == n)
-            .and_then(|(_, z)| z.as_deref())
-    };
-    take_fallback(pool, zone, lookup, suspect)
 }
 
 /// A slot's failure once its hint was kept (or not).
