@@ -40,13 +40,13 @@ probe_rtt_ms = 400
 suspect_timeout_ms = 3000
 EOF
 done
-port() { echo $((base + 10 * $1 + $2)); }  # node, 0 http / 1 s3 / 2 rpc
+port() { echo $((base + 10 * $1 + $2)); }  # node, 0 http / 1 s3 / 2 rpc / 3 web
 for i in 0 1 2 3 4 5; do
   dc=dc$((i / 2 + 1))
   join=()
   [ "$i" -gt 0 ] && join=(--join "127.0.0.1:$(port 0 2)")
   RINGSTORE_ADMIN_TOKEN=$token RUST_LOG=error "$bin" server --config "$work/$dc.toml" --zone "$dc" \
-    --http "127.0.0.1:$(port $i 0)" --s3 "127.0.0.1:$(port $i 1)" --rpc "127.0.0.1:$(port $i 2)" \
+    --http "127.0.0.1:$(port $i 0)" --s3 "127.0.0.1:$(port $i 1)" --rpc "127.0.0.1:$(port $i 2)" --web "127.0.0.1:$(port $i 3)" \
     --data-dir "$work/node-$i" --cluster-secret wan-lab "${join[@]}" >"$work/node-$i.log" 2>&1 &
   pids+=($!)
 done

@@ -56,6 +56,8 @@ impl Servers {
             &port(i, 1),
             "--rpc",
             &port(i, 2),
+            "--web",
+            &port(i, 3),
         ])
         .arg("--data-dir")
         .arg(self.dir.join(format!("node-{i}")))

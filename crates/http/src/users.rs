@@ -58,6 +58,8 @@ pub(crate) struct UserRecord {
     created_ms: u64,
 }
 
+impl s3::records::Record for UserRecord {}
+
 fn password_hash(password: &str) -> blake3::Hash {
     let key = blake3::derive_key("ringstore kv user password 2026", b"");
     blake3::keyed_hash(&key, password.as_bytes())

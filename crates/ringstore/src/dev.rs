@@ -15,7 +15,7 @@ pub(crate) struct DevFlags {
     /// Number of nodes.
     #[arg(long, default_value_t = 3)]
     nodes: u16,
-    /// Node i uses http P+10i, s3 P+10i+1, rpc P+10i+2.
+    /// Node i uses http P+10i, s3 P+10i+1, rpc P+10i+2, web P+10i+3.
     #[arg(long, default_value_t = 8098)]
     base_port: u16,
     /// Where the nodes keep their data (node-0, node-1, ...).
@@ -80,7 +80,10 @@ pub(crate) async fn run(flags: DevFlags) -> Result<()> {
             server::start(
                 server::ServerConfig {
                     node: cfg,
-                    s3: s3::S3Config::default(),
+                    s3: s3::S3Config {
+                        web: port(i, 3),
+                        ..s3::S3Config::default()
+                    },
                 },
                 u64::from(flags.nodes),
             )
@@ -102,7 +105,7 @@ pub(crate) async fn run(flags: DevFlags) -> Result<()> {
         .iter()
         .map(|r| {
             let c = r.node.config();
-            json!({ "id": r.node.id().to_string(), "http": c.http, "s3": c.s3, "rpc": c.rpc })
+            json!({ "id": r.node.id().to_string(), "http": c.http, "s3": c.s3, "rpc": c.rpc, "web": r.web })
         })
         .collect();
     let (key_id, secret) = dev_s3_key(&running[0].node, previous.as_ref()).await?;
@@ -152,11 +155,12 @@ fn print_welcome(
     for (i, r) in running.iter().enumerate() {
         let c = r.node.config();
         println!(
-            "  node {i} {}  http {scheme}://{}  s3 {scheme}://{}  rpc {}",
+            "  node {i} {}  http {scheme}://{}  s3 {scheme}://{}  rpc {}  web http://{}",
             r.node.id(),
             c.http,
             c.s3,
-            c.rpc
+            c.rpc,
+            r.web
         );
     }
     println!("endpoints written to {}", file.display());
@@ -188,6 +192,13 @@ fn print_welcome(
     println!("  {aws} --endpoint-url {scheme}://{s3} s3 mb s3://demo");
     println!("  echo hello | {aws} --endpoint-url {scheme}://{s3} s3 cp - s3://demo/hello.txt");
     println!("  {aws} --endpoint-url {scheme}://{s3} s3 ls s3://demo");
+    let web = &running[0].web;
+    println!("  # a public website from the demo bucket:");
+    println!(
+        "  {aws} --endpoint-url {scheme}://{s3} s3 website s3://demo --index-document index.html"
+    );
+    println!("  echo '<h1>hello</h1>' | {aws} --endpoint-url {scheme}://{s3} s3 cp --acl public-read --content-type text/html - s3://demo/index.html");
+    println!("  curl -H 'Host: demo.web.localhost' http://{web}/");
     Ok(())
 }
 

@@ -24,6 +24,9 @@ pub(crate) struct ServerFlags {
     /// Inter-node RPC listener, e.g. 127.0.0.1:7000.
     #[arg(long)]
     pub(crate) rpc: Option<String>,
+    /// Website endpoint listener, e.g. 127.0.0.1:9001; `off` serves none.
+    #[arg(long)]
+    pub(crate) web: Option<String>,
     /// Zone (data center or rack) of this node.
     #[arg(long)]
     pub(crate) zone: Option<String>,
@@ -92,6 +95,9 @@ pub(crate) fn load_config(flags: &ServerFlags) -> Result<ServerConfig> {
     if let Some(v) = f.rpc {
         cfg.rpc = v
     }
+    if let Some(v) = f.web {
+        both.s3.web = v
+    }
     if let Some(v) = f.zone {
         cfg.zone = v
     }
@@ -115,6 +121,8 @@ pub(crate) fn load_config(flags: &ServerFlags) -> Result<ServerConfig> {
 /// A running node with its HTTP listener and storage.
 pub(crate) struct Running {
     pub(crate) node: Node,
+    /// The website endpoint's address, or `off`.
+    pub(crate) web: String,
     engine: Arc<FjallEngine>,
     http: tokio::task::JoinHandle<()>,
     s3: tokio::task::JoinHandle<()>,
@@ -176,10 +184,32 @@ fn fit_descriptor_limit(cfg: &mut NodeConfig, nodes: u64) {
     }
 }
 
+/// Bind the website endpoint's listener unless it is `off`, recording
+/// the address it got.
+fn bind_web(cfg: &mut s3::S3Config) -> Result<Option<tokio::net::TcpListener>> {
+    if cfg.web == "off" {
+        return Ok(None);
+    }
+    let std_listener = std::net::TcpListener::bind(&cfg.web).with_context(|| {
+        format!(
+            "cannot listen for the website endpoint on {} (is another node using it? \
+             give each node its own --web, or --web off)",
+            cfg.web
+        )
+    })?;
+    std_listener.set_nonblocking(true)?;
+    let listener = tokio::net::TcpListener::from_std(std_listener)?;
+    cfg.web = listener.local_addr()?.to_string();
+    Ok(Some(listener))
+}
+
 /// Open storage, bind the listeners and start the node, one of `nodes`
 /// in this process.
 pub(crate) async fn start(both: ServerConfig, nodes: u64) -> Result<Running> {
-    let ServerConfig { node: mut cfg, s3 } = both;
+    let ServerConfig {
+        node: mut cfg,
+        mut s3,
+    } = both;
     fit_descriptor_limit(&mut cfg, nodes);
     let tls = match (&cfg.tls_cert, &cfg.tls_key) {
         (Some(cert), Some(key)) => Some(net::tls::acceptor(cert, key)?),
@@ -203,6 +233,7 @@ pub(crate) async fn start(both: ServerConfig, nodes: u64) -> Result<Running> {
             )
         })?;
     cfg.s3 = s3_listener.local_addr()?.to_string();
+    let web_listener = bind_web(&mut s3)?;
     let engine = Arc::new(
         FjallEngine::open(&cfg.data_dir.join("db"), cfg.storage_cache_bytes)
             .with_context(|| format!("opening data directory {}", cfg.data_dir.display()))?,
@@ -220,8 +251,17 @@ pub(crate) async fn start(both: ServerConfig, nodes: u64) -> Result<Running> {
     let served = node.clone();
     let http_keys = keys.clone();
     let http = tokio::spawn(http::serve(served, http_keys, http_listener, tls.clone()));
-    let s3 = tokio::spawn(s3::serve(node.clone(), s3, keys, s3_listener, tls));
+    let web = s3.web.clone();
+    let s3 = tokio::spawn(s3::serve(
+        node.clone(),
+        s3,
+        keys,
+        s3_listener,
+        web_listener,
+        tls,
+    ));
     Ok(Running {
+        web,
         node,
         engine,
         http,
@@ -255,11 +295,12 @@ pub(crate) async fn run(flags: ServerFlags) -> Result<()> {
     let running = start(cfg, 1).await?;
     let c = running.node.config();
     println!(
-        "ringstore node {} serving http {} s3 {} rpc {} (data in {})",
+        "ringstore node {} serving http {} s3 {} rpc {} web {} (data in {})",
         running.node.id(),
         c.http,
         c.s3,
         c.rpc,
+        running.web,
         Path::new(&c.data_dir).display()
     );
     shutdown_signal().await;

@@ -169,6 +169,7 @@ async fn a_node_without_the_cluster_secret_cannot_join() {
     let mut stranger = Command::new(env!("CARGO_BIN_EXE_ringstore"))
         .args(["server", "--http", &http])
         .args(["--s3", &format!("127.0.0.1:{}", common::free_port())])
+        .args(["--web", &format!("127.0.0.1:{}", common::free_port())])
         .args(["--rpc", &format!("127.0.0.1:{}", common::free_port())])
         .arg("--data-dir")
         .arg(dir.path())

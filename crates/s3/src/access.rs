@@ -1,12 +1,22 @@
 //! Who may do what: every S3 request is signed by a key (s3s checks the
 //! signature against [`KeyStore`]), and that key needs a right on the
 //! bucket the request touches: `read` for GET, HEAD and listings, `write`
-//! for everything else on objects, `owner` to delete the bucket. Creating
-//! a bucket needs a key allowed to create buckets; it then owns it.
+//! for everything else on objects, `owner` to delete the bucket and to
+//! change its settings. Creating a bucket needs a key allowed to create
+//! buckets; it then owns it.
+//!
+//! Beyond keys' rights, a bucket owner may open a bucket to everyone
+//! (ACL `public-read`, a public policy, `public-read` on single objects;
+//! see `settings`). Unsigned requests, and signed ones whose key has no
+//! right on the bucket, get what those allow. Whether one object is
+//! public is only known once its record is read, so for reads the access
+//! check lets the request through with a [`ReadByAcl`] mark and the GET
+//! or HEAD decides.
 
-use crate::catalog::Catalog;
 use crate::keys::KeyStore;
-use crate::records::{BucketRecord, KeyRecord, BUCKETS, TYPE_META};
+use crate::records::{KeyRecord, ObjectAcl};
+use crate::service::RingS3;
+use crate::settings::BucketView;
 use s3s::access::{S3Access, S3AccessContext};
 use s3s::path::S3Path;
 use s3s::{s3_error, S3Result};
@@ -29,6 +39,13 @@ pub fn need_of(op: &str) -> Need {
     match op {
         "CreateBucket" => Need::Create,
         "DeleteBucket" => Need::Owner,
+        // A bucket's settings are its owner's to change.
+        _ if op.starts_with("PutBucket")
+            || op.starts_with("DeleteBucket")
+            || op.ends_with("PublicAccessBlock") && !op.starts_with("Get") =>
+        {
+            Need::Owner
+        }
         _ if op.starts_with("Get") || op.starts_with("Head") || op.starts_with("List") => {
             Need::Read
         }
@@ -36,16 +53,80 @@ pub fn need_of(op: &str) -> Need {
     }
 }
 
-/// Checks signed requests against key rights.
+/// Checks requests against key rights and bucket settings.
 pub struct KeyAccess {
-    keys: KeyStore,
-    catalog: Catalog,
+    s3: RingS3,
 }
 
 impl KeyAccess {
-    /// Over `keys`; `catalog` tells a missing bucket from a forbidden one.
-    pub fn new(keys: KeyStore, catalog: Catalog) -> Self {
-        KeyAccess { keys, catalog }
+    /// Over the keys, buckets and settings of `s3`.
+    pub fn new(s3: RingS3) -> Self {
+        KeyAccess { s3 }
+    }
+}
+
+/// Marks a GET or HEAD let through without a right on the bucket: the
+/// object's own ACL decides, once its record is read.
+#[derive(Clone, Copy, Debug)]
+pub struct ReadByAcl {
+    /// Whether the request is signed (`authenticated-read` counts).
+    pub signed: bool,
+    /// Whether the caller may list the bucket: a missing key is then a
+    /// 404, otherwise a 403 that does not tell whether it exists.
+    pub may_list: bool,
+}
+
+impl ReadByAcl {
+    /// Whether an object with `acl` may be read.
+    pub fn allows(&self, acl: ObjectAcl) -> bool {
+        acl.public_read() || (self.signed && acl == ObjectAcl::AuthenticatedRead)
+    }
+}
+
+/// What a request without a right on the bucket may do there.
+enum Verdict {
+    Allow,
+    ByObjectAcl,
+    Deny,
+}
+
+/// The IAM action of a write operation, for policies.
+fn write_action(op: &str) -> &'static str {
+    match op {
+        "DeleteObject" | "DeleteObjects" => "s3:DeleteObject",
+        "AbortMultipartUpload" => "s3:AbortMultipartUpload",
+        _ => "s3:PutObject",
+    }
+}
+
+/// What the bucket's settings let a caller without key rights do.
+fn verdict(op: &str, view: &BucketView, key: Option<&str>, signed: bool) -> Verdict {
+    let any_read = view.acl.authenticated_read && signed && !view.pab.ignore_public_acls;
+    let allow = |yes: bool| if yes { Verdict::Allow } else { Verdict::Deny };
+    match (op, key) {
+        ("GetObject" | "HeadObject", Some(k)) => {
+            if view.anyone_may_read(k) || any_read {
+                Verdict::Allow
+            } else {
+                Verdict::ByObjectAcl
+            }
+        }
+        (
+            "ListObjects" | "ListObjectsV2" | "ListObjectVersions" | "HeadBucket"
+            | "GetBucketLocation",
+            _,
+        ) => allow(view.anyone_may_list() || any_read),
+        (
+            "PutObject"
+            | "DeleteObject"
+            | "DeleteObjects"
+            | "CreateMultipartUpload"
+            | "UploadPart"
+            | "CompleteMultipartUpload"
+            | "AbortMultipartUpload",
+            _,
+        ) => allow(view.anyone_may_write(write_action(op), key)),
+        _ => Verdict::Deny,
     }
 }
 
@@ -86,40 +167,64 @@ fn allows(key: &KeyRecord, bucket: &str, need: Need) -> bool {
     }
 }
 
+impl KeyAccess {
+    /// A request without a right on `bucket` (unsigned, or its key has
+    /// none): what the bucket's settings allow, or `denied`.
+    async fn by_settings(
+        &self,
+        cx: &mut S3AccessContext<'_>,
+        bucket: &str,
+        key: Option<&str>,
+        denied: s3s::S3Error,
+    ) -> S3Result<()> {
+        // A bucket that does not exist is a 404 to everyone, as on S3,
+        // so clients can tell "create it" from "no right".
+        self.s3.bucket(bucket).await?;
+        let view = self.s3.settings.view(bucket).await?;
+        let signed = cx.credentials().is_some();
+        match verdict(cx.s3_op().name(), &view, key, signed) {
+            Verdict::Allow => Ok(()),
+            Verdict::ByObjectAcl => {
+                let may_list = view.anyone_may_list();
+                cx.extensions_mut().insert(ReadByAcl { signed, may_list });
+                Ok(())
+            }
+            Verdict::Deny => Err(denied),
+        }
+    }
+}
+
 #[async_trait::async_trait]
 impl S3Access for KeyAccess {
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
-        let Some(creds) = cx.credentials() else {
-            return Err(s3_error!(
-                AccessDenied,
-                "the request is not signed; sign it with an access key"
-            ));
-        };
-        let id = creds.access_key.clone();
         let need = need_of(cx.s3_op().name());
-        match cx.s3_path() {
+        let (bucket, key) = match cx.s3_path() {
             // ListBuckets: each key sees the buckets it has rights on.
-            S3Path::Root => Ok(()),
-            S3Path::Bucket { bucket } | S3Path::Object { bucket, .. } => {
-                let bucket = bucket.to_string();
-                let denied = match check(&self.keys, &id, &bucket, need).await {
+            S3Path::Root if cx.credentials().is_some() => return Ok(()),
+            S3Path::Root => {
+                return Err(s3_error!(
+                    AccessDenied,
+                    "the request is not signed; sign it with an access key"
+                ))
+            }
+            S3Path::Bucket { bucket } => (bucket.to_string(), None),
+            S3Path::Object { bucket, key } => (bucket.to_string(), Some(key.to_string())),
+        };
+        let denied = match cx.credentials() {
+            None => s3_error!(
+                AccessDenied,
+                "the request is not signed and bucket {bucket} does not allow it to anyone; sign it with an access key"
+            ),
+            Some(creds) => {
+                let id = creds.access_key.clone();
+                match check(&self.s3.keys, &id, &bucket, need).await {
                     Ok(()) => return Ok(()),
+                    Err(e) if need == Need::Create => return Err(e),
                     Err(e) => e,
-                };
-                // A bucket that does not exist is a 404 to everyone, as
-                // on S3, so clients can tell "create it" from "no right".
-                let exists = self
-                    .catalog
-                    .get::<BucketRecord>(TYPE_META, BUCKETS, bucket.as_bytes())
-                    .await?
-                    .is_some();
-                if exists || need == Need::Create {
-                    Err(denied)
-                } else {
-                    Err(s3_error!(NoSuchBucket, "bucket {bucket} does not exist"))
                 }
             }
-        }
+        };
+        self.by_settings(cx, &bucket, key.as_deref(), denied).await
     }
 }
 

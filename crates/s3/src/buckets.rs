@@ -20,7 +20,17 @@ pub(crate) async fn create(
     req: S3Request<CreateBucketInput>,
 ) -> S3Result<S3Response<CreateBucketOutput>> {
     let id = key_id(&req)?;
-    let name = req.input.bucket;
+    let input = req.input;
+    let name = input.bucket;
+    let headers = [
+        (input.grant_read.as_deref(), Permission::READ),
+        (input.grant_write.as_deref(), Permission::WRITE),
+        (
+            input.grant_full_control.as_deref(),
+            Permission::FULL_CONTROL,
+        ),
+    ];
+    let acl = crate::acl::requested(&id, input.acl.as_ref().map(|a| a.as_str()), None, headers)?;
     if let Some(existing) = s3
         .catalog
         .get::<BucketRecord>(TYPE_META, BUCKETS, name.as_bytes())
@@ -50,6 +60,9 @@ pub(crate) async fn create(
             "key {id} could not be read back to record its ownership of {name}; retry"
         ));
     }
+    if let Some(g) = acl.filter(|g| *g != crate::acl::Granted::default()) {
+        crate::subresources::set_bucket_acl(s3, &name, g).await?;
+    }
     Ok(S3Response::new(CreateBucketOutput {
         location: Some(format!("/{name}")),
     }))
@@ -67,6 +80,9 @@ pub(crate) async fn delete(
             "bucket {name} still holds objects; delete them first"
         ));
     }
+    // Settings first: a bucket made again under this name must not
+    // inherit a public ACL or policy if this delete stops half way.
+    s3.settings.delete_all(&name).await?;
     s3.catalog
         .delete(TYPE_META, BUCKETS, name.as_bytes())
         .await?;

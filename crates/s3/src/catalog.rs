@@ -5,7 +5,7 @@
 //! coordinator (`node::put`, `keep_newest`), and a read picks the newest
 //! sibling again in case replicas that never met both answered.
 
-use crate::records::{self, Data, TYPE_BLOCKS};
+use crate::records::{self, Data, Record, TYPE_BLOCKS};
 use bytes::Bytes;
 use causal::{Meta, VersionVector};
 use node::{BKey, ErrorKind, Node, NodeError, RequestOptions};
@@ -60,7 +60,7 @@ impl Catalog {
     }
 
     /// A record, decoded; a value that does not decode counts as absent.
-    pub async fn get<T: DeserializeOwned>(
+    pub async fn get<T: Record>(
         &self,
         bucket_type: &[u8],
         bucket: &[u8],
@@ -74,7 +74,7 @@ impl Catalog {
     }
 
     /// Write a record (last writer wins).
-    pub async fn put<T: Serialize>(
+    pub async fn put<T: Record>(
         &self,
         bucket_type: &[u8],
         bucket: &[u8],
@@ -88,7 +88,7 @@ impl Catalog {
     /// Write a record whose body is `data`: each block it lists is a
     /// `$ref` term of the record's metadata, which keeps the block from
     /// being collected while the record lives (`node::collect`).
-    pub async fn put_referencing<T: Serialize>(
+    pub async fn put_referencing<T: Record>(
         &self,
         bucket_type: &[u8],
         bucket: &[u8],
@@ -102,6 +102,35 @@ impl Catalog {
         };
         let k = bkey(bucket_type, bucket, key);
         self.put_with_meta(k, records::encode(record), meta).await
+    }
+
+    /// A JSON record (bucket settings), decoded; one that does not decode
+    /// counts as absent.
+    pub async fn get_json<T: DeserializeOwned>(
+        &self,
+        bucket_type: &[u8],
+        bucket: &[u8],
+        key: &[u8],
+    ) -> Result<Option<T>, S3Error> {
+        let k = bkey(bucket_type, bucket, key);
+        Ok(self
+            .get_raw(&k)
+            .await?
+            .and_then(|(v, _)| serde_json::from_slice(&v).ok()))
+    }
+
+    /// Write a JSON record (last writer wins).
+    pub async fn put_json<T: Serialize>(
+        &self,
+        bucket_type: &[u8],
+        bucket: &[u8],
+        key: &[u8],
+        record: &T,
+    ) -> Result<(), S3Error> {
+        let value = serde_json::to_vec(record)
+            .map_err(|e| s3_error!(InternalError, "cannot encode a setting: {e}"))?;
+        self.put_raw(bkey(bucket_type, bucket, key), Bytes::from(value))
+            .await
     }
 
     async fn put_raw(&self, key: BKey, value: Bytes) -> Result<(), S3Error> {

@@ -14,6 +14,16 @@ pub struct S3Config {
     /// and drops those whose bytes no longer match their hash); 0 turns
     /// the scrub off.
     pub s3_block_sweep_interval_ms: u64,
+    /// Where the website endpoint listens (anonymous GETs of buckets with
+    /// a website configuration).
+    pub web: String,
+    /// Website requests: `Host: BUCKET.<web_domain>`.
+    pub web_domain: String,
+    /// Website host names served by a bucket of another name (`"photos.
+    /// example.com" = "photos"`); any other host is taken as a bucket name.
+    pub web_aliases: std::collections::BTreeMap<String, String>,
+    /// Most connections the website endpoint holds open at once.
+    pub web_connections_max: usize,
 }
 
 impl Default for S3Config {
@@ -21,13 +31,24 @@ impl Default for S3Config {
         S3Config {
             s3_domain: "localhost".into(),
             s3_block_sweep_interval_ms: 7 * 86_400_000,
+            web: "127.0.0.1:9001".into(),
+            web_domain: "web.localhost".into(),
+            web_aliases: std::collections::BTreeMap::new(),
+            web_connections_max: 4096,
         }
     }
 }
 
 impl S3Config {
     /// The config file keys this type reads.
-    pub const KEYS: [&'static str; 2] = ["s3_domain", "s3_block_sweep_interval_ms"];
+    pub const KEYS: [&'static str; 6] = [
+        "s3_domain",
+        "s3_block_sweep_interval_ms",
+        "web",
+        "web_domain",
+        "web_aliases",
+        "web_connections_max",
+    ];
 }
 
 #[cfg(test)]

@@ -310,6 +310,7 @@ mod tests {
             checksums: Checksums::default(),
             part_sizes: vec![5 << 20; 3],
             data: Data::Inline(bytes::Bytes::from(vec![7u8; 4096])),
+            extra: records::ObjectExtra::default(),
         };
         let encoded = records::encode(&r);
         let head = &encoded[..RECORD_HEAD_BYTES as usize];

@@ -48,6 +48,15 @@ pub(crate) async fn create(
 ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
     let i = req.input;
     s3.bucket(&i.bucket).await?;
+    let extra = crate::objects::extra_of(
+        s3,
+        &i.bucket,
+        i.acl.as_ref(),
+        i.website_redirect_location,
+        i.expires.as_ref(),
+        i.tagging.as_deref(),
+    )
+    .await?;
     let id = new_upload_id(&i.key);
     let record = UploadRecord {
         key: i.key.clone(),
@@ -68,6 +77,7 @@ pub(crate) async fn create(
             .checksum_type
             .as_ref()
             .map(|t| t.as_str().to_ascii_uppercase()),
+        extra,
     };
     s3.catalog
         .put(TYPE_UPLOADS, i.bucket.as_bytes(), id.as_bytes(), &record)
@@ -217,6 +227,7 @@ pub(crate) async fn complete(
         checksums: checksums.clone(),
         part_sizes,
         data: Data::Blocks(blocks),
+        extra: u.extra.clone(),
     };
     s3.catalog
         .put_referencing(

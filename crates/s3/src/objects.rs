@@ -4,10 +4,11 @@
 //! point: until it lands, readers see the previous version, never a
 //! partial one.
 
+use crate::access::ReadByAcl;
 use crate::blocks::{read_range, write_body};
 use crate::checksum::{add_trailers, hasher_for, verify};
 use crate::keys::now_ms;
-use crate::records::{Checksums, Data, ObjectRecord, TYPE_OBJECTS};
+use crate::records::{Checksums, Data, ObjectExtra, ObjectRecord, TYPE_OBJECTS};
 use crate::service::{etag, headers_from, secs_of, timestamp, RingS3};
 use bytes::Bytes;
 use s3s::dto::*;
@@ -90,6 +91,15 @@ pub(crate) async fn put(
 ) -> S3Result<S3Response<PutObjectOutput>> {
     let input = req.input;
     s3.bucket(&input.bucket).await?;
+    let extra = extra_of(
+        s3,
+        &input.bucket,
+        input.acl.as_ref(),
+        input.website_redirect_location,
+        input.expires.as_ref(),
+        input.tagging.as_deref(),
+    )
+    .await?;
     if input.if_match.is_some() || input.if_none_match.is_some() {
         let existing = s3.object(&input.bucket, &input.key).await?;
         check_write(
@@ -134,6 +144,7 @@ pub(crate) async fn put(
         checksums: checksums.clone(),
         part_sizes: Vec::new(),
         data: written.data,
+        extra,
     };
     s3.catalog
         .put_referencing(
@@ -154,6 +165,69 @@ pub(crate) async fn put(
         checksum_type: checksums.kind.map(ChecksumType::from),
         ..Default::default()
     }))
+}
+
+/// Most tags on one object (S3's own limit).
+pub(crate) const TAGS_MAX: usize = 10;
+
+/// Tags from an `x-amz-tagging` header (`k1=v1&k2=v2`, URL-encoded).
+pub(crate) fn parse_tagging(header: &str) -> S3Result<Vec<(String, String)>> {
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(&s.replace('+', " "))
+            .decode_utf8()
+            .map(|c| c.into_owned())
+            .map_err(|_| s3_error!(InvalidTag, "a tag is not UTF-8"))
+    };
+    let mut tags = Vec::new();
+    for pair in header.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        tags.push((decode(k)?, decode(v)?));
+    }
+    if tags.len() > TAGS_MAX {
+        return Err(s3_error!(InvalidTag, "at most {TAGS_MAX} tags per object"));
+    }
+    for (k, v) in &tags {
+        if k.is_empty() || k.chars().count() > 128 || v.chars().count() > 256 {
+            return Err(s3_error!(
+                InvalidTag,
+                "tag keys hold 1 to 128 characters, values at most 256"
+            ));
+        }
+    }
+    Ok(tags)
+}
+
+/// What a PUT-like request asks the object to hold besides its bytes.
+pub(crate) async fn extra_of(
+    s3: &RingS3,
+    bucket: &str,
+    acl: Option<&ObjectCannedACL>,
+    website_redirect: Option<String>,
+    expires: Option<&Timestamp>,
+    tagging: Option<&str>,
+) -> S3Result<ObjectExtra> {
+    let acl = crate::subresources::object_acl_of(acl)?;
+    if acl.public_read() && s3.settings.view(bucket).await?.pab.block_public_acls {
+        return Err(s3_error!(
+            AccessDenied,
+            "bucket {bucket} blocks public ACLs (its public access block)"
+        ));
+    }
+    if let Some(r) = &website_redirect {
+        if !(r.starts_with('/') || r.starts_with("http://") || r.starts_with("https://")) {
+            return Err(crate::service::custom_error(
+                "InvalidRedirectLocation",
+                400,
+                "the website redirect must start with /, http:// or https://".into(),
+            ));
+        }
+    }
+    Ok(ObjectExtra {
+        acl,
+        website_redirect,
+        expires_ms: expires.map(|t| secs_of(t) * 1000),
+        tags: tagging.map(parse_tagging).transpose()?.unwrap_or_default(),
+    })
 }
 
 fn check_content_md5(b64: &str, md5_hex: &str) -> S3Result<()> {
@@ -229,16 +303,39 @@ struct Answer {
     sums: Checksums,
 }
 
+/// The object a GET or HEAD reads, when its caller may read it.
+async fn readable(
+    s3: &RingS3,
+    bucket: &str,
+    key: &str,
+    by_acl: Option<&ReadByAcl>,
+) -> S3Result<ObjectRecord> {
+    let Some(by_acl) = by_acl else {
+        return s3.existing_object(bucket, key).await;
+    };
+    let denied = || {
+        s3_error!(AccessDenied, "object {key} in bucket {bucket} is not public; sign the request with a key that may read it")
+    };
+    match s3.object(bucket, key).await? {
+        Some(r) if by_acl.allows(r.extra.acl) => Ok(r),
+        Some(_) => Err(denied()),
+        None if by_acl.may_list => Err(s3_error!(NoSuchKey, "no object {key} in bucket {bucket}")),
+        None => Err(denied()),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn answer(
     s3: &RingS3,
     bucket: &str,
     key: &str,
+    by_acl: Option<&ReadByAcl>,
     conditions: ReadConditions<'_>,
     range: Option<&Range>,
     part_number: Option<i32>,
     mode: Option<&ChecksumMode>,
 ) -> S3Result<Answer> {
-    let record = s3.existing_object(bucket, key).await?;
+    let record = readable(s3, bucket, key, by_acl).await?;
     check_read(&conditions, &record)?;
     let (span, content_range) = wanted_range(&record, range, part_number)?;
     let whole = span.start == 0 && span.end == record.size;
@@ -255,6 +352,7 @@ pub(crate) async fn get(
     s3: &RingS3,
     req: S3Request<GetObjectInput>,
 ) -> S3Result<S3Response<GetObjectOutput>> {
+    let by_acl = req.extensions.get::<ReadByAcl>().copied();
     let input = req.input;
     let conditions = ReadConditions {
         if_match: input.if_match.as_ref(),
@@ -271,6 +369,7 @@ pub(crate) async fn get(
         s3,
         &input.bucket,
         &input.key,
+        by_acl.as_ref(),
         conditions,
         input.range.as_ref(),
         input.part_number,
@@ -302,6 +401,9 @@ pub(crate) async fn get(
         content_language: input.response_content_language.or(h.content_language),
         cache_control: input.response_cache_control.or(h.cache_control),
         metadata: Some(h.user_meta.into_iter().collect()),
+        expires: r.extra.expires_ms.map(|ms| timestamp(ms.max(0) as u64)),
+        website_redirect_location: r.extra.website_redirect.clone(),
+        tag_count: (!r.extra.tags.is_empty()).then_some(r.extra.tags.len() as i32),
         parts_count: (!r.part_sizes.is_empty()).then_some(r.part_sizes.len() as i32),
         checksum_crc32: sums.crc32,
         checksum_crc32c: sums.crc32c,
@@ -317,6 +419,7 @@ pub(crate) async fn head(
     s3: &RingS3,
     req: S3Request<HeadObjectInput>,
 ) -> S3Result<S3Response<HeadObjectOutput>> {
+    let by_acl = req.extensions.get::<ReadByAcl>().copied();
     let input = req.input;
     let conditions = ReadConditions {
         if_match: input.if_match.as_ref(),
@@ -333,6 +436,7 @@ pub(crate) async fn head(
         s3,
         &input.bucket,
         &input.key,
+        by_acl.as_ref(),
         conditions,
         input.range.as_ref(),
         input.part_number,
@@ -352,6 +456,8 @@ pub(crate) async fn head(
         content_language: h.content_language,
         cache_control: h.cache_control,
         metadata: Some(h.user_meta.into_iter().collect()),
+        expires: r.extra.expires_ms.map(|ms| timestamp(ms.max(0) as u64)),
+        website_redirect_location: r.extra.website_redirect.clone(),
         parts_count: (!r.part_sizes.is_empty()).then_some(r.part_sizes.len() as i32),
         checksum_crc32: sums.crc32,
         checksum_crc32c: sums.crc32c,
@@ -479,10 +585,30 @@ pub(crate) async fn copy(
     } else {
         src.headers
     };
+    let mut extra = extra_of(
+        s3,
+        &input.bucket,
+        input.acl.as_ref(),
+        input.website_redirect_location,
+        input.expires.as_ref().filter(|_| replace),
+        input.tagging.as_deref(),
+    )
+    .await?;
+    let replace_tags = input
+        .tagging_directive
+        .as_ref()
+        .is_some_and(|d| d.as_str() == TaggingDirective::REPLACE);
+    if !replace_tags {
+        extra.tags = src.extra.tags.clone();
+    }
+    if !replace {
+        extra.expires_ms = src.extra.expires_ms;
+    }
     // Blocks are content-addressed: the copy shares them, no bytes move.
     let record = ObjectRecord {
         modified_ms: now_ms(),
         headers,
+        extra,
         ..src
     };
     s3.catalog

@@ -17,7 +17,15 @@
 //!
 //! A block's key is its hash, so it lands on the ring by its hash and
 //! identical blocks are one object. Records are postcard-encoded with a
-//! version byte first, so a later layout can still read these.
+//! version byte first ([`Record::VERSION`]); a record type that gained
+//! fields reads its older layouts through [`Record::upgrade`], so data
+//! written by an older ringstore stays readable after an upgrade.
+//!
+//! Bucket settings (CORS, policy, ACL, website) are JSON records in the
+//! meta type, one bucket per subresource (see `settings`): JSON because
+//! they grow fields often and are read rarely (cached), one record per
+//! subresource so that setting the CORS rules on one node and the policy
+//! on another at the same moment keeps both.
 
 use bytes::Bytes;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
@@ -40,32 +48,60 @@ pub const KEYS: &[u8] = b"keys";
 /// Bucket (within [`TYPE_BLOCKS`]) of blocks.
 pub const BLOCKS: &[u8] = b"blocks";
 
-const FORMAT_VERSION: u8 = 1;
+/// The newest format version of any record: [`decode_head`] reads the
+/// leading fields of every version up to it.
+const FORMAT_VERSION_MAX: u8 = 2;
+
+/// A record kept in the store, with its layout's version.
+///
+/// Fields are only ever appended: a new layout bumps `VERSION` and reads
+/// the old one in `upgrade`, and leading fields keep their meaning (the
+/// listing decodes them alone, see [`decode_head`]).
+pub trait Record: Serialize + DeserializeOwned {
+    /// The version [`encode`] writes.
+    const VERSION: u8 = 1;
+
+    /// A record written in an older `version` (`rest` follows the version
+    /// byte), in today's layout; `None` if it does not decode.
+    fn upgrade(_version: u8, _rest: &[u8]) -> Option<Self> {
+        None
+    }
+}
+
+impl Record for BucketRecord {}
+impl Record for KeyRecord {}
+impl Record for PartRecord {}
 
 /// Encode a record: format version, then postcard.
-pub fn encode<T: Serialize>(record: &T) -> Bytes {
+pub fn encode<T: Record>(record: &T) -> Bytes {
+    const { assert!(T::VERSION >= 1 && T::VERSION <= FORMAT_VERSION_MAX) };
     // Encoding plain structs into a Vec cannot fail. One allocation of
     // the record's size: an inline object's record holds its data.
     let size = postcard::experimental::serialized_size(record).unwrap_or(0);
     let mut out = Vec::with_capacity(1 + size);
-    out.push(FORMAT_VERSION);
-    Bytes::from(postcard::to_extend(record, out).unwrap_or_else(|_| vec![FORMAT_VERSION]))
+    out.push(T::VERSION);
+    Bytes::from(postcard::to_extend(record, out).unwrap_or_else(|_| vec![T::VERSION]))
 }
 
-/// Decode a record written by [`encode`]; `None` if it is not one.
-pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
+/// Decode a record written by [`encode`] in any of its versions; `None`
+/// if it is not one.
+pub fn decode<T: Record>(bytes: &[u8]) -> Option<T> {
     match bytes.split_first() {
-        Some((&FORMAT_VERSION, rest)) => postcard::from_bytes(rest).ok(),
-        _ => None,
+        Some((&v, rest)) if v == T::VERSION => postcard::from_bytes(rest).ok(),
+        Some((&v, rest)) => T::upgrade(v, rest),
+        None => None,
     }
 }
 
 /// Decode the leading fields of a record written by [`encode`] from a
 /// prefix of its bytes (postcard writes fields in order): `T` declares
-/// the record's first fields. `None` if they are not there.
+/// the record's first fields, which every version shares. `None` if
+/// they are not there.
 pub fn decode_head<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
     match bytes.split_first() {
-        Some((&FORMAT_VERSION, rest)) => postcard::take_from_bytes(rest).ok().map(|(t, _)| t),
+        Some((&v, rest)) if (1..=FORMAT_VERSION_MAX).contains(&v) => {
+            postcard::take_from_bytes(rest).ok().map(|(t, _)| t)
+        }
         _ => None,
     }
 }
@@ -207,6 +243,79 @@ pub struct ObjectRecord {
     pub part_sizes: Vec<u64>,
     /// The bytes.
     pub data: Data,
+    /// Access, redirect, expiry and tags (version 2).
+    pub extra: ObjectExtra,
+}
+
+/// What an object holds beyond its bytes and content headers (added in
+/// record version 2; version 1 records read as the default: private, no
+/// redirect, no `Expires`, no tags).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectExtra {
+    /// Who besides the bucket's keys may read it.
+    pub acl: ObjectAcl,
+    /// `x-amz-website-redirect-location`: the website endpoint answers a
+    /// GET of this object with a 301 to it.
+    pub website_redirect: Option<String>,
+    /// `Expires`, in ms since the epoch (HTTP dates have whole seconds).
+    pub expires_ms: Option<i64>,
+    /// Object tags, in order.
+    pub tags: Vec<(String, String)>,
+}
+
+/// The canned ACLs of an object that ringstore honours; grants to
+/// anyone else are the bucket's key rights.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ObjectAcl {
+    /// Only keys with rights on the bucket.
+    #[default]
+    Private,
+    /// Anyone may read it, unsigned requests included.
+    PublicRead,
+    /// Anyone may read it; writes follow the bucket.
+    PublicReadWrite,
+    /// Any signed request may read it.
+    AuthenticatedRead,
+}
+
+impl ObjectAcl {
+    /// Whether an unsigned request may read the object.
+    pub fn public_read(self) -> bool {
+        matches!(self, ObjectAcl::PublicRead | ObjectAcl::PublicReadWrite)
+    }
+}
+
+/// Version 1 of [`ObjectRecord`]: without `extra`.
+#[derive(Deserialize)]
+struct ObjectRecordV1 {
+    size: u64,
+    etag: String,
+    modified_ms: u64,
+    headers: Headers,
+    checksums: Checksums,
+    part_sizes: Vec<u64>,
+    data: Data,
+}
+
+impl Record for ObjectRecord {
+    const VERSION: u8 = 2;
+
+    fn upgrade(version: u8, rest: &[u8]) -> Option<Self> {
+        if version != 1 {
+            return None;
+        }
+        let v1: ObjectRecordV1 = postcard::from_bytes(rest).ok()?;
+        Some(ObjectRecord {
+            size: v1.size,
+            etag: v1.etag,
+            modified_ms: v1.modified_ms,
+            headers: v1.headers,
+            checksums: v1.checksums,
+            part_sizes: v1.part_sizes,
+            data: v1.data,
+            extra: ObjectExtra::default(),
+        })
+    }
 }
 
 /// A multipart upload in progress.
@@ -222,6 +331,37 @@ pub struct UploadRecord {
     pub checksum_algorithm: Option<String>,
     /// `COMPOSITE` or `FULL_OBJECT`, if asked for.
     pub checksum_type: Option<String>,
+    /// What the object will hold besides its bytes (version 2).
+    pub extra: ObjectExtra,
+}
+
+/// Version 1 of [`UploadRecord`]: without `extra`.
+#[derive(Deserialize)]
+struct UploadRecordV1 {
+    key: String,
+    initiated_ms: u64,
+    headers: Headers,
+    checksum_algorithm: Option<String>,
+    checksum_type: Option<String>,
+}
+
+impl Record for UploadRecord {
+    const VERSION: u8 = 2;
+
+    fn upgrade(version: u8, rest: &[u8]) -> Option<Self> {
+        if version != 1 {
+            return None;
+        }
+        let v1: UploadRecordV1 = postcard::from_bytes(rest).ok()?;
+        Some(UploadRecord {
+            key: v1.key,
+            initiated_ms: v1.initiated_ms,
+            headers: v1.headers,
+            checksum_algorithm: v1.checksum_algorithm,
+            checksum_type: v1.checksum_type,
+            extra: ObjectExtra::default(),
+        })
+    }
 }
 
 /// One uploaded part.
@@ -258,11 +398,51 @@ mod tests {
             checksums: Checksums::default(),
             part_sizes: vec![],
             data: Data::Inline(Bytes::from_static(b"xyz")),
+            extra: ObjectExtra {
+                acl: ObjectAcl::PublicRead,
+                website_redirect: Some("/elsewhere".into()),
+                expires_ms: None,
+                tags: vec![("a".into(), "b".into())],
+            },
         };
         let back: ObjectRecord = decode(&encode(&r)).unwrap();
         assert_eq!(back, r);
         assert!(decode::<ObjectRecord>(b"").is_none());
         assert!(decode::<ObjectRecord>(b"\x09junk").is_none());
         assert_eq!(part_key(12), "00012");
+    }
+
+    /// Bytes an older ringstore wrote (record version 1, before `extra`)
+    /// still read, as private objects without tags.
+    #[test]
+    fn version_1_objects_and_uploads_still_read() {
+        #[derive(Serialize)]
+        struct V1<'a>(u64, &'a str, u64, Headers, Checksums, Vec<u64>, Data);
+        let v1 = V1(
+            3,
+            "abc",
+            7,
+            Headers::default(),
+            Checksums::default(),
+            vec![],
+            Data::Inline(Bytes::from_static(b"xyz")),
+        );
+        let mut bytes = vec![1u8];
+        bytes.extend(postcard::to_allocvec(&v1).unwrap());
+        let r: ObjectRecord = decode(&bytes).unwrap();
+        assert_eq!(
+            (r.size, r.etag.as_str(), r.extra.acl),
+            (3, "abc", ObjectAcl::Private)
+        );
+        let head: (u64, String) = decode_head(&bytes).unwrap();
+        assert_eq!(head, (3, "abc".into()));
+
+        #[derive(Serialize)]
+        struct U1<'a>(&'a str, u64, Headers, Option<String>, Option<String>);
+        let mut bytes = vec![1u8];
+        bytes.extend(postcard::to_allocvec(&U1("k", 9, Headers::default(), None, None)).unwrap());
+        let u: UploadRecord = decode(&bytes).unwrap();
+        assert_eq!((u.key.as_str(), u.initiated_ms), ("k", 9));
+        assert!(decode::<ObjectRecord>(&[3, 0, 0]).is_none());
     }
 }

@@ -6,6 +6,7 @@ use crate::cache::TtlCache;
 use crate::catalog::Catalog;
 use crate::keys::KeyStore;
 use crate::records::{BucketRecord, Headers, ObjectRecord, BUCKETS, TYPE_META, TYPE_OBJECTS};
+use crate::settings::Settings;
 use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result, S3};
 use std::time::{Duration, UNIX_EPOCH};
@@ -28,12 +29,15 @@ pub struct RingS3 {
     pub(crate) keys: KeyStore,
     /// Buckets seen to exist: keeps a quorum read off every PUT.
     pub(crate) buckets: TtlCache<BucketRecord>,
+    /// Bucket settings (ACL, policy, CORS, website).
+    pub(crate) settings: Settings,
 }
 
 impl RingS3 {
     /// Over `catalog`, checking rights with `keys`.
-    pub fn new(catalog: Catalog, keys: KeyStore) -> Self {
+    pub fn new(catalog: Catalog, keys: KeyStore, settings: Settings) -> Self {
         RingS3 {
+            settings,
             catalog,
             keys,
             buckets: TtlCache::new(BUCKET_CACHE_TTL, BUCKET_CACHE_MAX),
@@ -72,6 +76,15 @@ impl RingS3 {
             }
         }
     }
+}
+
+/// An error with a code s3s does not name, and its status.
+pub(crate) fn custom_error(code: &'static str, status: u16, message: String) -> s3s::S3Error {
+    let mut e = s3s::S3Error::with_message(s3s::S3ErrorCode::Custom(code.into()), message);
+    e.set_status_code(
+        hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::BAD_REQUEST),
+    );
+    e
 }
 
 /// An S3 timestamp from ms since the epoch.
@@ -240,5 +253,107 @@ impl S3 for RingS3 {
         req: S3Request<ListMultipartUploadsInput>,
     ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
         crate::multipart::list_uploads(self, req).await
+    }
+    async fn put_bucket_acl(
+        &self,
+        req: S3Request<PutBucketAclInput>,
+    ) -> S3Result<S3Response<PutBucketAclOutput>> {
+        crate::subresources::put_bucket_acl(self, req).await
+    }
+    async fn get_bucket_acl(
+        &self,
+        req: S3Request<GetBucketAclInput>,
+    ) -> S3Result<S3Response<GetBucketAclOutput>> {
+        crate::subresources::get_bucket_acl(self, req).await
+    }
+    async fn put_object_acl(
+        &self,
+        req: S3Request<PutObjectAclInput>,
+    ) -> S3Result<S3Response<PutObjectAclOutput>> {
+        crate::subresources::put_object_acl(self, req).await
+    }
+    async fn get_object_acl(
+        &self,
+        req: S3Request<GetObjectAclInput>,
+    ) -> S3Result<S3Response<GetObjectAclOutput>> {
+        crate::subresources::get_object_acl(self, req).await
+    }
+    async fn put_bucket_cors(
+        &self,
+        req: S3Request<PutBucketCorsInput>,
+    ) -> S3Result<S3Response<PutBucketCorsOutput>> {
+        crate::subresources::put_bucket_cors(self, req).await
+    }
+    async fn get_bucket_cors(
+        &self,
+        req: S3Request<GetBucketCorsInput>,
+    ) -> S3Result<S3Response<GetBucketCorsOutput>> {
+        crate::subresources::get_bucket_cors(self, req).await
+    }
+    async fn delete_bucket_cors(
+        &self,
+        req: S3Request<DeleteBucketCorsInput>,
+    ) -> S3Result<S3Response<DeleteBucketCorsOutput>> {
+        crate::subresources::delete_bucket_cors(self, req).await
+    }
+    async fn put_bucket_policy(
+        &self,
+        req: S3Request<PutBucketPolicyInput>,
+    ) -> S3Result<S3Response<PutBucketPolicyOutput>> {
+        crate::subresources::put_bucket_policy(self, req).await
+    }
+    async fn get_bucket_policy(
+        &self,
+        req: S3Request<GetBucketPolicyInput>,
+    ) -> S3Result<S3Response<GetBucketPolicyOutput>> {
+        crate::subresources::get_bucket_policy(self, req).await
+    }
+    async fn delete_bucket_policy(
+        &self,
+        req: S3Request<DeleteBucketPolicyInput>,
+    ) -> S3Result<S3Response<DeleteBucketPolicyOutput>> {
+        crate::subresources::delete_bucket_policy(self, req).await
+    }
+    async fn get_bucket_policy_status(
+        &self,
+        req: S3Request<GetBucketPolicyStatusInput>,
+    ) -> S3Result<S3Response<GetBucketPolicyStatusOutput>> {
+        crate::subresources::get_bucket_policy_status(self, req).await
+    }
+    async fn put_bucket_website(
+        &self,
+        req: S3Request<PutBucketWebsiteInput>,
+    ) -> S3Result<S3Response<PutBucketWebsiteOutput>> {
+        crate::subresources::put_bucket_website(self, req).await
+    }
+    async fn get_bucket_website(
+        &self,
+        req: S3Request<GetBucketWebsiteInput>,
+    ) -> S3Result<S3Response<GetBucketWebsiteOutput>> {
+        crate::subresources::get_bucket_website(self, req).await
+    }
+    async fn delete_bucket_website(
+        &self,
+        req: S3Request<DeleteBucketWebsiteInput>,
+    ) -> S3Result<S3Response<DeleteBucketWebsiteOutput>> {
+        crate::subresources::delete_bucket_website(self, req).await
+    }
+    async fn put_public_access_block(
+        &self,
+        req: S3Request<PutPublicAccessBlockInput>,
+    ) -> S3Result<S3Response<PutPublicAccessBlockOutput>> {
+        crate::subresources::put_public_access_block(self, req).await
+    }
+    async fn get_public_access_block(
+        &self,
+        req: S3Request<GetPublicAccessBlockInput>,
+    ) -> S3Result<S3Response<GetPublicAccessBlockOutput>> {
+        crate::subresources::get_public_access_block(self, req).await
+    }
+    async fn delete_public_access_block(
+        &self,
+        req: S3Request<DeletePublicAccessBlockInput>,
+    ) -> S3Result<S3Response<DeletePublicAccessBlockOutput>> {
+        crate::subresources::delete_public_access_block(self, req).await
     }
 }

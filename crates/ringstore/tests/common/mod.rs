@@ -62,6 +62,8 @@ pub fn free_port() -> u16 {
 pub struct Proc {
     pub http: String,
     pub s3: String,
+    /// The website endpoint.
+    pub web: String,
     pub rpc: String,
     pub dir: PathBuf,
     join: Option<String>,
@@ -85,7 +87,8 @@ impl Proc {
             None => Command::new(bin),
         };
         cmd.args([
-            "server", "--http", &self.http, "--rpc", &self.rpc, "--s3", &self.s3,
+            "server", "--http", &self.http, "--rpc", &self.rpc, "--s3", &self.s3, "--web",
+            &self.web,
         ])
         .arg("--data-dir")
         .arg(&self.dir)
@@ -226,6 +229,7 @@ impl Cluster {
             let mut p = Proc {
                 http: format!("127.0.0.1:{}", free_port()),
                 s3: format!("127.0.0.1:{}", free_port()),
+                web: format!("127.0.0.1:{}", free_port()),
                 join: nodes.first().map(|f: &Proc| f.rpc.clone()),
                 rpc,
                 dir: dir.path().join(format!("node-{i}")),
@@ -256,6 +260,7 @@ impl Cluster {
         let mut p = Proc {
             http: format!("127.0.0.1:{}", free_port()),
             s3: format!("127.0.0.1:{}", free_port()),
+            web: format!("127.0.0.1:{}", free_port()),
             join: Some(self.nodes[0].rpc.clone()),
             rpc: format!("127.0.0.1:{}", free_port()),
             dir: self._dir.path().join(format!("node-{i}")),

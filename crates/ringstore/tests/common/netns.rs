@@ -113,6 +113,7 @@ impl Cluster {
                 let mut p = Proc {
                     http: format!("{host}:8098"),
                     s3: format!("{host}:9000"),
+                    web: format!("{host}:9001"),
                     rpc: format!("{host}:7000"),
                     join: (i > 0).then(|| format!("{}:7000", Netns::addr(0))),
                     dir: dir.path().join(format!("node-{i}")),

@@ -17,7 +17,21 @@ fn python() -> Option<PathBuf> {
 /// Run one phase of s3_check.py with `key`'s credentials and return its
 /// stdout; panics with its output if it fails.
 pub async fn run(python: &Path, key: &(String, String), args: Vec<String>) -> String {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/python/s3_check.py");
+    run_script(python, "s3_check.py", key, args, vec![]).await
+}
+
+/// Run one phase of tests/python/`script` with `key`'s credentials and
+/// `env`, and return its stdout; panics with its output if it fails.
+pub async fn run_script(
+    python: &Path,
+    script: &str,
+    key: &(String, String),
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+) -> String {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/python")
+        .join(script);
     let (python, key) = (python.to_path_buf(), key.clone());
     let out = tokio::task::spawn_blocking(move || {
         Command::new(python)
@@ -25,6 +39,7 @@ pub async fn run(python: &Path, key: &(String, String), args: Vec<String>) -> St
             .args(&args)
             .env("AWS_ACCESS_KEY_ID", &key.0)
             .env("AWS_SECRET_ACCESS_KEY", &key.1)
+            .envs(env)
             .env_remove("AWS_CA_BUNDLE")
             .output()
     })
