@@ -124,11 +124,13 @@ def public(s3_ep, web_ep, other_ep):
     s3.put_object_acl(Bucket="priv", Key="open.txt", ACL="public-read")
     assert other.get_object(Bucket="priv", Key="open.txt")["Body"].read() == b"open"
     expect_error("AccessDenied", other.get_object, Bucket="priv", Key="secret.txt")
-    # A public-read bucket: every object reads and the bucket lists;
-    # missing keys are then 404.
+    # A public-read bucket lists (READ on a bucket is listing, as on S3);
+    # its objects read by their own ACL, and missing keys are 404.
     s3.create_bucket(Bucket="pub", ACL="public-read")
-    s3.put_object(Bucket="pub", Key="a.txt", Body=b"a")
+    s3.put_object(Bucket="pub", Key="a.txt", Body=b"a", ACL="public-read")
+    s3.put_object(Bucket="pub", Key="b.txt", Body=b"b")
     assert fetch(s3_ep, "GET", "/pub/a.txt")[:3:2] == (200, b"a")
+    assert fetch(s3_ep, "GET", "/pub/b.txt")[0] == 403
     st, _, body = fetch(s3_ep, "GET", "/pub?list-type=2")
     assert st == 200 and b"<Key>a.txt</Key>" in body, (st, body)
     assert fetch(s3_ep, "GET", "/pub/missing")[0] == 404
@@ -162,11 +164,10 @@ def public(s3_ep, web_ep, other_ep):
     s3.delete_bucket_policy(Bucket="pol")
     assert fetch(s3_ep, "GET", "/pol/thumbs/1.jpg")[0] == 403
     # A deleted bucket's settings do not outlive it.
-    s3.delete_object(Bucket="pub", Key="a.txt")
+    s3.delete_objects(Bucket="pub", Delete={"Objects": [{"Key": "a.txt"}, {"Key": "b.txt"}]})
     s3.delete_bucket(Bucket="pub")
     s3.create_bucket(Bucket="pub")
-    s3.put_object(Bucket="pub", Key="a.txt", Body=b"a")
-    assert fetch(s3_ep, "GET", "/pub/a.txt")[0] == 403
+    assert fetch(s3_ep, "GET", "/pub?list-type=2")[0] == 403
 
 
 def awscli(endpoint, *args):
@@ -311,8 +312,10 @@ def page(s3_ep, web_ep):
     s3.create_bucket(Bucket="thumbs", ACL="public-read")
     s3.put_bucket_website(Bucket="thumbs", WebsiteConfiguration={"IndexDocument": {"Suffix": "index.html"}})
     for i, (w, h) in enumerate([(64, 48), (120, 90), (32, 32)]):
-        s3.put_object(Bucket="thumbs", Key=f"t{i}.png", Body=png(w, h), ContentType="image/png")
-    s3.put_object(Bucket="thumbs", Key="meta.json", Body=b'{"count": 3}', ContentType="application/json")
+        s3.put_object(Bucket="thumbs", Key=f"t{i}.png", Body=png(w, h), ContentType="image/png",
+                      ACL="public-read")
+    s3.put_object(Bucket="thumbs", Key="meta.json", Body=b'{"count": 3}', ContentType="application/json",
+                  ACL="public-read")
     page_origin = f"http://www.web.localhost:{web_port}"
     s3.put_bucket_cors(Bucket="thumbs", CORSConfiguration={"CORSRules": [
         {"AllowedOrigins": [page_origin], "AllowedMethods": ["GET"]}]})

@@ -14,7 +14,7 @@
 //! or HEAD decides.
 
 use crate::keys::KeyStore;
-use crate::records::{KeyRecord, ObjectAcl};
+use crate::records::{KeyRecord, ObjectAcl, ObjectRecord};
 use crate::service::RingS3;
 use crate::settings::BucketView;
 use s3s::access::{S3Access, S3AccessContext};
@@ -65,12 +65,14 @@ impl KeyAccess {
     }
 }
 
-/// Marks a GET or HEAD let through without a right on the bucket: the
-/// object's own ACL decides, once its record is read.
-#[derive(Clone, Copy, Debug)]
+/// Marks a request let through without a right on the bucket: the
+/// object's own ACL (for GET and HEAD) or its owner (for its ACL)
+/// decides, once its record is read.
+#[derive(Clone, Debug)]
 pub struct ReadByAcl {
-    /// Whether the request is signed (`authenticated-read` counts).
-    pub signed: bool,
+    /// The signing key, if the request is signed (`authenticated-read`
+    /// counts).
+    pub key: Option<String>,
     /// Whether the caller may list the bucket: a missing key is then a
     /// 404, otherwise a 403 that does not tell whether it exists.
     pub may_list: bool,
@@ -79,7 +81,22 @@ pub struct ReadByAcl {
 impl ReadByAcl {
     /// Whether an object with `acl` may be read.
     pub fn allows(&self, acl: ObjectAcl) -> bool {
-        acl.public_read() || (self.signed && acl == ObjectAcl::AuthenticatedRead)
+        acl.public_read() || (self.key.is_some() && acl == ObjectAcl::AuthenticatedRead)
+    }
+
+    /// Refuses unless the caller wrote `record` (and so owns its ACL).
+    ///
+    /// # Errors
+    ///
+    /// `AccessDenied`.
+    pub fn owns(&self, record: &ObjectRecord) -> S3Result<()> {
+        match (&self.key, &record.extra.owner) {
+            (Some(k), Some(o)) if k == o => Ok(()),
+            _ => Err(s3_error!(
+                AccessDenied,
+                "only the object's owner or the bucket's keys may read or change its ACL"
+            )),
+        }
     }
 }
 
@@ -99,12 +116,36 @@ fn write_action(op: &str) -> &'static str {
     }
 }
 
+/// The IAM action of an operation, for policies.
+fn iam_action(op: &str) -> String {
+    match op {
+        "ListObjects" | "ListObjectsV2" | "HeadBucket" => "s3:ListBucket".into(),
+        "ListObjectVersions" => "s3:ListBucketVersions".into(),
+        "ListMultipartUploads" => "s3:ListBucketMultipartUploads".into(),
+        "ListParts" => "s3:ListMultipartUploadParts".into(),
+        "HeadObject" => "s3:GetObject".into(),
+        "CreateMultipartUpload"
+        | "UploadPart"
+        | "UploadPartCopy"
+        | "CompleteMultipartUpload"
+        | "CopyObject" => "s3:PutObject".into(),
+        "DeleteObjects" => "s3:DeleteObject".into(),
+        other => format!("s3:{other}"),
+    }
+}
+
 /// What the bucket's settings let a caller without key rights do.
 fn verdict(op: &str, view: &BucketView, key: Option<&str>, signed: bool) -> Verdict {
     let any_read = view.acl.authenticated_read && signed && !view.pab.ignore_public_acls;
     let allow = |yes: bool| if yes { Verdict::Allow } else { Verdict::Deny };
+    // A public policy grants what it names, the bucket's settings
+    // included if it says so (the owner's choice, as on S3).
+    if view.policy_allows(&iam_action(op), key) {
+        return Verdict::Allow;
+    }
     match (op, key) {
-        ("GetObject" | "HeadObject", Some(k)) => {
+        ("GetObjectAcl" | "PutObjectAcl", Some(_)) if signed => Verdict::ByObjectAcl,
+        ("GetObject" | "HeadObject" | "GetObjectAttributes", Some(k)) => {
             if view.anyone_may_read(k) || any_read {
                 Verdict::Allow
             } else {
@@ -167,6 +208,41 @@ fn allows(key: &KeyRecord, bucket: &str, need: Need) -> bool {
     }
 }
 
+/// The source object of a copy, if `reader` (None: unsigned) may read
+/// it: by its key's rights on the bucket, the bucket's policy or the
+/// object's ACL.
+///
+/// # Errors
+///
+/// `AccessDenied`, `NoSuchBucket`, `NoSuchKey`.
+pub async fn readable_source(
+    s3: &RingS3,
+    reader: Option<&str>,
+    bucket: &str,
+    key: &str,
+) -> S3Result<ObjectRecord> {
+    let by_key = match reader {
+        Some(id) => check(&s3.keys, id, bucket, Need::Read).await.is_ok(),
+        None => false,
+    };
+    let record = s3.existing_object(bucket, key).await?;
+    if by_key {
+        return Ok(record);
+    }
+    let view = s3.settings.view(bucket).await?;
+    let acl = ReadByAcl {
+        key: reader.map(str::to_string),
+        may_list: false,
+    };
+    if view.anyone_may_read(key) || acl.allows(record.extra.acl) {
+        return Ok(record);
+    }
+    Err(s3_error!(
+        AccessDenied,
+        "no right to read {bucket}/{key}, the source of the copy"
+    ))
+}
+
 impl KeyAccess {
     /// A request without a right on `bucket` (unsigned, or its key has
     /// none): what the bucket's settings allow, or `denied`.
@@ -186,7 +262,8 @@ impl KeyAccess {
             Verdict::Allow => Ok(()),
             Verdict::ByObjectAcl => {
                 let may_list = view.anyone_may_list();
-                cx.extensions_mut().insert(ReadByAcl { signed, may_list });
+                let key = cx.credentials().map(|c| c.access_key.clone());
+                cx.extensions_mut().insert(ReadByAcl { key, may_list });
                 Ok(())
             }
             Verdict::Deny => Err(denied),
@@ -210,6 +287,15 @@ impl S3Access for KeyAccess {
             S3Path::Bucket { bucket } => (bucket.to_string(), None),
             S3Path::Object { bucket, key } => (bucket.to_string(), Some(key.to_string())),
         };
+        if let Some(expected) = cx.headers().get("x-amz-expected-bucket-owner") {
+            let owner = self.s3.bucket(&bucket).await?.owner;
+            if expected.as_bytes() != owner.as_bytes() {
+                return Err(s3_error!(
+                    AccessDenied,
+                    "bucket {bucket} is not owned by the expected owner"
+                ));
+            }
+        }
         let denied = match cx.credentials() {
             None => s3_error!(
                 AccessDenied,

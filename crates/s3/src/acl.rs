@@ -1,13 +1,19 @@
 //! S3 ACLs mapped onto ringstore's rights.
 //!
 //! ringstore's rights are access keys' grants on buckets (`access`). An
-//! ACL can say three more things, and those are what is kept: the bucket
-//! or object is readable by anyone (`AllUsers` READ, canned
-//! `public-read`), writable by anyone (`AllUsers` WRITE on a bucket), or
-//! readable by any signed request (`AuthenticatedUsers` READ). A grant
-//! to a canonical user (an access key id) on a bucket becomes that key's
-//! grant on the bucket; on one object it is refused, since rights are
-//! per bucket. The owner's FULL_CONTROL is always there and implicit.
+//! ACL can say a few more things, and those are what is kept. As on S3,
+//! READ on a bucket means listing it and WRITE means writing and
+//! deleting its objects; reading an object takes READ on the object:
+//! - to everyone (`AllUsers`, canned `public-read`, `public-read-write`);
+//! - to any signed request (`AuthenticatedUsers`, `authenticated-read`);
+//! - to the bucket's owner (`bucket-owner-read`, `-full-control`), shown
+//!   in the object's ACL (the owner's key rights already allow it).
+//!
+//! A grant to a canonical user (an access key id) on a bucket becomes
+//! that key's grant on the bucket; on one object it is refused, since
+//! rights are per bucket. The owner's FULL_CONTROL is always there.
+//! Grants are listed groups first and the owner after them, the order
+//! RGW uses and s3-tests expects.
 
 use crate::records::ObjectAcl;
 use crate::settings::BucketAcl;
@@ -174,17 +180,35 @@ pub fn requested(
     Ok(any.then_some(g))
 }
 
-/// An object's ACL from what was asked.
+/// A canned ACL of an object.
 ///
 /// # Errors
 ///
-/// Grants to single keys (rights are per bucket) or public writes.
-pub fn object_acl(g: &Granted) -> S3Result<ObjectAcl> {
-    if !g.keys.is_empty() {
-        return Err(s3_error!(
-            NotImplemented,
-            "grants to other keys on one object are not supported; grant the key rights on the bucket"
-        ));
+/// `InvalidArgument` for a name S3 does not define.
+pub fn canned_object(name: &str) -> S3Result<ObjectAcl> {
+    Ok(match name {
+        "bucket-owner-read" => ObjectAcl::BucketOwnerRead,
+        "bucket-owner-full-control" => ObjectAcl::BucketOwnerFullControl,
+        other => object_acl(&canned(other)?, "")?,
+    })
+}
+
+/// An object's ACL from what was asked; `bucket_owner` may be named in
+/// a grant.
+///
+/// # Errors
+///
+/// Grants to other single keys (rights are per bucket).
+pub fn object_acl(g: &Granted, bucket_owner: &str) -> S3Result<ObjectAcl> {
+    let mut to_owner = None;
+    for (id, rights) in &g.keys {
+        if id != bucket_owner {
+            return Err(s3_error!(
+                NotImplemented,
+                "grants to other keys on one object are not supported; grant the key rights on the bucket"
+            ));
+        }
+        to_owner = Some(*rights);
     }
     Ok(if g.public_read && g.public_write {
         ObjectAcl::PublicReadWrite
@@ -193,7 +217,11 @@ pub fn object_acl(g: &Granted) -> S3Result<ObjectAcl> {
     } else if g.authenticated_read {
         ObjectAcl::AuthenticatedRead
     } else {
-        ObjectAcl::Private
+        match to_owner {
+            Some((true, true)) => ObjectAcl::BucketOwnerFullControl,
+            Some(_) => ObjectAcl::BucketOwnerRead,
+            None => ObjectAcl::Private,
+        }
     })
 }
 
@@ -234,7 +262,7 @@ fn user(id: &str) -> Grantee {
 
 /// The grants GetBucketAcl shows.
 pub fn bucket_grants(owner: &str, acl: &BucketAcl) -> Grants {
-    let mut out = vec![grant(user(owner), Permission::FULL_CONTROL)];
+    let mut out = Vec::new();
     if acl.public_read {
         out.push(grant(group(ALL_USERS), Permission::READ));
     }
@@ -252,14 +280,21 @@ pub fn bucket_grants(owner: &str, acl: &BucketAcl) -> Grants {
             out.push(grant(user(id), Permission::WRITE));
         }
     }
+    out.push(grant(user(owner), Permission::FULL_CONTROL));
     out
 }
 
-/// The grants GetObjectAcl shows.
-pub fn object_grants(owner: &str, acl: ObjectAcl) -> Grants {
-    let mut out = vec![grant(user(owner), Permission::FULL_CONTROL)];
+/// The grants GetObjectAcl shows for an object written by `owner` in a
+/// bucket owned by `bucket_owner`.
+pub fn object_grants(owner: &str, bucket_owner: &str, acl: ObjectAcl) -> Grants {
+    let mut out = Vec::new();
+    let mut owner_last = Vec::new();
     match acl {
         ObjectAcl::Private => {}
+        ObjectAcl::BucketOwnerRead => owner_last.push(grant(user(bucket_owner), Permission::READ)),
+        ObjectAcl::BucketOwnerFullControl => {
+            owner_last.push(grant(user(bucket_owner), Permission::FULL_CONTROL))
+        }
         ObjectAcl::PublicRead => out.push(grant(group(ALL_USERS), Permission::READ)),
         ObjectAcl::PublicReadWrite => {
             out.push(grant(group(ALL_USERS), Permission::READ));
@@ -269,6 +304,9 @@ pub fn object_grants(owner: &str, acl: ObjectAcl) -> Grants {
             out.push(grant(group(AUTHENTICATED_USERS), Permission::READ))
         }
     }
+    out.push(grant(user(owner), Permission::FULL_CONTROL));
+    // The bucket owner's grant only when it is someone else.
+    out.extend(owner_last.into_iter().filter(|_| owner != bucket_owner));
     out
 }
 
@@ -298,7 +336,7 @@ mod tests {
         assert!(g.public_read && !g.public_write);
         assert_eq!(g.keys.get("OTHER"), Some(&(true, false)));
         assert!(
-            object_acl(&g).is_err(),
+            object_acl(&g, "OWNER").is_err(),
             "key grants on one object are refused"
         );
         assert_eq!(
@@ -309,7 +347,17 @@ mod tests {
             public_read: true,
             ..Granted::default()
         };
-        assert_eq!(object_acl(&public).unwrap(), ObjectAcl::PublicRead);
-        assert_eq!(object_grants("O", ObjectAcl::PublicRead).len(), 2);
+        assert_eq!(object_acl(&public, "O").unwrap(), ObjectAcl::PublicRead);
+        let grants = object_grants("O", "O", ObjectAcl::PublicRead);
+        assert_eq!(grants.len(), 2);
+        assert!(
+            grants[0].grantee.as_ref().unwrap().uri.is_some(),
+            "groups first"
+        );
+        assert_eq!(
+            canned_object("bucket-owner-read").unwrap(),
+            ObjectAcl::BucketOwnerRead
+        );
+        assert_eq!(object_grants("W", "O", ObjectAcl::BucketOwnerRead).len(), 2);
     }
 }

@@ -5,6 +5,7 @@
 use crate::keys::now_ms;
 use crate::records::{BucketRecord, Grant, BUCKETS, TYPE_META, TYPE_OBJECTS};
 use crate::service::{timestamp, RingS3};
+use crate::settings::{BucketAcl, Sub};
 use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 
@@ -36,11 +37,29 @@ pub(crate) async fn create(
         .get::<BucketRecord>(TYPE_META, BUCKETS, name.as_bytes())
         .await?
     {
-        return Err(if existing.owner == id {
-            s3_error!(BucketAlreadyOwnedByYou, "you already own bucket {name}")
-        } else {
-            s3_error!(BucketAlreadyExists, "bucket {name} belongs to another key")
-        });
+        if existing.owner != id {
+            return Err(s3_error!(
+                BucketAlreadyExists,
+                "bucket {name} belongs to another key"
+            ));
+        }
+        // Its owner creating it again (us-east-1 semantics): a no-op that
+        // succeeds, unless it asks for another ACL than the bucket has.
+        let now: BucketAcl = s3.settings.get(&name, Sub::Acl).await?.unwrap_or_default();
+        let asked = acl.unwrap_or_default();
+        let same = now.public_read == asked.public_read
+            && now.public_write == asked.public_write
+            && now.authenticated_read == asked.authenticated_read
+            && now.keys == asked.keys;
+        if !same {
+            return Err(s3_error!(
+                BucketAlreadyExists,
+                "you own bucket {name} already, with another ACL; change it with PutBucketAcl"
+            ));
+        }
+        return Ok(S3Response::new(CreateBucketOutput {
+            location: Some(format!("/{name}")),
+        }));
     }
     let record = BucketRecord {
         created_ms: now_ms(),
@@ -62,6 +81,17 @@ pub(crate) async fn create(
     }
     if let Some(g) = acl.filter(|g| *g != crate::acl::Granted::default()) {
         crate::subresources::set_bucket_acl(s3, &name, g).await?;
+    }
+    if let Some(o) = &input.object_ownership {
+        crate::subresources::set_ownership(s3, &name, o.as_str()).await?;
+    }
+    let location = input
+        .create_bucket_configuration
+        .and_then(|c| c.location_constraint)
+        .map(|l| l.as_str().to_string())
+        .filter(|l| !l.is_empty());
+    if let Some(l) = location {
+        s3.settings.put(&name, Sub::Location, &l).await?;
     }
     Ok(S3Response::new(CreateBucketOutput {
         location: Some(format!("/{name}")),

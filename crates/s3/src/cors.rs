@@ -199,8 +199,12 @@ where
     type Future = Either<S::Future, BoxFuture<'static, Result<Response<Body>, s3s::HttpError>>>;
 
     fn call(&self, req: Request<hyper::body::Incoming>) -> Self::Future {
+        if let Some(refused) = crate::guard::refuse(&req) {
+            return Either::Right(Box::pin(async move { Ok(refused) }));
+        }
         // Most requests come from SDKs, not pages: no Origin, no cost.
-        if !req.headers().contains_key(hyper::header::ORIGIN) {
+        let is_preflight = req.method() == Method::OPTIONS;
+        if !is_preflight && !req.headers().contains_key(hyper::header::ORIGIN) {
             return Either::Left(self.inner.call(req));
         }
         let Some(bucket) = self.bucket_of(&req) else {

@@ -24,6 +24,7 @@
 
 pub mod access;
 pub mod acl;
+mod attributes;
 pub mod blocks;
 mod buckets;
 pub mod cache;
@@ -31,10 +32,12 @@ pub mod catalog;
 pub mod checksum;
 pub mod config;
 pub mod cors;
+pub mod guard;
 pub mod keys;
 mod listing;
 mod multipart;
 mod objects;
+mod part_copy;
 pub mod policy;
 pub mod records;
 mod service;

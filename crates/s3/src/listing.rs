@@ -84,6 +84,15 @@ async fn page(
     s3.bucket(bucket).await?;
     let delimiter = delimiter.filter(|d| !d.is_empty());
     let max = max_keys.map_or(PAGE_KEYS_MAX, |m| (m.max(0) as usize).min(PAGE_KEYS_MAX));
+    if max == 0 {
+        // `max-keys=0` asks for nothing and, on S3, is not truncated.
+        return Ok(Page {
+            contents: Vec::new(),
+            prefixes: Vec::new(),
+            truncated: false,
+            last: None,
+        });
+    }
     let query = PageQuery {
         bucket_type: Bytes::from_static(TYPE_OBJECTS),
         bucket: Bytes::copy_from_slice(bucket.as_bytes()),
@@ -146,10 +155,13 @@ fn encoder(encoding: Option<&EncodingType>) -> impl Fn(String) -> String {
     move |s| if url { url_encode(&s) } else { s }
 }
 
-fn objects(p: &Page, enc: &impl Fn(String) -> String) -> Vec<Object> {
+/// Listed objects; `owner` (the bucket's, since a listing reads only
+/// the head of each record) when the request wants owners.
+fn objects(p: &Page, enc: &impl Fn(String) -> String, owner: Option<&str>) -> Vec<Object> {
     p.contents
         .iter()
         .map(|(k, r)| Object {
+            owner: owner.map(crate::acl::owner),
             key: Some(enc(k.clone())),
             size: Some(r.size as i64),
             e_tag: Some(ETag::Strong(r.etag.clone())),
@@ -186,12 +198,16 @@ pub(crate) async fn list_v2(
         delimiter: delimiter.unwrap_or(""),
     };
     let secret = s3.catalog.node().config().cluster_secret.as_bytes();
-    let start = match &i.continuation_token {
+    let start = match i.continuation_token.as_deref().filter(|t| !t.is_empty()) {
         Some(t) => token::open(secret, &scope, t)
             .map_err(|e| s3_error!(InvalidArgument, "the continuation token is invalid: {e}"))?,
         None => start_at_marker(i.start_after.as_deref(), delimiter),
     };
     let p = page(s3, &i.bucket, &prefix, delimiter, start, i.max_keys).await?;
+    let owner = match i.fetch_owner {
+        Some(true) => Some(s3.bucket(&i.bucket).await?.owner),
+        _ => None,
+    };
     let next_token = p
         .last
         .as_ref()
@@ -199,7 +215,7 @@ pub(crate) async fn list_v2(
         .and_then(resume_after)
         .map(|at| token::seal(secret, &scope, &at));
     let enc = encoder(i.encoding_type.as_ref());
-    let contents = objects(&p, &enc);
+    let contents = objects(&p, &enc, owner.as_deref());
     Ok(S3Response::new(ListObjectsV2Output {
         key_count: Some((p.contents.len() + p.prefixes.len()) as i32),
         max_keys: Some(i.max_keys.unwrap_or(PAGE_KEYS_MAX as i32)),
@@ -208,7 +224,7 @@ pub(crate) async fn list_v2(
         common_prefixes: common_prefixes(&p, &enc),
         contents: Some(contents),
         continuation_token: i.continuation_token,
-        delimiter: i.delimiter.map(&enc),
+        delimiter: i.delimiter.filter(|d| !d.is_empty()).map(&enc),
         prefix: Some(enc(prefix)),
         start_after: i.start_after.map(&enc),
         encoding_type: i.encoding_type,
@@ -227,6 +243,7 @@ pub(crate) async fn list_v1(
     let start = start_at_marker(i.marker.as_deref(), delimiter);
     let p = page(s3, &i.bucket, &prefix, delimiter, start, i.max_keys).await?;
     let enc = encoder(i.encoding_type.as_ref());
+    let owner = s3.bucket(&i.bucket).await?.owner;
     Ok(S3Response::new(ListObjectsOutput {
         max_keys: Some(i.max_keys.unwrap_or(PAGE_KEYS_MAX as i32)),
         is_truncated: Some(p.truncated),
@@ -236,9 +253,9 @@ pub(crate) async fn list_v1(
             None
         },
         common_prefixes: common_prefixes(&p, &enc),
-        contents: Some(objects(&p, &enc)),
-        marker: i.marker.map(&enc),
-        delimiter: i.delimiter.map(&enc),
+        contents: Some(objects(&p, &enc, Some(&owner))),
+        marker: Some(i.marker.map(&enc).unwrap_or_default()),
+        delimiter: i.delimiter.filter(|d| !d.is_empty()).map(&enc),
         prefix: Some(enc(prefix)),
         encoding_type: i.encoding_type,
         name: Some(i.bucket),

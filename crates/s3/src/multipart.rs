@@ -22,13 +22,18 @@ use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 
 /// S3's limits on parts.
-const PART_NUMBER_MAX: i32 = 10_000;
+pub(crate) const PART_NUMBER_MAX: i32 = 10_000;
 const PART_BYTES_MIN: u64 = 5 * 1024 * 1024;
 const PARTS_PAGE_MAX: usize = 1000;
 /// Largest page of ListMultipartUploads, as S3's.
 const UPLOADS_PAGE_MAX: usize = 1000;
 
-async fn upload(s3: &RingS3, bucket: &str, key: &str, id: &str) -> S3Result<UploadRecord> {
+pub(crate) async fn upload(
+    s3: &RingS3,
+    bucket: &str,
+    key: &str,
+    id: &str,
+) -> S3Result<UploadRecord> {
     let u: Option<UploadRecord> = s3
         .catalog
         .get(TYPE_UPLOADS, bucket.as_bytes(), id.as_bytes())
@@ -46,10 +51,12 @@ pub(crate) async fn create(
     s3: &RingS3,
     req: S3Request<CreateMultipartUploadInput>,
 ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+    let writer = req.credentials.as_ref().map(|c| c.access_key.clone());
     let i = req.input;
     s3.bucket(&i.bucket).await?;
     let extra = crate::objects::extra_of(
         s3,
+        writer.as_deref(),
         &i.bucket,
         i.acl.as_ref(),
         i.website_redirect_location,
@@ -149,12 +156,46 @@ pub(crate) async fn upload_part(
     }))
 }
 
+/// A Complete sent again (a client retrying after a lost answer): the
+/// upload is gone, but if the object there is the one these parts make
+/// (its ETag is theirs), the retry succeeds as S3's does.
+async fn completed_before(
+    s3: &RingS3,
+    i: &CompleteMultipartUploadInput,
+) -> S3Result<Option<S3Response<CompleteMultipartUploadOutput>>> {
+    let listed = i.multipart_upload.as_ref().and_then(|m| m.parts.as_ref());
+    let Some(listed) = listed.filter(|l| !l.is_empty()) else {
+        return Ok(None);
+    };
+    let mut md5s = Vec::with_capacity(listed.len() * 16);
+    for p in listed {
+        let Some(raw) = p.e_tag.as_ref().and_then(|e| hex::decode(e.value()).ok()) else {
+            return Ok(None);
+        };
+        md5s.extend(raw);
+    }
+    let etag = format!("{}-{}", hex::encode(Md5::checksum(&md5s)), listed.len());
+    match s3.object(&i.bucket, &i.key).await? {
+        Some(r) if r.etag == etag => Ok(Some(S3Response::new(CompleteMultipartUploadOutput {
+            bucket: Some(i.bucket.clone()),
+            key: Some(i.key.clone()),
+            location: Some(format!("/{}/{}", i.bucket, i.key)),
+            e_tag: Some(ETag::Strong(r.etag)),
+            ..Default::default()
+        }))),
+        _ => Ok(None),
+    }
+}
+
 pub(crate) async fn complete(
     s3: &RingS3,
     req: S3Request<CompleteMultipartUploadInput>,
 ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
     let i = req.input;
-    let u = upload(s3, &i.bucket, &i.key, &i.upload_id).await?;
+    let u = match upload(s3, &i.bucket, &i.key, &i.upload_id).await {
+        Ok(u) => u,
+        Err(e) => return completed_before(s3, &i).await?.ok_or(e),
+    };
     if i.if_match.is_some() || i.if_none_match.is_some() {
         let existing = s3.object(&i.bucket, &i.key).await?;
         check_write(
@@ -310,7 +351,11 @@ pub(crate) async fn list_parts(
     req: S3Request<ListPartsInput>,
 ) -> S3Result<S3Response<ListPartsOutput>> {
     let i = req.input;
-    upload(s3, &i.bucket, &i.key, &i.upload_id).await?;
+    let u = upload(s3, &i.bucket, &i.key, &i.upload_id).await?;
+    let owner = match u.extra.owner {
+        Some(o) => o,
+        None => s3.bucket(&i.bucket).await?.owner,
+    };
     let max = i
         .max_parts
         .map_or(PARTS_PAGE_MAX, |m| (m.max(0) as usize).min(PARTS_PAGE_MAX));
@@ -363,6 +408,11 @@ pub(crate) async fn list_parts(
         next_part_number_marker: next,
         max_parts: Some(max as i32),
         part_number_marker: i.part_number_marker,
+        owner: Some(crate::acl::owner(&owner)),
+        initiator: Some(Initiator {
+            display_name: Some(owner.clone()),
+            id: Some(owner),
+        }),
         ..Default::default()
     }))
 }
@@ -426,6 +476,7 @@ pub(crate) async fn list_uploads(
         .last()
         .filter(|_| page.truncated)
         .map(|e| String::from_utf8_lossy(e.name()).into_owned());
+    let bucket_owner = s3.bucket(&i.bucket).await?.owner;
     let mut uploads = Vec::new();
     for entry in page.entries {
         let node::Listed::Key { key: id, versions } = entry else {
@@ -446,7 +497,17 @@ pub(crate) async fn list_uploads(
         let Some(u) = record.filter(|u| u.key.starts_with(&prefix)) else {
             continue;
         };
+        let owner = u
+            .extra
+            .owner
+            .clone()
+            .unwrap_or_else(|| bucket_owner.clone());
         uploads.push(MultipartUpload {
+            owner: Some(crate::acl::owner(&owner)),
+            initiator: Some(Initiator {
+                display_name: Some(owner.clone()),
+                id: Some(owner),
+            }),
             key: Some(u.key),
             upload_id: Some(String::from_utf8_lossy(&id).into_owned()),
             initiated: Some(timestamp(u.initiated_ms)),

@@ -59,27 +59,33 @@ fn check_read(c: &ReadConditions<'_>, r: &ObjectRecord) -> S3Result<()> {
     Ok(())
 }
 
-/// `If-None-Match: *` and `If-Match` on writes.
+/// `If-None-Match` and `If-Match` on writes (conditional writes, as S3
+/// has them since 2024): a missing object fails `If-Match` with 404.
 pub(crate) fn check_write(
     existing: Option<&ObjectRecord>,
     if_match: Option<&ETagCondition>,
     if_none_match: Option<&ETagCondition>,
 ) -> S3Result<()> {
-    if let (Some(_), Some(ETagCondition::Any)) = (existing, if_none_match) {
-        return Err(s3_error!(
-            PreconditionFailed,
-            "the object exists and If-None-Match is *"
-        ));
+    if let (Some(r), Some(m)) = (existing, if_none_match) {
+        if matches(m, r) {
+            return Err(s3_error!(
+                PreconditionFailed,
+                "If-None-Match: the object exists with ETag {}",
+                r.etag
+            ));
+        }
     }
     if let Some(m) = if_match {
         match existing {
             Some(r) if matches(m, r) => {}
-            _ => {
+            Some(r) => {
                 return Err(s3_error!(
                     PreconditionFailed,
-                    "If-Match does not match the object"
+                    "If-Match does not match the object's ETag {}",
+                    r.etag
                 ))
             }
+            None => return Err(s3_error!(NoSuchKey, "If-Match: the object does not exist")),
         }
     }
     Ok(())
@@ -89,10 +95,12 @@ pub(crate) async fn put(
     s3: &RingS3,
     req: S3Request<PutObjectInput>,
 ) -> S3Result<S3Response<PutObjectOutput>> {
+    let writer = req.credentials.as_ref().map(|c| c.access_key.clone());
     let input = req.input;
     s3.bucket(&input.bucket).await?;
     let extra = extra_of(
         s3,
+        writer.as_deref(),
         &input.bucket,
         input.acl.as_ref(),
         input.website_redirect_location,
@@ -200,19 +208,23 @@ pub(crate) fn parse_tagging(header: &str) -> S3Result<Vec<(String, String)>> {
 /// What a PUT-like request asks the object to hold besides its bytes.
 pub(crate) async fn extra_of(
     s3: &RingS3,
+    writer: Option<&str>,
     bucket: &str,
     acl: Option<&ObjectCannedACL>,
     website_redirect: Option<String>,
     expires: Option<&Timestamp>,
     tagging: Option<&str>,
 ) -> S3Result<ObjectExtra> {
+    let view = s3.settings.view(bucket).await?;
+    let canned = acl.map(|a| a.as_str());
     let acl = crate::subresources::object_acl_of(acl)?;
-    if acl.public_read() && s3.settings.view(bucket).await?.pab.block_public_acls {
+    if acl.is_public() && view.pab.block_public_acls {
         return Err(s3_error!(
             AccessDenied,
             "bucket {bucket} blocks public ACLs (its public access block)"
         ));
     }
+    let owner = crate::subresources::object_owner(s3, bucket, &view, writer, canned).await?;
     if let Some(r) = &website_redirect {
         if !(r.starts_with('/') || r.starts_with("http://") || r.starts_with("https://")) {
             return Err(crate::service::custom_error(
@@ -227,6 +239,7 @@ pub(crate) async fn extra_of(
         website_redirect,
         expires_ms: expires.map(|t| secs_of(t) * 1000),
         tags: tagging.map(parse_tagging).transpose()?.unwrap_or_default(),
+        owner,
     })
 }
 
@@ -261,7 +274,7 @@ fn wanted_range(
             .filter(|i| *i < sizes.len())
             .ok_or_else(|| {
                 s3_error!(
-                    InvalidArgument,
+                    InvalidPart,
                     "partNumber is beyond the object's {} parts",
                     sizes.len()
                 )
@@ -352,7 +365,7 @@ pub(crate) async fn get(
     s3: &RingS3,
     req: S3Request<GetObjectInput>,
 ) -> S3Result<S3Response<GetObjectOutput>> {
-    let by_acl = req.extensions.get::<ReadByAcl>().copied();
+    let by_acl = req.extensions.get::<ReadByAcl>().cloned();
     let input = req.input;
     let conditions = ReadConditions {
         if_match: input.if_match.as_ref(),
@@ -419,7 +432,7 @@ pub(crate) async fn head(
     s3: &RingS3,
     req: S3Request<HeadObjectInput>,
 ) -> S3Result<S3Response<HeadObjectOutput>> {
-    let by_acl = req.extensions.get::<ReadByAcl>().copied();
+    let by_acl = req.extensions.get::<ReadByAcl>().cloned();
     let input = req.input;
     let conditions = ReadConditions {
         if_match: input.if_match.as_ref(),
@@ -525,6 +538,29 @@ pub(crate) async fn delete_many(
     }))
 }
 
+/// The `x-amz-copy-source-if-*` conditions: any that fails is a 412.
+pub(crate) fn check_copy_source(
+    src: &ObjectRecord,
+    if_match: Option<&ETagCondition>,
+    if_none_match: Option<&ETagCondition>,
+    if_modified_since: Option<&Timestamp>,
+    if_unmodified_since: Option<&Timestamp>,
+) -> S3Result<()> {
+    let conditions = ReadConditions {
+        if_match,
+        if_none_match,
+        if_modified_since,
+        if_unmodified_since,
+    };
+    check_read(&conditions, src).map_err(|e| {
+        if *e.code() == s3s::S3ErrorCode::NotModified {
+            s3_error!(PreconditionFailed)
+        } else {
+            e
+        }
+    })
+}
+
 pub(crate) async fn copy(
     s3: &RingS3,
     req: S3Request<CopyObjectInput>,
@@ -542,37 +578,32 @@ pub(crate) async fn copy(
             "copy sources other than bucket/key"
         ));
     };
-    if let Some(c) = &creds {
-        crate::access::check(
-            &s3.keys,
-            &c.access_key,
-            src_bucket,
-            crate::access::Need::Read,
-        )
-        .await?;
-    }
     s3.bucket(&input.bucket).await?;
-    let src = s3.existing_object(src_bucket, src_key).await?;
-    check_read(
-        &ReadConditions {
-            if_match: input.copy_source_if_match.as_ref(),
-            if_none_match: input.copy_source_if_none_match.as_ref(),
-            if_modified_since: input.copy_source_if_modified_since.as_ref(),
-            if_unmodified_since: input.copy_source_if_unmodified_since.as_ref(),
-        },
+    let reader = creds.as_ref().map(|c| c.access_key.as_str());
+    let src = crate::access::readable_source(s3, reader, src_bucket, src_key).await?;
+    check_copy_source(
         &src,
-    )
-    .map_err(|e| {
-        if *e.code() == s3s::S3ErrorCode::NotModified {
-            s3_error!(PreconditionFailed)
-        } else {
-            e
-        }
-    })?;
+        input.copy_source_if_match.as_ref(),
+        input.copy_source_if_none_match.as_ref(),
+        input.copy_source_if_modified_since.as_ref(),
+        input.copy_source_if_unmodified_since.as_ref(),
+    )?;
     let replace = input
         .metadata_directive
         .as_ref()
         .is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
+    let onto_itself = **src_bucket == *input.bucket && **src_key == *input.key;
+    if onto_itself
+        && !replace
+        && input.website_redirect_location.is_none()
+        && input.storage_class.is_none()
+    {
+        return Err(s3_error!(
+            InvalidRequest,
+            "This copy request is illegal because it is trying to copy an object to itself without \
+             changing the object's metadata, storage class, website redirect location or encryption attributes."
+        ));
+    }
     let headers = if replace {
         headers_from(
             input.content_type,
@@ -587,6 +618,7 @@ pub(crate) async fn copy(
     };
     let mut extra = extra_of(
         s3,
+        creds.as_ref().map(|c| c.access_key.as_str()),
         &input.bucket,
         input.acl.as_ref(),
         input.website_redirect_location,

@@ -261,6 +261,9 @@ pub struct ObjectExtra {
     pub expires_ms: Option<i64>,
     /// Object tags, in order.
     pub tags: Vec<(String, String)>,
+    /// The access key that wrote it (its owner in S3's ACL terms); the
+    /// bucket's owner when absent.
+    pub owner: Option<String>,
 }
 
 /// The canned ACLs of an object that ringstore honours; grants to
@@ -276,12 +279,23 @@ pub enum ObjectAcl {
     PublicReadWrite,
     /// Any signed request may read it.
     AuthenticatedRead,
+    /// The bucket's owner may read it (shown in its ACL; the bucket
+    /// owner's key rights already allow it).
+    BucketOwnerRead,
+    /// The bucket's owner has full control (as above).
+    BucketOwnerFullControl,
 }
 
 impl ObjectAcl {
     /// Whether an unsigned request may read the object.
     pub fn public_read(self) -> bool {
         matches!(self, ObjectAcl::PublicRead | ObjectAcl::PublicReadWrite)
+    }
+
+    /// Whether it grants anything beyond the owners (what a public
+    /// access block refuses; S3 counts `authenticated-read`).
+    pub fn is_public(self) -> bool {
+        self.public_read() || self == ObjectAcl::AuthenticatedRead
     }
 }
 
@@ -403,6 +417,7 @@ mod tests {
                 website_redirect: Some("/elsewhere".into()),
                 expires_ms: None,
                 tags: vec![("a".into(), "b".into())],
+                owner: Some("KEY".into()),
             },
         };
         let back: ObjectRecord = decode(&encode(&r)).unwrap();

@@ -45,16 +45,22 @@ pub enum Sub {
     Website,
     /// [`PublicAccessBlock`].
     PublicAccessBlock,
+    /// The `LocationConstraint` given at creation (a string).
+    Location,
+    /// Object ownership (`BucketOwnerEnforced`, ...; a string).
+    Ownership,
 }
 
 impl Sub {
     /// Every subresource, for deleting a bucket.
-    pub const ALL: [Sub; 5] = [
+    pub const ALL: [Sub; 7] = [
         Sub::Acl,
         Sub::Policy,
         Sub::Cors,
         Sub::Website,
         Sub::PublicAccessBlock,
+        Sub::Location,
+        Sub::Ownership,
     ];
 
     fn bucket(self) -> &'static [u8] {
@@ -64,6 +70,8 @@ impl Sub {
             Sub::Cors => b"cors",
             Sub::Website => b"website",
             Sub::PublicAccessBlock => b"pab",
+            Sub::Location => b"location",
+            Sub::Ownership => b"ownership",
         }
     }
 }
@@ -85,9 +93,10 @@ pub struct BucketAcl {
 }
 
 impl BucketAcl {
-    /// Whether the ACL grants anything to everyone.
+    /// Whether the ACL grants anything beyond the owner's keys (S3 counts
+    /// `AuthenticatedUsers` as public: any AWS account may sign).
     pub fn is_public(&self) -> bool {
-        self.public_read || self.public_write
+        self.public_read || self.public_write || self.authenticated_read
     }
 }
 
@@ -187,19 +196,23 @@ pub struct BucketView {
     pub website: Option<Arc<Website>>,
     /// Public access block (all off when unset).
     pub pab: PublicAccessBlock,
+    /// Object ownership: `BucketOwnerEnforced`, `BucketOwnerPreferred`
+    /// or `ObjectWriter` (the default when unset).
+    pub ownership: Option<String>,
 }
 
 impl BucketView {
-    /// Whether unsigned requests may list the bucket.
+    /// Whether unsigned requests may list the bucket (READ on a bucket
+    /// is listing, as on S3).
     pub fn anyone_may_list(&self) -> bool {
         (self.acl.public_read && !self.pab.ignore_public_acls)
             || self.policy_allows("s3:ListBucket", None)
     }
 
-    /// Whether unsigned requests may read `key` (before its own ACL).
+    /// Whether the policy lets unsigned requests read `key` (otherwise
+    /// the object's own ACL decides).
     pub fn anyone_may_read(&self, key: &str) -> bool {
-        (self.acl.public_read && !self.pab.ignore_public_acls)
-            || self.policy_allows("s3:GetObject", Some(key))
+        self.policy_allows("s3:GetObject", Some(key))
     }
 
     /// Whether unsigned requests may write or delete objects.
@@ -207,7 +220,14 @@ impl BucketView {
         (self.acl.public_write && !self.pab.ignore_public_acls) || self.policy_allows(action, key)
     }
 
-    fn policy_allows(&self, action: &str, key: Option<&str>) -> bool {
+    /// Whether ACLs are off (`BucketOwnerEnforced`): the bucket owner owns
+    /// every object and only `bucket-owner-full-control` is accepted.
+    pub fn acls_disabled(&self) -> bool {
+        self.ownership.as_deref() == Some("BucketOwnerEnforced")
+    }
+
+    /// Whether the policy lets anyone do `action` (an IAM action name).
+    pub fn policy_allows(&self, action: &str, key: Option<&str>) -> bool {
         !self.pab.restrict_public_buckets
             && self
                 .policy
@@ -241,12 +261,13 @@ impl Settings {
         if let Some(v) = self.views.get(bucket) {
             return Ok(v);
         }
-        let (acl, policy, cors, website, pab) = tokio::try_join!(
+        let (acl, policy, cors, website, pab, ownership) = tokio::try_join!(
             self.get::<BucketAcl>(bucket, Sub::Acl),
             self.get::<String>(bucket, Sub::Policy),
             self.get::<CorsConfig>(bucket, Sub::Cors),
             self.get::<Website>(bucket, Sub::Website),
             self.get::<PublicAccessBlock>(bucket, Sub::PublicAccessBlock),
+            self.get::<String>(bucket, Sub::Ownership),
         )?;
         let view = BucketView {
             acl: acl.unwrap_or_default(),
@@ -258,6 +279,7 @@ impl Settings {
             cors: cors.map(Arc::new),
             website: website.map(Arc::new),
             pab: pab.unwrap_or_default(),
+            ownership,
         };
         self.views.put(bucket, view.clone());
         Ok(view)

@@ -2,6 +2,7 @@
 //! CORS, website and public access block. Each maps S3's XML types onto
 //! the records of `settings` and back.
 
+use crate::access::ReadByAcl;
 use crate::acl;
 use crate::policy::Policy as ParsedPolicy;
 use crate::records::{Grant, ObjectAcl, TYPE_OBJECTS};
@@ -21,7 +22,8 @@ fn ok<T>(t: T) -> Out<T> {
 
 /// A public ACL while the bucket blocks them: refused, as S3 does.
 async fn refuse_public_acl(s3: &RingS3, bucket: &str, g: &acl::Granted) -> S3Result<()> {
-    if (g.public_read || g.public_write) && s3.settings.view(bucket).await?.pab.block_public_acls {
+    let public = g.public_read || g.public_write || g.authenticated_read;
+    if public && s3.settings.view(bucket).await?.pab.block_public_acls {
         return Err(s3_error!(
             AccessDenied,
             "bucket {bucket} blocks public ACLs (its public access block); remove the block first"
@@ -36,6 +38,9 @@ pub(crate) async fn put_bucket_acl(
 ) -> Out<PutBucketAclOutput> {
     let i = req.input;
     let owner = s3.bucket(&i.bucket).await?.owner;
+    if s3.settings.view(&i.bucket).await?.acls_disabled() {
+        return Err(acl_not_supported(&i.bucket));
+    }
     let headers = [
         (i.grant_read.as_deref(), Permission::READ),
         (i.grant_write.as_deref(), Permission::WRITE),
@@ -107,25 +112,38 @@ pub(crate) async fn put_object_acl(
     s3: &RingS3,
     req: S3Request<PutObjectAclInput>,
 ) -> Out<PutObjectAclOutput> {
+    let by_acl = req.extensions.get::<ReadByAcl>().cloned();
     let i = req.input;
     let owner = s3.bucket(&i.bucket).await?.owner;
+    if s3.settings.view(&i.bucket).await?.acls_disabled() {
+        return Err(acl_not_supported(&i.bucket));
+    }
     let headers = [
         (i.grant_read.as_deref(), Permission::READ),
         (i.grant_write.as_deref(), Permission::WRITE),
         (i.grant_full_control.as_deref(), Permission::FULL_CONTROL),
     ];
-    let canned = i.acl.as_ref().map(|a| a.as_str());
-    let g = acl::requested(&owner, canned, i.access_control_policy.as_ref(), headers)?.ok_or_else(
-        || {
-            s3_error!(
-                MissingSecurityHeader,
-                "give a canned ACL, grant headers or an AccessControlPolicy"
-            )
-        },
-    )?;
-    refuse_public_acl(s3, &i.bucket, &g).await?;
+    let new_acl = match &i.acl {
+        Some(c) => acl::canned_object(c.as_str())?,
+        None => {
+            let g = acl::requested(&owner, None, i.access_control_policy.as_ref(), headers)?
+                .ok_or_else(|| {
+                    s3_error!(
+                        MissingSecurityHeader,
+                        "give a canned ACL, grant headers or an AccessControlPolicy"
+                    )
+                })?;
+            acl::object_acl(&g, &owner)?
+        }
+    };
+    if new_acl.is_public() {
+        refuse_public_acl(s3, &i.bucket, &acl::canned("public-read")?).await?;
+    }
     let mut record = s3.existing_object(&i.bucket, &i.key).await?;
-    record.extra.acl = acl::object_acl(&g)?;
+    if let Some(by_acl) = &by_acl {
+        by_acl.owns(&record)?;
+    }
+    record.extra.acl = new_acl;
     // Read-modify-write of a last-writer-wins record: an overwrite of
     // the same key landing between the two is undone by this write
     // (docs/S3.md lists it).
@@ -145,21 +163,68 @@ pub(crate) async fn get_object_acl(
     s3: &RingS3,
     req: S3Request<GetObjectAclInput>,
 ) -> Out<GetObjectAclOutput> {
+    let by_acl = req.extensions.get::<ReadByAcl>().cloned();
     let i = req.input;
-    let owner = s3.bucket(&i.bucket).await?.owner;
+    let bucket_owner = s3.bucket(&i.bucket).await?.owner;
     let record = s3.existing_object(&i.bucket, &i.key).await?;
+    if let Some(by_acl) = by_acl {
+        by_acl.owns(&record)?;
+    }
+    let owner = record
+        .extra
+        .owner
+        .clone()
+        .unwrap_or_else(|| bucket_owner.clone());
     ok(GetObjectAclOutput {
-        grants: Some(acl::object_grants(&owner, record.extra.acl)),
+        grants: Some(acl::object_grants(&owner, &bucket_owner, record.extra.acl)),
         owner: Some(acl::owner(&owner)),
         request_charged: None,
     })
+}
+
+fn acl_not_supported(bucket: &str) -> s3s::S3Error {
+    crate::service::custom_error(
+        "AccessControlListNotSupported",
+        400,
+        format!("bucket {bucket} has ACLs disabled (object ownership BucketOwnerEnforced)"),
+    )
+}
+
+/// Who owns an object `writer` puts with canned ACL `canned`, by the
+/// bucket's object ownership setting.
+///
+/// # Errors
+///
+/// `AccessControlListNotSupported` for an ACL other than
+/// `bucket-owner-full-control` while ACLs are disabled.
+pub(crate) async fn object_owner(
+    s3: &RingS3,
+    bucket: &str,
+    view: &crate::settings::BucketView,
+    writer: Option<&str>,
+    canned: Option<&str>,
+) -> S3Result<Option<String>> {
+    let to_bucket_owner = match view.ownership.as_deref() {
+        Some("BucketOwnerEnforced") => {
+            if canned.is_some_and(|c| c != "bucket-owner-full-control") {
+                return Err(acl_not_supported(bucket));
+            }
+            true
+        }
+        Some("BucketOwnerPreferred") => canned == Some("bucket-owner-full-control"),
+        _ => false,
+    };
+    if to_bucket_owner {
+        return Ok(Some(s3.bucket(bucket).await?.owner));
+    }
+    Ok(writer.map(str::to_string))
 }
 
 /// The ACL a PUT, copy or multipart creation asks for with `x-amz-acl`.
 pub(crate) fn object_acl_of(canned: Option<&ObjectCannedACL>) -> S3Result<ObjectAcl> {
     match canned {
         None => Ok(ObjectAcl::Private),
-        Some(c) => acl::object_acl(&acl::canned(c.as_str())?),
+        Some(c) => acl::canned_object(c.as_str()),
     }
 }
 
@@ -303,15 +368,13 @@ pub(crate) async fn get_bucket_policy_status(
     let bucket = req.input.bucket;
     s3.bucket(&bucket).await?;
     let view = s3.settings.view(&bucket).await?;
-    let Some(p) = view.policy else {
-        return Err(s3_error!(
-            NoSuchBucketPolicy,
-            "bucket {bucket} has no policy"
-        ));
-    };
+    // Public by its ACL or its policy, unless a public access block
+    // takes that away.
+    let by_acl = view.acl.is_public() && !view.pab.ignore_public_acls;
+    let by_policy = view.policy.is_some_and(|p| p.is_public()) && !view.pab.restrict_public_buckets;
     ok(GetBucketPolicyStatusOutput {
         policy_status: Some(PolicyStatus {
-            is_public: Some(p.is_public()),
+            is_public: Some(by_acl || by_policy),
         }),
     })
 }
@@ -490,4 +553,84 @@ pub(crate) async fn delete_public_access_block(
     s3.bucket(&bucket).await?;
     s3.settings.delete(&bucket, Sub::PublicAccessBlock).await?;
     ok(DeletePublicAccessBlockOutput::default())
+}
+
+fn ownership_not_found(bucket: &str) -> s3s::S3Error {
+    crate::service::custom_error(
+        "OwnershipControlsNotFoundError",
+        404,
+        format!("bucket {bucket} has no ownership controls"),
+    )
+}
+
+pub(crate) async fn put_bucket_ownership_controls(
+    s3: &RingS3,
+    req: S3Request<PutBucketOwnershipControlsInput>,
+) -> Out<PutBucketOwnershipControlsOutput> {
+    let i = req.input;
+    s3.bucket(&i.bucket).await?;
+    let [rule] = i.ownership_controls.rules.as_slice() else {
+        return Err(s3_error!(
+            MalformedXML,
+            "ownership controls hold exactly one rule"
+        ));
+    };
+    let ownership = rule.object_ownership.as_str().to_string();
+    set_ownership(s3, &i.bucket, &ownership).await?;
+    ok(PutBucketOwnershipControlsOutput::default())
+}
+
+/// Set a bucket's object ownership, refusing `BucketOwnerEnforced` while
+/// its ACL grants to others (S3 does).
+pub(crate) async fn set_ownership(s3: &RingS3, bucket: &str, ownership: &str) -> S3Result<()> {
+    if !matches!(
+        ownership,
+        "BucketOwnerEnforced" | "BucketOwnerPreferred" | "ObjectWriter"
+    ) {
+        return Err(s3_error!(
+            MalformedXML,
+            "unknown object ownership {ownership}"
+        ));
+    }
+    if ownership == "BucketOwnerEnforced" {
+        let acl: BucketAcl = s3.settings.get(bucket, Sub::Acl).await?.unwrap_or_default();
+        if acl != BucketAcl::default() {
+            return Err(crate::service::custom_error(
+                "InvalidBucketAclWithObjectOwnership",
+                400,
+                format!("bucket {bucket} has an ACL that grants access; set it to private first"),
+            ));
+        }
+    }
+    s3.settings
+        .put(bucket, Sub::Ownership, &ownership.to_string())
+        .await
+}
+
+pub(crate) async fn get_bucket_ownership_controls(
+    s3: &RingS3,
+    req: S3Request<GetBucketOwnershipControlsInput>,
+) -> Out<GetBucketOwnershipControlsOutput> {
+    let bucket = req.input.bucket;
+    s3.bucket(&bucket).await?;
+    let Some(o) = s3.settings.get::<String>(&bucket, Sub::Ownership).await? else {
+        return Err(ownership_not_found(&bucket));
+    };
+    ok(GetBucketOwnershipControlsOutput {
+        ownership_controls: Some(OwnershipControls {
+            rules: vec![OwnershipControlsRule {
+                object_ownership: ObjectOwnership::from(o),
+            }],
+        }),
+    })
+}
+
+pub(crate) async fn delete_bucket_ownership_controls(
+    s3: &RingS3,
+    req: S3Request<DeleteBucketOwnershipControlsInput>,
+) -> Out<DeleteBucketOwnershipControlsOutput> {
+    let bucket = req.input.bucket;
+    s3.bucket(&bucket).await?;
+    s3.settings.delete(&bucket, Sub::Ownership).await?;
+    ok(DeleteBucketOwnershipControlsOutput::default())
 }

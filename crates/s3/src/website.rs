@@ -243,7 +243,7 @@ impl WebsiteService {
             }
         };
         let by_acl = ReadByAcl {
-            signed: false,
+            key: None,
             may_list: false,
         };
         match record {
