@@ -220,12 +220,16 @@ pub async fn readable_source(
     reader: Option<&str>,
     bucket: &str,
     key: &str,
+    version_id: Option<&str>,
 ) -> S3Result<ObjectRecord> {
     let by_key = match reader {
         Some(id) => check(&s3.keys, id, bucket, Need::Read).await.is_ok(),
         None => false,
     };
-    let record = s3.existing_object(bucket, key).await?;
+    let record = match version_id {
+        Some(id) => crate::versions_ops::read_version(s3, bucket, key, id).await?,
+        None => s3.existing_object(bucket, key).await?,
+    };
     if by_key {
         return Ok(record);
     }

@@ -82,6 +82,16 @@ pub(crate) async fn create(
     if let Some(g) = acl.filter(|g| *g != crate::acl::Granted::default()) {
         crate::subresources::set_bucket_acl(s3, &name, g).await?;
     }
+    if input.object_lock_enabled_for_bucket == Some(true) {
+        let on = crate::versions::Versioning {
+            status: "Enabled".into(),
+            since_ms: now_ms(),
+        };
+        s3.settings.put(&name, Sub::Versioning, &on).await?;
+        s3.settings
+            .put(&name, Sub::ObjectLock, &crate::lock::LockConfig::default())
+            .await?;
+    }
     if let Some(o) = &input.object_ownership {
         crate::subresources::set_ownership(s3, &name, o.as_str()).await?;
     }

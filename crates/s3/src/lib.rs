@@ -31,10 +31,12 @@ pub mod cache;
 pub mod catalog;
 pub mod checksum;
 pub mod config;
+mod copy;
 pub mod cors;
 pub mod guard;
 pub mod keys;
 mod listing;
+pub mod lock;
 mod multipart;
 mod objects;
 mod part_copy;
@@ -44,8 +46,11 @@ mod service;
 pub mod settings;
 mod subresources;
 pub mod sweep;
+mod tagging;
 #[doc(hidden)]
 pub mod token;
+pub mod versions;
+mod versions_ops;
 pub mod website;
 
 pub use config::S3Config;

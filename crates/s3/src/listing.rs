@@ -27,15 +27,15 @@ const PAGE_KEYS_MAX: usize = 1000;
 /// Bytes of each record a listing reads: the version byte, size, ETag and
 /// date come first in a [`crate::records::ObjectRecord`]'s encoding, and an ETag is at
 /// most a hex MD5 with a part count.
-const RECORD_HEAD_BYTES: u32 = 96;
+pub(crate) const RECORD_HEAD_BYTES: u32 = 96;
 
 /// The fields of a [`crate::records::ObjectRecord`] a listing shows, decoded from the
 /// head of its encoding (postcard encodes fields in order).
 #[derive(serde::Deserialize)]
-struct RecordHead {
-    size: u64,
-    etag: String,
-    modified_ms: u64,
+pub(crate) struct RecordHead {
+    pub(crate) size: u64,
+    pub(crate) etag: String,
+    pub(crate) modified_ms: u64,
 }
 
 /// One page of a listing.

@@ -260,7 +260,7 @@ pub(crate) async fn complete(
         part_sizes.push(p.size);
         blocks.extend(into_blocks(&s3.catalog, p.data).await?);
     }
-    let record = ObjectRecord {
+    let mut record = ObjectRecord {
         size: part_sizes.iter().sum(),
         etag: format!("{}-{}", hex::encode(Md5::checksum(&md5s)), count),
         modified_ms: now_ms(),
@@ -270,6 +270,10 @@ pub(crate) async fn complete(
         data: Data::Blocks(blocks),
         extra: u.extra.clone(),
     };
+    let (retention, legal_hold) = crate::lock::lock_of_new(s3, &i.bucket, None, None, None).await?;
+    (record.extra.retention, record.extra.legal_hold) = (retention, legal_hold);
+    let version_id =
+        crate::versions_ops::versioned_write(s3, &i.bucket, &i.key, &mut record).await?;
     s3.catalog
         .put_referencing(
             TYPE_OBJECTS,
@@ -281,6 +285,7 @@ pub(crate) async fn complete(
         .await?;
     forget_upload(s3, &i.bucket, &i.upload_id).await?;
     Ok(S3Response::new(CompleteMultipartUploadOutput {
+        version_id,
         bucket: Some(i.bucket.clone()),
         key: Some(i.key.clone()),
         location: Some(format!("/{}/{}", i.bucket, i.key)),

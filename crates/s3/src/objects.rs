@@ -108,6 +108,14 @@ pub(crate) async fn put(
         input.tagging.as_deref(),
     )
     .await?;
+    let (retention, legal_hold) = crate::lock::lock_of_new(
+        s3,
+        &input.bucket,
+        input.object_lock_mode.as_ref(),
+        input.object_lock_retain_until_date.as_ref(),
+        input.object_lock_legal_hold_status.as_ref(),
+    )
+    .await?;
     if input.if_match.is_some() || input.if_none_match.is_some() {
         let existing = s3.object(&input.bucket, &input.key).await?;
         check_write(
@@ -137,7 +145,7 @@ pub(crate) async fn put(
     if checksums != Checksums::default() {
         checksums.kind = Some("FULL_OBJECT".into());
     }
-    let record = ObjectRecord {
+    let mut record = ObjectRecord {
         size: written.size,
         etag: written.md5_hex,
         modified_ms: now_ms(),
@@ -152,8 +160,14 @@ pub(crate) async fn put(
         checksums: checksums.clone(),
         part_sizes: Vec::new(),
         data: written.data,
-        extra,
+        extra: ObjectExtra {
+            retention,
+            legal_hold,
+            ..extra
+        },
     };
+    let version_id =
+        crate::versions_ops::versioned_write(s3, &input.bucket, &input.key, &mut record).await?;
     s3.catalog
         .put_referencing(
             TYPE_OBJECTS,
@@ -164,6 +178,7 @@ pub(crate) async fn put(
         )
         .await?;
     Ok(S3Response::new(PutObjectOutput {
+        version_id,
         e_tag: Some(etag(&record)),
         checksum_crc32: checksums.crc32,
         checksum_crc32c: checksums.crc32c,
@@ -173,36 +188,6 @@ pub(crate) async fn put(
         checksum_type: checksums.kind.map(ChecksumType::from),
         ..Default::default()
     }))
-}
-
-/// Most tags on one object (S3's own limit).
-pub(crate) const TAGS_MAX: usize = 10;
-
-/// Tags from an `x-amz-tagging` header (`k1=v1&k2=v2`, URL-encoded).
-pub(crate) fn parse_tagging(header: &str) -> S3Result<Vec<(String, String)>> {
-    let decode = |s: &str| {
-        percent_encoding::percent_decode_str(&s.replace('+', " "))
-            .decode_utf8()
-            .map(|c| c.into_owned())
-            .map_err(|_| s3_error!(InvalidTag, "a tag is not UTF-8"))
-    };
-    let mut tags = Vec::new();
-    for pair in header.split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        tags.push((decode(k)?, decode(v)?));
-    }
-    if tags.len() > TAGS_MAX {
-        return Err(s3_error!(InvalidTag, "at most {TAGS_MAX} tags per object"));
-    }
-    for (k, v) in &tags {
-        if k.is_empty() || k.chars().count() > 128 || v.chars().count() > 256 {
-            return Err(s3_error!(
-                InvalidTag,
-                "tag keys hold 1 to 128 characters, values at most 256"
-            ));
-        }
-    }
-    Ok(tags)
 }
 
 /// What a PUT-like request asks the object to hold besides its bytes.
@@ -238,8 +223,12 @@ pub(crate) async fn extra_of(
         acl,
         website_redirect,
         expires_ms: expires.map(|t| secs_of(t) * 1000),
-        tags: tagging.map(parse_tagging).transpose()?.unwrap_or_default(),
+        tags: tagging
+            .map(crate::tagging::parse_tagging)
+            .transpose()?
+            .unwrap_or_default(),
         owner,
+        ..ObjectExtra::default()
     })
 }
 
@@ -322,7 +311,18 @@ async fn readable(
     bucket: &str,
     key: &str,
     by_acl: Option<&ReadByAcl>,
+    version_id: Option<&str>,
 ) -> S3Result<ObjectRecord> {
+    if let Some(id) = version_id {
+        let r = crate::versions_ops::read_version(s3, bucket, key, id).await?;
+        if by_acl.is_some_and(|a| !a.allows(r.extra.acl)) {
+            return Err(s3_error!(
+                AccessDenied,
+                "version {id} of {key} is not public"
+            ));
+        }
+        return Ok(r);
+    }
     let Some(by_acl) = by_acl else {
         return s3.existing_object(bucket, key).await;
     };
@@ -343,12 +343,13 @@ async fn answer(
     bucket: &str,
     key: &str,
     by_acl: Option<&ReadByAcl>,
+    version_id: Option<&str>,
     conditions: ReadConditions<'_>,
     range: Option<&Range>,
     part_number: Option<i32>,
     mode: Option<&ChecksumMode>,
 ) -> S3Result<Answer> {
-    let record = readable(s3, bucket, key, by_acl).await?;
+    let record = readable(s3, bucket, key, by_acl, version_id).await?;
     check_read(&conditions, &record)?;
     let (span, content_range) = wanted_range(&record, range, part_number)?;
     let whole = span.start == 0 && span.end == record.size;
@@ -383,6 +384,7 @@ pub(crate) async fn get(
         &input.bucket,
         &input.key,
         by_acl.as_ref(),
+        input.version_id.as_deref(),
         conditions,
         input.range.as_ref(),
         input.part_number,
@@ -398,6 +400,7 @@ pub(crate) async fn get(
         )),
         Data::Blocks(_) => StreamingBlob::wrap(read_range(&s3.catalog, &r.data, span)),
     };
+    let lock = crate::lock::headers_of(&r);
     let h = r.headers;
     Ok(S3Response::new(GetObjectOutput {
         body: Some(body),
@@ -414,6 +417,10 @@ pub(crate) async fn get(
         content_language: input.response_content_language.or(h.content_language),
         cache_control: input.response_cache_control.or(h.cache_control),
         metadata: Some(h.user_meta.into_iter().collect()),
+        version_id: r.extra.version_id.clone(),
+        object_lock_mode: lock.0.clone(),
+        object_lock_retain_until_date: lock.1.clone(),
+        object_lock_legal_hold_status: lock.2.clone(),
         expires: r.extra.expires_ms.map(|ms| timestamp(ms.max(0) as u64)),
         website_redirect_location: r.extra.website_redirect.clone(),
         tag_count: (!r.extra.tags.is_empty()).then_some(r.extra.tags.len() as i32),
@@ -450,12 +457,14 @@ pub(crate) async fn head(
         &input.bucket,
         &input.key,
         by_acl.as_ref(),
+        input.version_id.as_deref(),
         conditions,
         input.range.as_ref(),
         input.part_number,
         input.checksum_mode.as_ref(),
     )
     .await?;
+    let lock = crate::lock::headers_of(&r);
     let h = r.headers;
     Ok(S3Response::new(HeadObjectOutput {
         content_length: Some((span.end - span.start) as i64),
@@ -469,6 +478,10 @@ pub(crate) async fn head(
         content_language: h.content_language,
         cache_control: h.cache_control,
         metadata: Some(h.user_meta.into_iter().collect()),
+        version_id: r.extra.version_id.clone(),
+        object_lock_mode: lock.0.clone(),
+        object_lock_retain_until_date: lock.1.clone(),
+        object_lock_legal_hold_status: lock.2.clone(),
         expires: r.extra.expires_ms.map(|ms| timestamp(ms.max(0) as u64)),
         website_redirect_location: r.extra.website_redirect.clone(),
         parts_count: (!r.part_sizes.is_empty()).then_some(r.part_sizes.len() as i32),
@@ -488,10 +501,44 @@ pub(crate) async fn delete(
 ) -> S3Result<S3Response<DeleteObjectOutput>> {
     let input = req.input;
     s3.bucket(&input.bucket).await?;
+    let bypass = input.bypass_governance_retention.unwrap_or(false);
+    let d = delete_one(
+        s3,
+        &input.bucket,
+        &input.key,
+        input.version_id.as_deref(),
+        bypass,
+    )
+    .await?;
+    Ok(S3Response::new(DeleteObjectOutput {
+        version_id: d.version_id,
+        delete_marker: d.delete_marker.then_some(true),
+        ..Default::default()
+    }))
+}
+
+/// Delete one object, or one version of it, as the bucket's versioning
+/// says.
+async fn delete_one(
+    s3: &RingS3,
+    bucket: &str,
+    key: &str,
+    version_id: Option<&str>,
+    bypass_governance: bool,
+) -> S3Result<crate::versions_ops::Deleted> {
+    if let Some(d) =
+        crate::versions_ops::versioned_delete(s3, bucket, key, version_id, bypass_governance)
+            .await?
+    {
+        return Ok(d);
+    }
     s3.catalog
-        .delete(TYPE_OBJECTS, input.bucket.as_bytes(), input.key.as_bytes())
+        .delete(TYPE_OBJECTS, bucket.as_bytes(), key.as_bytes())
         .await?;
-    Ok(S3Response::new(DeleteObjectOutput::default()))
+    Ok(crate::versions_ops::Deleted {
+        version_id: None,
+        delete_marker: false,
+    })
 }
 
 /// Objects of one DeleteObjects request (S3's own limit).
@@ -511,23 +558,27 @@ pub(crate) async fn delete_many(
         ));
     }
     let quiet = input.delete.quiet.unwrap_or(false);
+    let bypass = input.bypass_governance_retention.unwrap_or(false);
     let (mut deleted, mut errors) = (Vec::new(), Vec::new());
     for o in objects {
-        match s3
-            .catalog
-            .delete(TYPE_OBJECTS, input.bucket.as_bytes(), o.key.as_bytes())
-            .await
-        {
-            Ok(()) if quiet => {}
-            Ok(()) => deleted.push(DeletedObject {
+        let asked = o.version_id.clone();
+        match delete_one(s3, &input.bucket, &o.key, asked.as_deref(), bypass).await {
+            Ok(_) if quiet => {}
+            Ok(d) => deleted.push(DeletedObject {
                 key: Some(o.key),
-                ..Default::default()
+                delete_marker: d.delete_marker.then_some(true),
+                delete_marker_version_id: if d.delete_marker && asked.is_none() {
+                    d.version_id.clone()
+                } else {
+                    None
+                },
+                version_id: asked.or(if d.delete_marker { None } else { d.version_id }),
             }),
             Err(e) => errors.push(Error {
                 code: Some(e.code().as_str().to_string()),
                 key: Some(o.key),
                 message: e.message().map(str::to_string),
-                version_id: None,
+                version_id: asked,
             }),
         }
     }
@@ -559,105 +610,4 @@ pub(crate) fn check_copy_source(
             e
         }
     })
-}
-
-pub(crate) async fn copy(
-    s3: &RingS3,
-    req: S3Request<CopyObjectInput>,
-) -> S3Result<S3Response<CopyObjectOutput>> {
-    let creds = req.credentials.clone();
-    let input = req.input;
-    let CopySource::Bucket {
-        bucket: src_bucket,
-        key: src_key,
-        ..
-    } = &input.copy_source
-    else {
-        return Err(s3_error!(
-            NotImplemented,
-            "copy sources other than bucket/key"
-        ));
-    };
-    s3.bucket(&input.bucket).await?;
-    let reader = creds.as_ref().map(|c| c.access_key.as_str());
-    let src = crate::access::readable_source(s3, reader, src_bucket, src_key).await?;
-    check_copy_source(
-        &src,
-        input.copy_source_if_match.as_ref(),
-        input.copy_source_if_none_match.as_ref(),
-        input.copy_source_if_modified_since.as_ref(),
-        input.copy_source_if_unmodified_since.as_ref(),
-    )?;
-    let replace = input
-        .metadata_directive
-        .as_ref()
-        .is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
-    let onto_itself = **src_bucket == *input.bucket && **src_key == *input.key;
-    if onto_itself
-        && !replace
-        && input.website_redirect_location.is_none()
-        && input.storage_class.is_none()
-    {
-        return Err(s3_error!(
-            InvalidRequest,
-            "This copy request is illegal because it is trying to copy an object to itself without \
-             changing the object's metadata, storage class, website redirect location or encryption attributes."
-        ));
-    }
-    let headers = if replace {
-        headers_from(
-            input.content_type,
-            input.content_encoding,
-            input.content_disposition,
-            input.content_language,
-            input.cache_control,
-            input.metadata,
-        )
-    } else {
-        src.headers
-    };
-    let mut extra = extra_of(
-        s3,
-        creds.as_ref().map(|c| c.access_key.as_str()),
-        &input.bucket,
-        input.acl.as_ref(),
-        input.website_redirect_location,
-        input.expires.as_ref().filter(|_| replace),
-        input.tagging.as_deref(),
-    )
-    .await?;
-    let replace_tags = input
-        .tagging_directive
-        .as_ref()
-        .is_some_and(|d| d.as_str() == TaggingDirective::REPLACE);
-    if !replace_tags {
-        extra.tags = src.extra.tags.clone();
-    }
-    if !replace {
-        extra.expires_ms = src.extra.expires_ms;
-    }
-    // Blocks are content-addressed: the copy shares them, no bytes move.
-    let record = ObjectRecord {
-        modified_ms: now_ms(),
-        headers,
-        extra,
-        ..src
-    };
-    s3.catalog
-        .put_referencing(
-            TYPE_OBJECTS,
-            input.bucket.as_bytes(),
-            input.key.as_bytes(),
-            &record,
-            &record.data,
-        )
-        .await?;
-    Ok(S3Response::new(CopyObjectOutput {
-        copy_object_result: Some(CopyObjectResult {
-            e_tag: Some(etag(&record)),
-            last_modified: Some(timestamp(record.modified_ms)),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }))
 }

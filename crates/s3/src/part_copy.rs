@@ -51,7 +51,7 @@ pub(crate) async fn upload_part_copy(
     let CopySource::Bucket {
         bucket: src_bucket,
         key: src_key,
-        ..
+        version_id: src_version,
     } = &i.copy_source
     else {
         return Err(s3_error!(
@@ -60,7 +60,14 @@ pub(crate) async fn upload_part_copy(
         ));
     };
     upload(s3, &i.bucket, &i.key, &i.upload_id).await?;
-    let src = crate::access::readable_source(s3, reader.as_deref(), src_bucket, src_key).await?;
+    let src = crate::access::readable_source(
+        s3,
+        reader.as_deref(),
+        src_bucket,
+        src_key,
+        src_version.as_deref(),
+    )
+    .await?;
     crate::objects::check_copy_source(
         &src,
         i.copy_source_if_match.as_ref(),

@@ -264,6 +264,16 @@ pub struct ObjectExtra {
     /// The access key that wrote it (its owner in S3's ACL terms); the
     /// bucket's owner when absent.
     pub owner: Option<String>,
+    /// Its version id in a versioned bucket (`null` for the null
+    /// version); `None` for objects written without versioning.
+    pub version_id: Option<String>,
+    /// A delete marker, not an object (versions only).
+    pub delete_marker: bool,
+    /// Object lock retention: `GOVERNANCE` or `COMPLIANCE`, until when
+    /// (ms since the epoch).
+    pub retention: Option<(String, i64)>,
+    /// Object lock legal hold.
+    pub legal_hold: bool,
 }
 
 /// The canned ACLs of an object that ringstore honours; grants to
@@ -418,6 +428,10 @@ mod tests {
                 expires_ms: None,
                 tags: vec![("a".into(), "b".into())],
                 owner: Some("KEY".into()),
+                version_id: None,
+                delete_marker: false,
+                retention: Some(("GOVERNANCE".into(), 9)),
+                legal_hold: true,
             },
         };
         let back: ObjectRecord = decode(&encode(&r)).unwrap();

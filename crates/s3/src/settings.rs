@@ -49,11 +49,23 @@ pub enum Sub {
     Location,
     /// Object ownership (`BucketOwnerEnforced`, ...; a string).
     Ownership,
+    /// `versions::Versioning`.
+    Versioning,
+    /// `lock::LockConfig`.
+    ObjectLock,
+    /// The bucket's tags (`Vec<(String, String)>`).
+    Tagging,
+    /// `lifecycle::Lifecycle`.
+    Lifecycle,
 }
 
 impl Sub {
     /// Every subresource, for deleting a bucket.
-    pub const ALL: [Sub; 7] = [
+    pub const ALL: [Sub; 11] = [
+        Sub::Tagging,
+        Sub::Lifecycle,
+        Sub::ObjectLock,
+        Sub::Versioning,
         Sub::Acl,
         Sub::Policy,
         Sub::Cors,
@@ -72,6 +84,10 @@ impl Sub {
             Sub::PublicAccessBlock => b"pab",
             Sub::Location => b"location",
             Sub::Ownership => b"ownership",
+            Sub::Versioning => b"versioning",
+            Sub::ObjectLock => b"objectlock",
+            Sub::Tagging => b"tagging",
+            Sub::Lifecycle => b"lifecycle",
         }
     }
 }
