@@ -148,6 +148,9 @@ fn verdict(op: &str, view: &BucketView, key: Option<&str>, signed: bool) -> Verd
         ("GetObject" | "HeadObject" | "GetObjectAttributes", Some(k)) => {
             if view.anyone_may_read(k) || any_read {
                 Verdict::Allow
+            } else if view.pab.ignore_public_acls {
+                // Every grant an object ACL can make is a public one.
+                Verdict::Deny
             } else {
                 Verdict::ByObjectAcl
             }

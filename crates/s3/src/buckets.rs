@@ -133,6 +133,9 @@ pub(crate) async fn delete(
     Ok(S3Response::new(DeleteBucketOutput {}))
 }
 
+/// Most buckets on one ListBuckets page (S3's own limit).
+pub(crate) const LIST_BUCKETS_MAX: usize = 10_000;
+
 pub(crate) async fn list(
     s3: &RingS3,
     req: S3Request<ListBucketsInput>,
@@ -144,30 +147,53 @@ pub(crate) async fn list(
         .await?
         .map(|k| k.buckets)
         .unwrap_or_default();
-    let mut buckets = Vec::new();
-    for name in s3.catalog.keys(TYPE_META, BUCKETS).await? {
-        let name = String::from_utf8_lossy(&name).into_owned();
-        if !grants.contains_key(&name) {
-            continue;
+    let i = &req.input;
+    let max = match i.max_buckets {
+        None => LIST_BUCKETS_MAX,
+        Some(n) if (1..=LIST_BUCKETS_MAX as i32).contains(&n) => n as usize,
+        Some(_) => {
+            return Err(s3_error!(
+                InvalidArgument,
+                "MaxBuckets must be 1 to {LIST_BUCKETS_MAX}"
+            ))
         }
-        if let Some(r) = s3
+    };
+    let prefix = i.prefix.as_deref().unwrap_or("");
+    let after = i.continuation_token.as_deref().unwrap_or("");
+    // The key's own grants, in name order: the cost is the key's
+    // buckets, never the cluster's.
+    let names = grants
+        .keys()
+        .filter(|n| n.as_str() > after && n.starts_with(prefix));
+    let (mut buckets, mut more) = (Vec::new(), false);
+    for name in names {
+        let Some(r) = s3
             .catalog
             .get::<BucketRecord>(TYPE_META, BUCKETS, name.as_bytes())
             .await?
-        {
-            buckets.push(Bucket {
-                creation_date: Some(timestamp(r.created_ms)),
-                name: Some(name),
-                bucket_region: None,
-            });
+        else {
+            continue; // a grant that outlived its bucket
+        };
+        if buckets.len() == max {
+            more = true;
+            break;
         }
+        buckets.push(Bucket {
+            creation_date: Some(timestamp(r.created_ms)),
+            name: Some(name.clone()),
+            bucket_region: None,
+        });
     }
+    let continuation_token = more
+        .then(|| buckets.last().and_then(|b| b.name.clone()))
+        .flatten();
     Ok(S3Response::new(ListBucketsOutput {
+        continuation_token,
+        prefix: i.prefix.clone(),
         buckets: Some(buckets),
         owner: Some(Owner {
             display_name: Some(id.clone()),
             id: Some(id),
         }),
-        ..Default::default()
     }))
 }

@@ -89,7 +89,7 @@ impl RingS3 {
 }
 
 fn mode_of(m: Option<&ObjectLockRetentionMode>) -> S3Result<Option<String>> {
-    match m.map(|m| m.as_str().to_ascii_uppercase()) {
+    match m.map(|m| m.as_str().to_string()) {
         None => Ok(None),
         Some(m) if m == "GOVERNANCE" || m == "COMPLIANCE" => Ok(Some(m)),
         Some(m) => Err(s3_error!(MalformedXML, "unknown retention mode {m}")),
@@ -128,9 +128,11 @@ pub(crate) async fn put_configuration(
                 ))
             }
             _ => {
-                return Err(s3_error!(
-                    InvalidArgument,
-                    "the retention period must be positive"
+                return Err(crate::service::custom_error(
+                    "InvalidRetentionPeriod",
+                    400,
+                    "the default retention period must be a positive number of days or years"
+                        .into(),
                 ))
             }
         }
@@ -185,7 +187,11 @@ pub(crate) async fn lock_of_new(
         return Ok((None, false));
     };
     let retention = match (mode, until) {
-        (Some(m), Some(t)) => Some((m.as_str().to_ascii_uppercase(), ms_of(t))),
+        (Some(m), Some(t)) => Some((
+            mode_of(Some(&ObjectLockRetentionMode::from(m.as_str().to_string())))?
+                .unwrap_or_default(),
+            ms_of(t),
+        )),
         (None, None) => cfg.default_retention(now_ms()),
         _ => {
             return Err(s3_error!(
@@ -300,9 +306,11 @@ pub(crate) async fn put_retention(
     update_version(s3, &i.bucket, &i.key, i.version_id.as_deref(), |rec| {
         if let Some((old_mode, old_until)) = &rec.extra.retention {
             let active = *old_until > now_ms() as i64;
+            // Any change but a longer retention in the same mode
+            // overrides the old one.
             let weaker = match &new {
                 None => true,
-                Some((m, u)) => u < old_until || (old_mode == "COMPLIANCE" && m != "COMPLIANCE"),
+                Some((m, u)) => u < old_until || m != old_mode,
             };
             if active && weaker && (old_mode == "COMPLIANCE" || !bypass) {
                 return Err(s3_error!(

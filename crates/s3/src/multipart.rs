@@ -10,8 +10,8 @@ use crate::keys::now_ms;
 use crate::objects::check_write;
 use crate::records;
 use crate::records::{
-    part_key, Checksums, Data, ObjectRecord, PartRecord, UploadRecord, TYPE_OBJECTS, TYPE_PARTS,
-    TYPE_UPLOADS,
+    part_key, Checksums, Data, ObjectExtra, ObjectRecord, PartRecord, UploadRecord, TYPE_OBJECTS,
+    TYPE_PARTS, TYPE_UPLOADS,
 };
 use crate::service::{headers_from, timestamp, RingS3};
 use bytes::Bytes;
@@ -64,6 +64,19 @@ pub(crate) async fn create(
         i.tagging.as_deref(),
     )
     .await?;
+    let (retention, legal_hold) = crate::lock::lock_of_new(
+        s3,
+        &i.bucket,
+        i.object_lock_mode.as_ref(),
+        i.object_lock_retain_until_date.as_ref(),
+        i.object_lock_legal_hold_status.as_ref(),
+    )
+    .await?;
+    let extra = ObjectExtra {
+        retention,
+        legal_hold,
+        ..extra
+    };
     let id = new_upload_id(&i.key);
     let record = UploadRecord {
         key: i.key.clone(),
@@ -270,8 +283,12 @@ pub(crate) async fn complete(
         data: Data::Blocks(blocks),
         extra: u.extra.clone(),
     };
-    let (retention, legal_hold) = crate::lock::lock_of_new(s3, &i.bucket, None, None, None).await?;
-    (record.extra.retention, record.extra.legal_hold) = (retention, legal_hold);
+    if record.extra.retention.is_none() && !record.extra.legal_hold {
+        // An upload started before the bucket had a default retention.
+        let (retention, legal_hold) =
+            crate::lock::lock_of_new(s3, &i.bucket, None, None, None).await?;
+        (record.extra.retention, record.extra.legal_hold) = (retention, legal_hold);
+    }
     let version_id =
         crate::versions_ops::versioned_write(s3, &i.bucket, &i.key, &mut record).await?;
     s3.catalog

@@ -49,14 +49,31 @@ fn check_read(c: &ReadConditions<'_>, r: &ObjectRecord) -> S3Result<()> {
     }
     if let Some(m) = c.if_none_match {
         if matches(m, r) {
-            return Err(s3_error!(NotModified));
+            return Err(not_modified(r));
         }
     } else if let Some(t) = c.if_modified_since {
         if modified <= secs_of(t) {
-            return Err(s3_error!(NotModified));
+            return Err(not_modified(r));
         }
     }
     Ok(())
+}
+
+/// A 304 carries the validators a cache refreshes (RFC 9110 §15.4.5).
+fn not_modified(r: &ObjectRecord) -> s3s::S3Error {
+    let mut e = s3_error!(NotModified);
+    let mut h = hyper::HeaderMap::new();
+    if let Ok(v) = hyper::header::HeaderValue::from_str(&format!("\"{}\"", r.etag)) {
+        h.insert(hyper::header::ETAG, v);
+    }
+    let modified = httpdate::fmt_http_date(
+        std::time::UNIX_EPOCH + std::time::Duration::from_millis(r.modified_ms),
+    );
+    if let Ok(v) = hyper::header::HeaderValue::from_str(&modified) {
+        h.insert(hyper::header::LAST_MODIFIED, v);
+    }
+    e.set_headers(h);
+    e
 }
 
 /// `If-None-Match` and `If-Match` on writes (conditional writes, as S3
@@ -349,7 +366,12 @@ async fn answer(
     part_number: Option<i32>,
     mode: Option<&ChecksumMode>,
 ) -> S3Result<Answer> {
-    let record = readable(s3, bucket, key, by_acl, version_id).await?;
+    let record = match readable(s3, bucket, key, by_acl, version_id).await {
+        Err(e) if *e.code() == s3s::S3ErrorCode::NoSuchKey => {
+            return Err(crate::versions_ops::mark_deleted(s3, bucket, key, e).await)
+        }
+        other => other?,
+    };
     check_read(&conditions, &record)?;
     let (span, content_range) = wanted_range(&record, range, part_number)?;
     let whole = span.start == 0 && span.end == record.size;

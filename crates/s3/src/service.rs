@@ -115,12 +115,23 @@ pub(crate) fn headers_from(
 ) -> Headers {
     Headers {
         content_type: content_type.map(|c| c.to_string()),
-        content_encoding,
+        content_encoding: content_encoding.and_then(|e| stored_encoding(&e)),
         content_disposition,
         content_language,
         cache_control,
         user_meta: metadata.unwrap_or_default().into_iter().collect(),
     }
+}
+
+/// The `Content-Encoding` an object keeps: `aws-chunked` describes the
+/// upload's framing, not the object, so S3 drops it.
+fn stored_encoding(e: &str) -> Option<String> {
+    let kept: Vec<&str> = e
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty() && !t.eq_ignore_ascii_case("aws-chunked"))
+        .collect();
+    (!kept.is_empty()).then(|| kept.join(", "))
 }
 
 #[async_trait::async_trait]
@@ -401,6 +412,17 @@ impl S3 for RingS3 {
     ) -> S3Result<S3Response<PutBucketVersioningOutput>> {
         crate::versions_ops::put_bucket_versioning(self, req).await
     }
+    async fn get_object_torrent(
+        &self,
+        req: S3Request<GetObjectTorrentInput>,
+    ) -> S3Result<S3Response<GetObjectTorrentOutput>> {
+        Err(s3_error!(
+            NoSuchKey,
+            "ringstore serves no torrents; GET {} directly",
+            req.input.key
+        ))
+    }
+
     async fn put_object_tagging(
         &self,
         req: S3Request<PutObjectTaggingInput>,

@@ -83,7 +83,9 @@ pub(crate) async fn versioned_write(
     };
     record.extra.version_id = Some(id.clone());
     s3.put_version(bucket, key, &suffix, record).await?;
-    Ok(Some(id))
+    // S3 names the version only when versioning is on: a suspended
+    // bucket's null version goes unnamed.
+    Ok((!null).then_some(id))
 }
 
 /// What a delete did in a versioned bucket.
@@ -168,6 +170,32 @@ pub(crate) async fn versioned_delete(
         version_id: Some(id),
         delete_marker: true,
     }))
+}
+
+/// A 404 for `key` says whether a delete marker hides it
+/// (`x-amz-delete-marker`), as S3's does.
+pub(crate) async fn mark_deleted(
+    s3: &RingS3,
+    bucket: &str,
+    key: &str,
+    mut e: s3s::S3Error,
+) -> s3s::S3Error {
+    let marker = match s3.versioning(bucket).await {
+        Ok(Some(_)) => s3
+            .version_suffixes(bucket, key)
+            .await
+            .ok()
+            .and_then(|s| s.first().and_then(|s| parse_suffix(s)))
+            .is_some_and(|(_, marker)| marker),
+        _ => false,
+    };
+    let mut h = hyper::HeaderMap::new();
+    h.insert(
+        "x-amz-delete-marker",
+        hyper::header::HeaderValue::from_static(if marker { "true" } else { "false" }),
+    );
+    e.set_headers(h);
+    e
 }
 
 /// A version of `key` by id, for GET and HEAD with `versionId`.
