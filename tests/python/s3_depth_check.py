@@ -15,6 +15,10 @@ Phases:
               compliance never does; legal hold refuses until released
   tagging     object tags with boto3 and awscli, on versions too; bucket
               tags
+  lifecycle   rules expire current versions (those written before the
+              rules too), noncurrent versions and lone delete markers,
+              and abort old uploads; needs a cluster whose lifecycle day
+              is shortened (lab_lifecycle_day_ms)
 Writes go to the first endpoint and reads to the other, so every check
 holds across nodes, not on one. Exits non-zero on the first failed check.
 """
@@ -142,7 +146,10 @@ def lock(ep, other_ep):
     s3.put_object_lock_configuration(Bucket="locked", ObjectLockConfiguration={
         "ObjectLockEnabled": "Enabled",
         "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 1}}})
-    settled(lambda: rd.get_object_lock_configuration(Bucket="locked")["ObjectLockConfiguration"]["Rule"])
+    def default_retention():
+        got = rd.get_object_lock_configuration(Bucket="locked")["ObjectLockConfiguration"]
+        assert "Rule" in got, got
+    settled(default_retention)
     v = s3.put_object(Bucket="locked", Key="doc", Body=b"keep me")["VersionId"]
     head = rd.head_object(Bucket="locked", Key="doc")
     assert head["ObjectLockMode"] == "GOVERNANCE", head
@@ -225,10 +232,73 @@ def tagging(ep, other_ep):
     expect_error("NoSuchTagSet", s3.get_bucket_tagging, Bucket="tags")
 
 
+def gone(check, secs=60):
+    """Wait for the lifecycle sweep: `check` returns True when done."""
+    deadline = time.monotonic() + secs
+    while not check():
+        assert time.monotonic() < deadline, "the lifecycle sweep did not act in time"
+        time.sleep(0.2)
+
+
+def lifecycle(ep, other_ep):
+    s3, rd = client(ep), client(other_ep)
+    s3.create_bucket(Bucket="life")
+    for k in ["logs/a", "logs/b", "keep/c"]:
+        s3.put_object(Bucket="life", Key=k, Body=b"x")
+    up = s3.create_multipart_upload(Bucket="life", Key="up/big")["UploadId"]
+    rules = {"Rules": [
+        {"ID": "logs", "Status": "Enabled", "Filter": {"Prefix": "logs/"}, "Expiration": {"Days": 1}},
+        {"ID": "tagged", "Status": "Enabled",
+         "Filter": {"And": {"Prefix": "t/", "Tags": [{"Key": "tmp", "Value": "yes"}]}},
+         "Expiration": {"Days": 1}},
+        {"ID": "uploads", "Status": "Enabled", "Filter": {"Prefix": "up/"},
+         "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}},
+        {"ID": "off", "Status": "Disabled", "Filter": {"Prefix": "keep/"}, "Expiration": {"Days": 1}},
+    ]}
+    awscli(ep, "s3api", "put-bucket-lifecycle-configuration", "--bucket", "life",
+           "--lifecycle-configuration", json.dumps(rules))
+    got = rd.get_bucket_lifecycle_configuration(Bucket="life")["Rules"]
+    assert [r["ID"] for r in got] == ["logs", "tagged", "uploads", "off"], got
+    assert got[0]["Expiration"]["Days"] == 1 and got[0]["Filter"]["Prefix"] == "logs/", got
+    s3.put_object(Bucket="life", Key="logs/new", Body=b"x")
+    s3.put_object(Bucket="life", Key="t/tmp", Body=b"x", Tagging="tmp=yes")
+    s3.put_object(Bucket="life", Key="t/kept", Body=b"x", Tagging="tmp=no")
+
+    def listed():
+        return sorted(o["Key"] for o in rd.list_objects_v2(Bucket="life").get("Contents", []))
+    gone(lambda: listed() == ["keep/c", "t/kept"])
+    gone(lambda: not rd.list_multipart_uploads(Bucket="life").get("Uploads"))
+    expect_error("NoSuchUpload", s3.list_parts, Bucket="life", Key="up/big", UploadId=up)
+    expect_error("InvalidArgument", s3.put_bucket_lifecycle_configuration, Bucket="life",
+                 LifecycleConfiguration={"Rules": [{"ID": "z", "Status": "Enabled", "Filter": {"Prefix": ""},
+                                                    "Expiration": {"Days": 0}}]})
+    s3.delete_bucket_lifecycle(Bucket="life")
+    expect_error("NoSuchLifecycleConfiguration", s3.get_bucket_lifecycle_configuration, Bucket="life")
+
+    # Versioned: noncurrent versions go a day after they were replaced,
+    # and the delete marker left alone goes with them.
+    s3.create_bucket(Bucket="lifev")
+    s3.put_bucket_versioning(Bucket="lifev", VersioningConfiguration={"Status": "Enabled"})
+    s3.put_bucket_lifecycle_configuration(Bucket="lifev", LifecycleConfiguration={"Rules": [
+        {"ID": "old", "Status": "Enabled", "Filter": {"Prefix": ""},
+         "NoncurrentVersionExpiration": {"NoncurrentDays": 1},
+         "Expiration": {"ExpiredObjectDeleteMarker": True}}]})
+    for body in [b"1", b"2", b"3"]:
+        s3.put_object(Bucket="lifev", Key="doc", Body=body)
+    s3.put_object(Bucket="lifev", Key="gone", Body=b"g")
+    s3.delete_object(Bucket="lifev", Key="gone")
+
+    def versions(key):
+        out = rd.list_object_versions(Bucket="lifev", Prefix=key)
+        return len(out.get("Versions", [])), len(out.get("DeleteMarkers", []))
+    gone(lambda: versions("doc") == (1, 0) and versions("gone") == (0, 0))
+    assert rd.get_object(Bucket="lifev", Key="doc")["Body"].read() == b"3"
+
+
 def main():
     phase, ep = sys.argv[1:3]
     other_ep = sys.argv[3] if len(sys.argv) > 3 else ep
-    phases = {"versioning": versioning, "lock": lock, "tagging": tagging}
+    phases = {"versioning": versioning, "lock": lock, "tagging": tagging, "lifecycle": lifecycle}
     if phase not in phases:
         raise SystemExit(f"unknown phase {phase}")
     phases[phase](ep, other_ep)

@@ -26,3 +26,24 @@ async fn versioning_object_lock_and_tagging_with_boto3_and_awscli() {
         assert!(out.contains("ok"), "{phase}: {out}");
     }
 }
+
+/// A lifecycle "day" of one second (`lab_lifecycle_day_ms`, as Ceph's
+/// `rgw_lc_debug_interval`) and a sweep every 200 ms: the rules' effects
+/// show within seconds.
+const SHORT_DAYS: &str = "lab_lifecycle_day_ms = 1000\ns3_lifecycle_interval_ms = 200\n";
+
+#[tokio::test]
+async fn lifecycle_rules_expire_versions_markers_and_uploads() {
+    let Some(python) = client_or_skip() else {
+        return;
+    };
+    let c = Cluster::start_configured(3, SHORT_DAYS, &[]).await;
+    let owner = c.s3_key().await;
+    let args = vec![
+        "lifecycle".to_string(),
+        c.nodes[0].s3.clone(),
+        c.nodes[2].s3.clone(),
+    ];
+    let out = run_script(&python, "s3_depth_check.py", &owner, args, vec![]).await;
+    assert!(out.contains("ok"), "lifecycle: {out}");
+}

@@ -24,6 +24,11 @@ pub struct S3Config {
     pub web_aliases: std::collections::BTreeMap<String, String>,
     /// Most connections the website endpoint holds open at once.
     pub web_connections_max: usize,
+    /// How often the lifecycle sweep looks for what fell due; 0 turns
+    /// lifecycle expiry off.
+    pub s3_lifecycle_interval_ms: u64,
+    /// Lab only: the length of a lifecycle "day" (0: a real day).
+    pub lab_lifecycle_day_ms: u64,
 }
 
 impl Default for S3Config {
@@ -35,13 +40,17 @@ impl Default for S3Config {
             web_domain: "web.localhost".into(),
             web_aliases: std::collections::BTreeMap::new(),
             web_connections_max: 4096,
+            s3_lifecycle_interval_ms: 60_000,
+            lab_lifecycle_day_ms: 0,
         }
     }
 }
 
 impl S3Config {
     /// The config file keys this type reads.
-    pub const KEYS: [&'static str; 6] = [
+    pub const KEYS: [&'static str; 8] = [
+        "s3_lifecycle_interval_ms",
+        "lab_lifecycle_day_ms",
         "s3_domain",
         "s3_block_sweep_interval_ms",
         "web",

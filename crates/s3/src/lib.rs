@@ -35,6 +35,9 @@ mod copy;
 pub mod cors;
 pub mod guard;
 pub mod keys;
+pub mod lifecycle;
+mod lifecycle_ops;
+pub mod lifecycle_run;
 mod listing;
 pub mod lock;
 mod multipart;
@@ -87,7 +90,10 @@ pub async fn serve(
     // Ends the sweep when this task is dropped (the node stops serving).
     let _sweep = AbortOnDrop(sweep);
     let settings = settings::Settings::new(catalog.clone());
-    let ring = RingS3::new(catalog, keys.clone(), settings.clone());
+    let ring = RingS3::new(catalog, keys.clone(), settings.clone())
+        .with_lifecycle_day_ms(cfg.lab_lifecycle_day_ms);
+    let every = std::time::Duration::from_millis(cfg.s3_lifecycle_interval_ms);
+    let _lifecycle = AbortOnDrop(tokio::spawn(lifecycle_run::run(ring.clone(), every)));
     let host = std::sync::Arc::new(BucketHost { domain });
     let mut builder = S3ServiceBuilder::new(ring.clone());
     builder.set_auth(keys);

@@ -102,6 +102,14 @@ pub(crate) async fn create(
     s3.catalog
         .put(TYPE_UPLOADS, i.bucket.as_bytes(), id.as_bytes(), &record)
         .await?;
+    s3.note_due(
+        &i.bucket,
+        crate::lifecycle::Kind::Upload,
+        &i.key,
+        &id,
+        record.initiated_ms,
+    )
+    .await?;
     Ok(S3Response::new(CreateMultipartUploadOutput {
         bucket: Some(i.bucket),
         key: Some(i.key),
@@ -349,7 +357,7 @@ fn object_checksums(
 
 /// Drop an upload's record and its parts' records (their blocks stay
 /// for the object, or for block collection).
-async fn forget_upload(s3: &RingS3, bucket: &str, id: &str) -> S3Result<()> {
+pub(crate) async fn forget_upload(s3: &RingS3, bucket: &str, id: &str) -> S3Result<()> {
     for k in s3.catalog.keys(TYPE_PARTS, id.as_bytes()).await? {
         s3.catalog.delete(TYPE_PARTS, id.as_bytes(), &k).await?;
     }

@@ -541,7 +541,7 @@ pub(crate) async fn delete(
 
 /// Delete one object, or one version of it, as the bucket's versioning
 /// says.
-async fn delete_one(
+pub(crate) async fn delete_one(
     s3: &RingS3,
     bucket: &str,
     key: &str,

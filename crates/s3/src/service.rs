@@ -31,6 +31,8 @@ pub struct RingS3 {
     pub(crate) buckets: TtlCache<BucketRecord>,
     /// Bucket settings (ACL, policy, CORS, website).
     pub(crate) settings: Settings,
+    /// How long a lifecycle "day" lasts (a day, but in tests).
+    pub(crate) day_ms: u64,
 }
 
 impl RingS3 {
@@ -41,7 +43,17 @@ impl RingS3 {
             catalog,
             keys,
             buckets: TtlCache::new(BUCKET_CACHE_TTL, BUCKET_CACHE_MAX),
+            day_ms: crate::lifecycle::DAY_MS,
         }
+    }
+
+    /// With lifecycle days lasting `day_ms` (tests only; 0 keeps a day).
+    #[must_use]
+    pub fn with_lifecycle_day_ms(mut self, day_ms: u64) -> Self {
+        if day_ms > 0 {
+            self.day_ms = day_ms;
+        }
+        self
     }
 
     /// The bucket's record, or `NoSuchBucket`.
@@ -421,6 +433,27 @@ impl S3 for RingS3 {
             "ringstore serves no torrents; GET {} directly",
             req.input.key
         ))
+    }
+
+    async fn put_bucket_lifecycle_configuration(
+        &self,
+        req: S3Request<PutBucketLifecycleConfigurationInput>,
+    ) -> S3Result<S3Response<PutBucketLifecycleConfigurationOutput>> {
+        crate::lifecycle_ops::put(self, req).await
+    }
+
+    async fn get_bucket_lifecycle_configuration(
+        &self,
+        req: S3Request<GetBucketLifecycleConfigurationInput>,
+    ) -> S3Result<S3Response<GetBucketLifecycleConfigurationOutput>> {
+        crate::lifecycle_ops::get(self, req).await
+    }
+
+    async fn delete_bucket_lifecycle(
+        &self,
+        req: S3Request<DeleteBucketLifecycleInput>,
+    ) -> S3Result<S3Response<DeleteBucketLifecycleOutput>> {
+        crate::lifecycle_ops::delete(self, req).await
     }
 
     async fn put_object_tagging(

@@ -75,7 +75,7 @@ impl Sub {
         Sub::Ownership,
     ];
 
-    fn bucket(self) -> &'static [u8] {
+    pub(crate) fn bucket(self) -> &'static [u8] {
         match self {
             Sub::Acl => b"acl",
             Sub::Policy => b"policy",
@@ -215,6 +215,12 @@ pub struct BucketView {
     /// Object ownership: `BucketOwnerEnforced`, `BucketOwnerPreferred`
     /// or `ObjectWriter` (the default when unset).
     pub ownership: Option<String>,
+    /// Versioning, if it was ever enabled.
+    pub versioning: Option<crate::versions::Versioning>,
+    /// Object lock, if enabled.
+    pub lock: Option<crate::lock::LockConfig>,
+    /// Lifecycle rules, if any.
+    pub lifecycle: Option<Arc<crate::lifecycle::Lifecycle>>,
 }
 
 impl BucketView {
@@ -277,13 +283,16 @@ impl Settings {
         if let Some(v) = self.views.get(bucket) {
             return Ok(v);
         }
-        let (acl, policy, cors, website, pab, ownership) = tokio::try_join!(
+        let (acl, policy, cors, website, pab, ownership, versioning, lock, lifecycle) = tokio::try_join!(
             self.get::<BucketAcl>(bucket, Sub::Acl),
             self.get::<String>(bucket, Sub::Policy),
             self.get::<CorsConfig>(bucket, Sub::Cors),
             self.get::<Website>(bucket, Sub::Website),
             self.get::<PublicAccessBlock>(bucket, Sub::PublicAccessBlock),
             self.get::<String>(bucket, Sub::Ownership),
+            self.get::<crate::versions::Versioning>(bucket, Sub::Versioning),
+            self.get::<crate::lock::LockConfig>(bucket, Sub::ObjectLock),
+            self.get::<crate::lifecycle::Lifecycle>(bucket, Sub::Lifecycle),
         )?;
         let view = BucketView {
             acl: acl.unwrap_or_default(),
@@ -296,6 +305,9 @@ impl Settings {
             website: website.map(Arc::new),
             pab: pab.unwrap_or_default(),
             ownership,
+            versioning,
+            lock,
+            lifecycle: lifecycle.map(Arc::new),
         };
         self.views.put(bucket, view.clone());
         Ok(view)

@@ -25,7 +25,6 @@
 
 use crate::records::{ObjectRecord, TYPE_OBJECTS};
 use crate::service::RingS3;
-use crate::settings::Sub;
 use bytes::Bytes;
 use node::{ListStart, Listed, PageQuery};
 use serde::{Deserialize, Serialize};
@@ -85,6 +84,12 @@ pub fn new_suffix(null: bool, delete_marker: bool) -> String {
     format!("{inverted:016x}{tag}{kind}")
 }
 
+/// When the version of `suffix` was written, ms since the epoch.
+pub fn suffix_ms(suffix: &str) -> Option<u64> {
+    let inverted = u64::from_str_radix(suffix.get(..16)?, 16).ok()?;
+    Some((u64::MAX - inverted) / 1000)
+}
+
 /// The suffix of an implicit null version written at `modified_ms`.
 fn implicit_suffix(modified_ms: u64) -> String {
     format!(
@@ -125,8 +130,11 @@ pub fn split_version_key(k: &[u8]) -> Option<(String, String)> {
 
 impl RingS3 {
     /// The bucket's versioning (`None`: never enabled).
+    ///
+    /// From the bucket's cached view: a change made through another node
+    /// holds here within 2 s (docs/S3.md), and a write pays no read.
     pub(crate) async fn versioning(&self, bucket: &str) -> s3s::S3Result<Option<Versioning>> {
-        self.settings.get(bucket, Sub::Versioning).await
+        Ok(self.settings.view(bucket).await?.versioning)
     }
 
     /// The suffixes of `key`'s stored versions, newest first (at most

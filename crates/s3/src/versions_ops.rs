@@ -3,6 +3,7 @@
 //! buckets (see `versions` for the layout).
 
 use crate::keys::now_ms;
+use crate::lifecycle::Kind;
 use crate::listing::{RecordHead, RECORD_HEAD_BYTES};
 use crate::records::{self, Data, ObjectExtra, ObjectRecord, TYPE_OBJECTS};
 use crate::service::{timestamp, RingS3};
@@ -70,9 +71,14 @@ pub(crate) async fn versioned_write(
     key: &str,
     record: &mut ObjectRecord,
 ) -> S3Result<Option<String>> {
+    s3.note_due(bucket, Kind::Current, key, key, record.modified_ms)
+        .await?;
     let Some(v) = s3.versioning(bucket).await? else {
         return Ok(None);
     };
+    // The version this one supersedes is noncurrent from now.
+    s3.note_due(bucket, Kind::Noncurrent, key, key, record.modified_ms)
+        .await?;
     let null = !v.enabled();
     s3.settle_null(bucket, key, v.since_ms, null).await?;
     let suffix = new_suffix(null, false);
@@ -165,6 +171,9 @@ pub(crate) async fn versioned_delete(
     s3.put_version(bucket, key, &suffix, &marker).await?;
     s3.catalog
         .delete(TYPE_OBJECTS, bucket.as_bytes(), key.as_bytes())
+        .await?;
+    // The version the marker hides is noncurrent from now.
+    s3.note_due(bucket, Kind::Noncurrent, key, key, marker.modified_ms)
         .await?;
     Ok(Some(Deleted {
         version_id: Some(id),
