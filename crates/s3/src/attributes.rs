@@ -76,6 +76,7 @@ pub(crate) async fn get(
         object_size: wants(ObjectAttributes::OBJECT_SIZE).then_some(r.size as i64),
         storage_class: wants(ObjectAttributes::STORAGE_CLASS)
             .then(|| StorageClass::from_static(StorageClass::STANDARD)),
+        version_id: r.extra.version_id.clone(),
         ..Default::default()
     }))
 }

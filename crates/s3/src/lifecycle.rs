@@ -46,6 +46,8 @@ pub struct Rule {
     pub enabled: bool,
     /// Which objects it covers.
     pub filter: Filter,
+    /// The filter came as the old top-level `Prefix` (and goes back so).
+    pub legacy_prefix: bool,
     /// Current versions expire this many days after their write.
     pub expire_days: Option<u32>,
     /// Current versions expire at this instant (midnight UTC).

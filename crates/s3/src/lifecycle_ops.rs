@@ -69,11 +69,13 @@ fn rule_of(mut r: LifecycleRule, index: usize) -> S3Result<Rule> {
             "rule {id}: Status is Enabled or Disabled"
         ));
     }
+    let legacy_prefix = r.filter.is_none() && r.prefix.is_some();
     let filter = filter_of(&mut r);
     let exp = r.expiration.unwrap_or_default();
     Ok(Rule {
         enabled: status == "Enabled",
         filter,
+        legacy_prefix,
         expire_days: days(exp.days, &id)?,
         expire_at_ms: exp.date.as_ref().map(|t| secs_of(t).max(0) as u64 * 1000),
         expired_marker: exp.expired_object_delete_marker.unwrap_or(false),
@@ -125,6 +127,7 @@ pub(crate) async fn put(
 }
 
 fn xml_rule(r: Rule) -> LifecycleRule {
+    let legacy = r.legacy_prefix.then(|| r.filter.prefix.clone());
     let f = r.filter;
     let tag = |(k, v): (String, String)| Tag {
         key: Some(k),
@@ -156,7 +159,7 @@ fn xml_rule(r: Rule) -> LifecycleRule {
     LifecycleRule {
         id: Some(r.id),
         status: ExpirationStatus::from(if r.enabled { "Enabled" } else { "Disabled" }.to_string()),
-        filter: Some(filter),
+        filter: legacy.is_none().then_some(filter),
         expiration: has_expiration.then(|| LifecycleExpiration {
             days: r.expire_days.map(|d| d as i32),
             date: r.expire_at_ms.map(timestamp),
@@ -172,7 +175,7 @@ fn xml_rule(r: Rule) -> LifecycleRule {
             }
         }),
         noncurrent_version_transitions: None,
-        prefix: None,
+        prefix: legacy,
         transitions: None,
     }
 }
