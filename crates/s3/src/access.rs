@@ -162,6 +162,7 @@ fn verdict(op: &str, view: &BucketView, key: Option<&str>, signed: bool) -> Verd
         ) => allow(view.anyone_may_list() || any_read),
         (
             "PutObject"
+            | "PostObject"
             | "DeleteObject"
             | "DeleteObjects"
             | "CreateMultipartUpload"

@@ -176,6 +176,15 @@ impl Catalog {
             .map_err(s3_err)
     }
 
+    /// One listing page of a reserved bucket type.
+    ///
+    /// # Errors
+    ///
+    /// A listing that could not cover every partition.
+    pub async fn page(&self, query: &node::PageQuery) -> Result<node::Page, S3Error> {
+        self.node.list_page(query).await.map_err(s3_err)
+    }
+
     /// Whether a bucket of a reserved type holds no live key: a listing
     /// page of one, whatever the bucket's size.
     pub async fn is_empty(&self, bucket_type: &[u8], bucket: &[u8]) -> Result<bool, S3Error> {

@@ -185,12 +185,7 @@ async fn sweep_kind(
         page_max: DUE_PER_PASS_MAX,
         value_head_bytes: 0,
     };
-    let page = s3
-        .catalog
-        .node()
-        .list_page(&query)
-        .await
-        .map_err(crate::catalog::s3_err)?;
+    let page = s3.catalog.page(&query).await?;
     let mut expired = 0;
     for entry in page.entries {
         let Listed::Key { key: k, .. } = entry else {
@@ -360,12 +355,7 @@ pub async fn note_existing(s3: &RingS3, bucket: &str) -> S3Result<()> {
                 page_max: BACKFILL_PAGE,
                 value_head_bytes: 0,
             };
-            let page = s3
-                .catalog
-                .node()
-                .list_page(&query)
-                .await
-                .map_err(crate::catalog::s3_err)?;
+            let page = s3.catalog.page(&query).await?;
             for e in &page.entries {
                 let Listed::Key { key, .. } = e else { continue };
                 let mut name = String::from_utf8_lossy(key).into_owned();

@@ -13,7 +13,6 @@
 //! restarts, without server-side cursor state; a forged, truncated or
 //! foreign token is a 400 InvalidArgument.
 
-use crate::catalog::s3_err;
 use crate::records::{self, TYPE_OBJECTS};
 use crate::service::{timestamp, RingS3};
 use crate::token;
@@ -102,7 +101,7 @@ async fn page(
         page_max: max,
         value_head_bytes: RECORD_HEAD_BYTES,
     };
-    let listed = s3.catalog.node().list_page(&query).await.map_err(s3_err)?;
+    let listed = s3.catalog.page(&query).await?;
     let last = listed.entries.last().cloned();
     let (mut contents, mut prefixes) = (Vec::new(), Vec::new());
     for entry in listed.entries {

@@ -276,19 +276,24 @@ pub(crate) async fn version_record(
     }
 }
 
+/// Refuses unless `bucket` exists and has object lock.
+async fn require_lock(s3: &RingS3, bucket: &str) -> S3Result<()> {
+    s3.bucket(bucket).await?;
+    if s3.object_lock(bucket).await?.is_none() {
+        return Err(s3_error!(
+            InvalidRequest,
+            "bucket {bucket} has no object lock; create it with object lock enabled"
+        ));
+    }
+    Ok(())
+}
+
 pub(crate) async fn put_retention(
     s3: &RingS3,
     req: S3Request<PutObjectRetentionInput>,
 ) -> S3Result<S3Response<PutObjectRetentionOutput>> {
     let i = req.input;
-    s3.bucket(&i.bucket).await?;
-    if s3.object_lock(&i.bucket).await?.is_none() {
-        return Err(s3_error!(
-            InvalidRequest,
-            "bucket {} has no object lock",
-            i.bucket
-        ));
-    }
+    require_lock(s3, &i.bucket).await?;
     let r = i.retention.unwrap_or_default();
     let mode = mode_of(r.mode.as_ref())?;
     let until = r.retain_until_date.as_ref().map(ms_of);
@@ -336,14 +341,7 @@ pub(crate) async fn get_retention(
     req: S3Request<GetObjectRetentionInput>,
 ) -> S3Result<S3Response<GetObjectRetentionOutput>> {
     let i = req.input;
-    s3.bucket(&i.bucket).await?;
-    if s3.object_lock(&i.bucket).await?.is_none() {
-        return Err(s3_error!(
-            InvalidRequest,
-            "bucket {} has no object lock",
-            i.bucket
-        ));
-    }
+    require_lock(s3, &i.bucket).await?;
     let r = version_record(s3, &i.bucket, &i.key, i.version_id.as_deref()).await?;
     let (mode, until) = r.extra.retention.ok_or_else(|| {
         crate::service::custom_error(
@@ -365,14 +363,7 @@ pub(crate) async fn put_legal_hold(
     req: S3Request<PutObjectLegalHoldInput>,
 ) -> S3Result<S3Response<PutObjectLegalHoldOutput>> {
     let i = req.input;
-    s3.bucket(&i.bucket).await?;
-    if s3.object_lock(&i.bucket).await?.is_none() {
-        return Err(s3_error!(
-            InvalidRequest,
-            "bucket {} has no object lock",
-            i.bucket
-        ));
-    }
+    require_lock(s3, &i.bucket).await?;
     let status = i
         .legal_hold
         .and_then(|h| h.status)
@@ -400,14 +391,7 @@ pub(crate) async fn get_legal_hold(
     req: S3Request<GetObjectLegalHoldInput>,
 ) -> S3Result<S3Response<GetObjectLegalHoldOutput>> {
     let i = req.input;
-    s3.bucket(&i.bucket).await?;
-    if s3.object_lock(&i.bucket).await?.is_none() {
-        return Err(s3_error!(
-            InvalidRequest,
-            "bucket {} has no object lock",
-            i.bucket
-        ));
-    }
+    require_lock(s3, &i.bucket).await?;
     let r = version_record(s3, &i.bucket, &i.key, i.version_id.as_deref()).await?;
     let status = if r.extra.legal_hold { "ON" } else { "OFF" };
     Ok(S3Response::new(GetObjectLegalHoldOutput {

@@ -4,7 +4,6 @@
 //! record listing every part's blocks in order: no bytes are copied.
 
 use crate::blocks::{into_blocks, write_body};
-use crate::catalog::s3_err;
 use crate::checksum::{add_trailers, composite, full_object, hasher_for, verify};
 use crate::keys::now_ms;
 use crate::objects::check_write;
@@ -499,7 +498,7 @@ pub(crate) async fn list_uploads(
         page_max: max,
         value_head_bytes: node::VALUE_HEAD_BYTES_MAX,
     };
-    let page = s3.catalog.node().list_page(&query).await.map_err(s3_err)?;
+    let page = s3.catalog.page(&query).await?;
     // The next page starts after the last id listed, shown or not.
     let next_id = page
         .entries

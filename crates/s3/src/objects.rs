@@ -331,7 +331,9 @@ async fn readable(
     version_id: Option<&str>,
 ) -> S3Result<ObjectRecord> {
     if let Some(id) = version_id {
-        let r = crate::versions_ops::read_version(s3, bucket, key, id).await?;
+        // Boxed: a cold path whose state would otherwise enlarge every
+        // GET's future.
+        let r = Box::pin(crate::versions_ops::read_version(s3, bucket, key, id)).await?;
         if by_acl.is_some_and(|a| !a.allows(r.extra.acl)) {
             return Err(s3_error!(
                 AccessDenied,
@@ -368,7 +370,7 @@ async fn answer(
 ) -> S3Result<Answer> {
     let record = match readable(s3, bucket, key, by_acl, version_id).await {
         Err(e) if *e.code() == s3s::S3ErrorCode::NoSuchKey => {
-            return Err(crate::versions_ops::mark_deleted(s3, bucket, key, e).await)
+            return Err(Box::pin(crate::versions_ops::mark_deleted(s3, bucket, key, e)).await)
         }
         other => other?,
     };

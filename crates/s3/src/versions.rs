@@ -156,12 +156,7 @@ impl RingS3 {
             // One byte: enough to tell a live record from a tombstone.
             value_head_bytes: 1,
         };
-        let page = self
-            .catalog
-            .node()
-            .list_page(&query)
-            .await
-            .map_err(crate::catalog::s3_err)?;
+        let page = self.catalog.page(&query).await?;
         Ok(page
             .entries
             .into_iter()

@@ -264,12 +264,7 @@ async fn scan(
         page_max: max,
         value_head_bytes: RECORD_HEAD_BYTES,
     };
-    let page = s3
-        .catalog
-        .node()
-        .list_page(&query)
-        .await
-        .map_err(crate::catalog::s3_err)?;
+    let page = s3.catalog.page(&query).await?;
     let mut out = Vec::new();
     for e in page.entries {
         if let Listed::Key { key, versions } = e {
