@@ -15,6 +15,9 @@ Phases:
               compliance never does; legal hold refuses until released
   tagging     object tags with boto3 and awscli, on versions too; bucket
               tags
+  post        browser form uploads (POST with a signed policy) from
+              boto3's generate_presigned_post: accepted within the
+              policy, refused outside it or with a forged signature
   lifecycle   rules expire current versions (those written before the
               rules too), noncurrent versions and lone delete markers,
               and abort old uploads; needs a cluster whose lifecycle day
@@ -26,6 +29,8 @@ import json
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from datetime import datetime, timedelta, timezone
 
 import boto3
@@ -232,6 +237,48 @@ def tagging(ep, other_ep):
     expect_error("NoSuchTagSet", s3.get_bucket_tagging, Bucket="tags")
 
 
+def form_post(url, fields, filename, data):
+    """POST a multipart/form-data upload as a browser's form would."""
+    boundary = "----ringstoreform7d1c"
+    parts = []
+    for k, v in fields.items():
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode())
+    parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
+                 f'Content-Type: application/octet-stream\r\n\r\n'.encode() + data + b"\r\n")
+    parts.append(f"--{boundary}--\r\n".encode())
+    req = urllib.request.Request(url, data=b"".join(parts), method="POST",
+                                 headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def post(ep, other_ep):
+    s3, rd = client(ep), client(other_ep)
+    s3.create_bucket(Bucket="forms")
+    form = s3.generate_presigned_post(
+        "forms", "uploads/a.png", Fields={"Content-Type": "image/png"},
+        Conditions=[{"Content-Type": "image/png"}, ["content-length-range", 1, 1024]], ExpiresIn=600)
+    status, body = form_post(form["url"], form["fields"], "a.png", b"\x89PNG fake")
+    assert status == 204, (status, body)
+    got = rd.get_object(Bucket="forms", Key="uploads/a.png")
+    assert got["Body"].read() == b"\x89PNG fake" and got["ContentType"] == "image/png", got
+    # Outside the policy: too large.
+    status, body = form_post(form["url"], form["fields"], "a.png", b"x" * 2048)
+    assert status == 400 and b"EntityTooLarge" in body, (status, body)
+    # A key the policy does not name.
+    fields = dict(form["fields"], key="elsewhere.png")
+    status, body = form_post(form["url"], fields, "a.png", b"x")
+    assert status in (400, 403), (status, body)
+    # A forged signature.
+    fields = dict(form["fields"], **{"x-amz-signature": "0" * 64})
+    status, body = form_post(form["url"], fields, "a.png", b"x")
+    assert status == 403, (status, body)
+    expect_error("NoSuchKey", rd.get_object, Bucket="forms", Key="elsewhere.png")
+
+
 def gone(check, secs=60):
     """Wait for the lifecycle sweep: `check` returns True when done."""
     deadline = time.monotonic() + secs
@@ -298,7 +345,8 @@ def lifecycle(ep, other_ep):
 def main():
     phase, ep = sys.argv[1:3]
     other_ep = sys.argv[3] if len(sys.argv) > 3 else ep
-    phases = {"versioning": versioning, "lock": lock, "tagging": tagging, "lifecycle": lifecycle}
+    phases = {"versioning": versioning, "lock": lock, "tagging": tagging, "post": post,
+              "lifecycle": lifecycle}
     if phase not in phases:
         raise SystemExit(f"unknown phase {phase}")
     phases[phase](ep, other_ep)

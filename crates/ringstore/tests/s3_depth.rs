@@ -1,6 +1,7 @@
 //! S3 beyond the basics with boto3 and awscli against three nodes:
 //! versioning (overwrites keep versions, deletes leave markers), object
-//! lock refusing deletes, and tags (tests/python/s3_depth_check.py).
+//! lock refusing deletes, tags, browser form uploads and lifecycle rules
+//! (tests/python/s3_depth_check.py).
 
 mod common;
 
@@ -8,7 +9,7 @@ use common::s3py::{client_or_skip, run_script};
 use common::Cluster;
 
 #[tokio::test]
-async fn versioning_object_lock_and_tagging_with_boto3_and_awscli() {
+async fn versioning_object_lock_tagging_and_form_uploads_with_boto3_and_awscli() {
     let Some(python) = client_or_skip() else {
         return;
     };
@@ -16,7 +17,7 @@ async fn versioning_object_lock_and_tagging_with_boto3_and_awscli() {
     let owner = c.s3_key().await;
     // Writes through node 0, reads through node 2: what a versioned
     // write or a lock leaves holds cluster-wide.
-    for phase in ["versioning", "lock", "tagging"] {
+    for phase in ["versioning", "lock", "tagging", "post"] {
         let args = vec![
             phase.to_string(),
             c.nodes[0].s3.clone(),
