@@ -112,15 +112,7 @@ pub(crate) async fn put(
     };
     lc.check().map_err(|e| s3_error!(InvalidArgument, "{e}"))?;
     s3.settings.put(&i.bucket, Sub::Lifecycle, &lc).await?;
-    // What the bucket holds already falls under the rules too: note it
-    // all as due now, in the background (a cost of the bucket's size,
-    // once per configuration).
-    let (s3, bucket) = (s3.clone(), i.bucket.clone());
-    tokio::spawn(async move {
-        if let Err(e) = crate::lifecycle_run::note_existing(&s3, &bucket).await {
-            tracing::warn!(bucket, error = %e, "noting a bucket's objects for its lifecycle stopped; put the configuration again");
-        }
-    });
+    crate::lifecycle_run::note_existing_later(s3, &i.bucket)?;
     Ok(S3Response::new(
         PutBucketLifecycleConfigurationOutput::default(),
     ))

@@ -329,8 +329,59 @@ async fn upload(s3: &RingS3, bucket: &str, lc: &Lifecycle, id: &str, now: u64) -
     }
 }
 
-/// After a configuration is put: note every object, versioned key and
-/// upload of the bucket as due now, a page at a time.
+/// Buckets whose existing objects are being noted, at most
+/// [`NOTING_BUCKETS_MAX`]; at most [`NOTING_AT_ONCE`] are listed at once.
+static NOTING: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+const NOTING_BUCKETS_MAX: usize = 1000;
+const NOTING_AT_ONCE: usize = 2;
+static NOTING_SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(NOTING_AT_ONCE);
+
+/// After a configuration is put: note what the bucket already holds, in
+/// the background (a cost of the bucket's size, once). It starts once
+/// every node's cached view holds the rules (`VIEW_TTL`), so a write
+/// that a node took without knowing them has landed and is listed. A
+/// bucket already being noted is not noted twice: writes after the
+/// rules note themselves.
+///
+/// # Errors
+///
+/// `SlowDown` when [`NOTING_BUCKETS_MAX`] buckets are being noted.
+pub(crate) fn note_existing_later(s3: &RingS3, bucket: &str) -> S3Result<()> {
+    {
+        let mut noting = NOTING
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if noting.iter().any(|b| b == bucket) {
+            return Ok(());
+        }
+        if noting.len() >= NOTING_BUCKETS_MAX {
+            return Err(s3s::s3_error!(
+                SlowDown,
+                "{NOTING_BUCKETS_MAX} buckets are taking new lifecycle rules; retry in a minute"
+            ));
+        }
+        noting.push(bucket.to_string());
+    }
+    let (s3, bucket) = (s3.clone(), bucket.to_string());
+    tokio::spawn(async move {
+        tokio::time::sleep(crate::settings::VIEW_TTL + std::time::Duration::from_secs(1)).await;
+        let result = match NOTING_SLOTS.acquire().await {
+            Ok(_slot) => note_existing(&s3, &bucket).await,
+            Err(_) => Ok(()),
+        };
+        if let Err(e) = result {
+            tracing::warn!(bucket, error = %e, "noting a bucket's objects for its lifecycle stopped; put the configuration again");
+        }
+        let mut noting = NOTING
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        noting.retain(|b| *b != bucket);
+    });
+    Ok(())
+}
+
+/// Note every object, versioned key and upload of the bucket as due
+/// now, a page at a time.
 ///
 /// # Errors
 ///
