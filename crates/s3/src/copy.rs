@@ -4,7 +4,7 @@
 
 use crate::keys::now_ms;
 use crate::objects::{check_copy_source, extra_of};
-use crate::records::{ObjectExtra, ObjectRecord, TYPE_OBJECTS};
+use crate::records::{ObjectExtra, ObjectRecord};
 use crate::service::{etag, headers_from, timestamp, RingS3};
 use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result};
@@ -109,16 +109,7 @@ pub(crate) async fn copy(
         ..src
     };
     let version_id =
-        crate::versions_ops::versioned_write(s3, &input.bucket, &input.key, &mut record).await?;
-    s3.catalog
-        .put_referencing(
-            TYPE_OBJECTS,
-            input.bucket.as_bytes(),
-            input.key.as_bytes(),
-            &record,
-            &record.data,
-        )
-        .await?;
+        crate::versions_ops::write_current(s3, &input.bucket, &input.key, &mut record).await?;
     Ok(S3Response::new(CopyObjectOutput {
         version_id,
         copy_source_version_id: source_version,

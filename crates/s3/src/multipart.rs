@@ -9,8 +9,8 @@ use crate::keys::now_ms;
 use crate::objects::check_write;
 use crate::records;
 use crate::records::{
-    part_key, Checksums, Data, ObjectExtra, ObjectRecord, PartRecord, UploadRecord, TYPE_OBJECTS,
-    TYPE_PARTS, TYPE_UPLOADS,
+    part_key, Checksums, Data, ObjectExtra, ObjectRecord, PartRecord, UploadRecord, TYPE_PARTS,
+    TYPE_UPLOADS,
 };
 use crate::service::{headers_from, timestamp, RingS3};
 use bytes::Bytes;
@@ -296,17 +296,7 @@ pub(crate) async fn complete(
             crate::lock::lock_of_new(s3, &i.bucket, None, None, None).await?;
         (record.extra.retention, record.extra.legal_hold) = (retention, legal_hold);
     }
-    let version_id =
-        crate::versions_ops::versioned_write(s3, &i.bucket, &i.key, &mut record).await?;
-    s3.catalog
-        .put_referencing(
-            TYPE_OBJECTS,
-            i.bucket.as_bytes(),
-            i.key.as_bytes(),
-            &record,
-            &record.data,
-        )
-        .await?;
+    let version_id = crate::versions_ops::write_current(s3, &i.bucket, &i.key, &mut record).await?;
     forget_upload(s3, &i.bucket, &i.upload_id).await?;
     Ok(S3Response::new(CompleteMultipartUploadOutput {
         version_id,

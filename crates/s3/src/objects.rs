@@ -184,16 +184,7 @@ pub(crate) async fn put(
         },
     };
     let version_id =
-        crate::versions_ops::versioned_write(s3, &input.bucket, &input.key, &mut record).await?;
-    s3.catalog
-        .put_referencing(
-            TYPE_OBJECTS,
-            input.bucket.as_bytes(),
-            input.key.as_bytes(),
-            &record,
-            &record.data,
-        )
-        .await?;
+        crate::versions_ops::write_current(s3, &input.bucket, &input.key, &mut record).await?;
     Ok(S3Response::new(PutObjectOutput {
         version_id,
         e_tag: Some(etag(&record)),

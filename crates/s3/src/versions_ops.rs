@@ -94,6 +94,29 @@ pub(crate) async fn versioned_write(
     Ok((!null).then_some(id))
 }
 
+/// Make `record` `key`'s current object: as a version first in a
+/// versioned bucket, then the current record, which is the commit point
+/// (readers see the previous object until it lands). Returns the
+/// version id to answer with.
+pub(crate) async fn write_current(
+    s3: &RingS3,
+    bucket: &str,
+    key: &str,
+    record: &mut ObjectRecord,
+) -> S3Result<Option<String>> {
+    let version_id = versioned_write(s3, bucket, key, record).await?;
+    s3.catalog
+        .put_referencing(
+            TYPE_OBJECTS,
+            bucket.as_bytes(),
+            key.as_bytes(),
+            &*record,
+            &record.data,
+        )
+        .await?;
+    Ok(version_id)
+}
+
 /// What a delete did in a versioned bucket.
 pub(crate) struct Deleted {
     /// The version removed, or the delete marker added.
