@@ -26,44 +26,20 @@ Writes go to the first endpoint and reads to the other, so every check
 holds across nodes, not on one. Exits non-zero on the first failed check.
 """
 import json
-import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
 from datetime import datetime, timedelta, timezone
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import ClientError
+from s3util import awscli, client, expect_error
 
 
-def client(endpoint):
-    return boto3.client(
-        "s3",
-        endpoint_url=f"http://{endpoint}",
-        region_name="us-east-1",
-        config=Config(signature_version="s3v4", s3={"addressing_style": "path"}, retries={"max_attempts": 2}),
-    )
 
 
-def awscli(endpoint, *args):
-    out = subprocess.run(
-        [sys.executable, "-m", "awscli", "--endpoint-url", f"http://{endpoint}", "--region", "us-east-1", *args],
-        capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, (args, out.stdout, out.stderr)
-    return out.stdout
 
 
-def expect_error(code, fn, *args, **kwargs):
-    try:
-        fn(*args, **kwargs)
-    except ClientError as e:
-        got = e.response["Error"]["Code"]
-        status = str(e.response["ResponseMetadata"]["HTTPStatusCode"])
-        assert code in (got, status), (code, e.response)
-        return e
-    raise AssertionError(f"expected {code}")
 
 
 def settled(check, secs=10):

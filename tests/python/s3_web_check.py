@@ -23,25 +23,13 @@ import http.client
 import json
 import os
 import struct
-import subprocess
 import sys
 import time
 import zlib
 
-import boto3
-from botocore.config import Config
-from botocore.exceptions import ClientError
+from s3util import awscli, client, expect_error
 
 
-def client(endpoint, key=None, secret=None):
-    return boto3.client(
-        "s3",
-        endpoint_url=f"http://{endpoint}",
-        aws_access_key_id=key or os.environ["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=secret or os.environ["AWS_SECRET_ACCESS_KEY"],
-        region_name="us-east-1",
-        config=Config(signature_version="s3v4", s3={"addressing_style": "path"}, retries={"max_attempts": 2}),
-    )
 
 
 def fetch(endpoint, method, path, headers=None, host=None, body=None):
@@ -74,14 +62,6 @@ def settled(check, secs=10):
             time.sleep(0.1)
 
 
-def expect_error(code, fn, *args, **kwargs):
-    try:
-        fn(*args, **kwargs)
-    except ClientError as e:
-        got = e.response["Error"]["Code"]
-        assert got == code or str(e.response["ResponseMetadata"]["HTTPStatusCode"]) == str(code), (code, e.response)
-        return
-    raise AssertionError(f"expected {code}")
 
 
 def png(width, height):
@@ -170,12 +150,6 @@ def public(s3_ep, web_ep, other_ep):
     assert fetch(s3_ep, "GET", "/pub?list-type=2")[0] == 403
 
 
-def awscli(endpoint, *args):
-    out = subprocess.run(
-        [sys.executable, "-m", "awscli", "--endpoint-url", f"http://{endpoint}", "--region", "us-east-1", *args],
-        capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, (args, out.stdout, out.stderr)
-    return out.stdout
 
 
 def cors(s3_ep, web_ep):

@@ -213,7 +213,7 @@ where
         let (settings, inner) = (self.settings.clone(), self.inner.clone());
         Either::Right(Box::pin(async move {
             let cors = match settings.view(&bucket).await {
-                Ok(v) => v.cors,
+                Ok(v) => v.cors.clone(),
                 // The request itself will meet the same failure and say so.
                 Err(_) => None,
             };

@@ -105,7 +105,7 @@ impl RingS3 {
         name: &str,
         since_ms: u64,
     ) -> S3Result<()> {
-        let Some(lc) = self.settings.view(bucket).await?.lifecycle else {
+        let Some(lc) = self.settings.view(bucket).await?.lifecycle.clone() else {
             return Ok(());
         };
         match lc.earliest(kind, key, since_ms, self.day_ms) {

@@ -84,7 +84,7 @@ pub fn check_delete(r: &ObjectRecord, bypass_governance: bool) -> S3Result<()> {
 impl RingS3 {
     /// The bucket's object lock configuration (`None`: not enabled).
     pub(crate) async fn object_lock(&self, bucket: &str) -> S3Result<Option<LockConfig>> {
-        Ok(self.settings.view(bucket).await?.lock)
+        Ok(self.settings.view(bucket).await?.lock.clone())
     }
 }
 

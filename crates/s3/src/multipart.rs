@@ -119,6 +119,24 @@ pub(crate) async fn create(
     }))
 }
 
+/// Write part `number` of upload `upload_id` (its blocks referenced).
+pub(crate) async fn store_part(
+    s3: &RingS3,
+    upload_id: &str,
+    number: i32,
+    part: &PartRecord,
+) -> S3Result<()> {
+    s3.catalog
+        .put_referencing(
+            TYPE_PARTS,
+            upload_id.as_bytes(),
+            part_key(number).as_bytes(),
+            part,
+            &part.data,
+        )
+        .await
+}
+
 pub(crate) async fn upload_part(
     s3: &RingS3,
     req: S3Request<UploadPartInput>,
@@ -156,15 +174,7 @@ pub(crate) async fn upload_part(
         checksums: checksums.clone(),
         data: written.data,
     };
-    s3.catalog
-        .put_referencing(
-            TYPE_PARTS,
-            i.upload_id.as_bytes(),
-            part_key(i.part_number).as_bytes(),
-            &part,
-            &part.data,
-        )
-        .await?;
+    store_part(s3, &i.upload_id, i.part_number, &part).await?;
     Ok(S3Response::new(UploadPartOutput {
         e_tag: Some(ETag::Strong(part.etag)),
         checksum_crc32: checksums.crc32,

@@ -7,7 +7,7 @@ use crate::blocks::{read_range, write_body};
 use crate::checksum::hasher_for;
 use crate::keys::now_ms;
 use crate::multipart::{upload, PART_NUMBER_MAX};
-use crate::records::{part_key, Checksums, PartRecord, TYPE_PARTS};
+use crate::records::{Checksums, PartRecord};
 use crate::service::{timestamp, RingS3};
 use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result};
@@ -88,15 +88,7 @@ pub(crate) async fn upload_part_copy(
         checksums: Checksums::default(),
         data: written.data,
     };
-    s3.catalog
-        .put_referencing(
-            TYPE_PARTS,
-            i.upload_id.as_bytes(),
-            part_key(i.part_number).as_bytes(),
-            &part,
-            &part.data,
-        )
-        .await?;
+    crate::multipart::store_part(s3, &i.upload_id, i.part_number, &part).await?;
     Ok(S3Response::new(UploadPartCopyOutput {
         copy_part_result: Some(CopyPartResult {
             e_tag: Some(ETag::Strong(part.etag)),

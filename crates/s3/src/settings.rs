@@ -262,7 +262,8 @@ impl BucketView {
 #[derive(Clone)]
 pub struct Settings {
     catalog: Catalog,
-    views: TtlCache<BucketView>,
+    /// Shared, not copied: every request of a bucket reads its view.
+    views: TtlCache<Arc<BucketView>>,
 }
 
 impl Settings {
@@ -279,7 +280,7 @@ impl Settings {
     /// # Errors
     ///
     /// A read that found no quorum.
-    pub async fn view(&self, bucket: &str) -> s3s::S3Result<BucketView> {
+    pub async fn view(&self, bucket: &str) -> s3s::S3Result<Arc<BucketView>> {
         if let Some(v) = self.views.get(bucket) {
             return Ok(v);
         }
@@ -294,7 +295,7 @@ impl Settings {
             self.get::<crate::lock::LockConfig>(bucket, Sub::ObjectLock),
             self.get::<crate::lifecycle::Lifecycle>(bucket, Sub::Lifecycle),
         )?;
-        let view = BucketView {
+        let view = Arc::new(BucketView {
             acl: acl.unwrap_or_default(),
             // Stored policies were checked when put; one that no longer
             // parses (a later, stricter parser) grants nothing.
@@ -308,7 +309,7 @@ impl Settings {
             versioning,
             lock,
             lifecycle: lifecycle.map(Arc::new),
-        };
+        });
         self.views.put(bucket, view.clone());
         Ok(view)
     }

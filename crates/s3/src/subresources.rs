@@ -371,7 +371,8 @@ pub(crate) async fn get_bucket_policy_status(
     // Public by its ACL or its policy, unless a public access block
     // takes that away.
     let by_acl = view.acl.is_public() && !view.pab.ignore_public_acls;
-    let by_policy = view.policy.is_some_and(|p| p.is_public()) && !view.pab.restrict_public_buckets;
+    let by_policy =
+        view.policy.as_ref().is_some_and(|p| p.is_public()) && !view.pab.restrict_public_buckets;
     ok(GetBucketPolicyStatusOutput {
         policy_status: Some(PolicyStatus {
             is_public: Some(by_acl || by_policy),

@@ -134,7 +134,7 @@ impl RingS3 {
     /// From the bucket's cached view: a change made through another node
     /// holds here within 2 s (docs/S3.md), and a write pays no read.
     pub(crate) async fn versioning(&self, bucket: &str) -> s3s::S3Result<Option<Versioning>> {
-        Ok(self.settings.view(bucket).await?.versioning)
+        Ok(self.settings.view(bucket).await?.versioning.clone())
     }
 
     /// The suffixes of `key`'s stored versions, newest first (at most

@@ -145,7 +145,7 @@ impl WebsiteService {
         resp
     }
 
-    async fn view(&self, bucket: &str) -> Result<BucketView, Box<Response<Body>>> {
+    async fn view(&self, bucket: &str) -> Result<std::sync::Arc<BucketView>, Box<Response<Body>>> {
         let failed = |e: s3s::S3Error| {
             let status = e.status_code().map_or(503, |s| s.as_u16());
             let code = if status == 404 {
