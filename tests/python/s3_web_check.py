@@ -16,6 +16,10 @@ Phases:
            uploaded, conditional GET (304 with the ETag), ranges, HEAD,
            gzip passthrough
   page     set up the pages the Chromium test loads; prints the page URL
+  nearby_put  (re)write NEARBY_KEYS public objects near/kI with bodies
+           "NEARBY_VERSION-I" in a website bucket `near`
+  nearby_new  write a new public object and read it at once through the
+           website endpoint: a key no replica had is never a 404
 Exits non-zero on the first failed check.
 """
 import gzip
@@ -317,6 +321,24 @@ window.addEventListener("load", check);
     print(f"{page_origin}/")
 
 
+def nearby_put(s3_ep):
+    s3 = client(s3_ep)
+    version, n = os.environ["NEARBY_VERSION"], int(os.environ["NEARBY_KEYS"])
+    if "near" not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
+        s3.create_bucket(Bucket="near", ACL="public-read")
+        s3.put_bucket_website(Bucket="near", WebsiteConfiguration={"IndexDocument": {"Suffix": "index.html"}})
+    for i in range(n):
+        s3.put_object(Bucket="near", Key=f"k{i}", Body=f"{version}-{i}".encode(), ACL="public-read")
+
+
+def nearby_new(s3_ep, web_ep):
+    s3 = client(s3_ep)
+    key = f"new-{time.time_ns()}"
+    s3.put_object(Bucket="near", Key=key, Body=b"fresh", ACL="public-read")
+    st, _, body = fetch(web_ep, "GET", f"/{key}", host="near.web.localhost")
+    assert (st, body) == (200, b"fresh"), (st, body)
+
+
 def main():
     phase, s3_ep, web_ep = sys.argv[1:4]
     other_ep = sys.argv[4] if len(sys.argv) > 4 else s3_ep
@@ -326,6 +348,10 @@ def main():
         cors(s3_ep, web_ep)
     elif phase == "website":
         website(s3_ep, web_ep)
+    elif phase == "nearby_put":
+        nearby_put(s3_ep)
+    elif phase == "nearby_new":
+        nearby_new(s3_ep, web_ep)
     elif phase == "page":
         page(s3_ep, web_ep)
         return

@@ -56,6 +56,8 @@ pub(crate) struct Metrics {
     members: Gauge,
     layout_version: Gauge,
     read_repairs: Gauge,
+    nearby_reads_local: Gauge,
+    nearby_reads_quorum: Gauge,
     hints_pending: Family<HintTarget, Gauge>,
     hint_bytes_pending: Family<HintTarget, Gauge>,
     hints_refused: Gauge,
@@ -207,6 +209,17 @@ impl Metrics {
             "Unix time of each partition's last completed anti-entropy exchange",
             aae_last_exchange.clone(),
         );
+        let (nearby_reads_local, nearby_reads_quorum) = (Gauge::default(), Gauge::default());
+        registry.register(
+            "nearby_reads_local",
+            "Website reads answered by this node's own replica since start",
+            nearby_reads_local.clone(),
+        );
+        registry.register(
+            "nearby_reads_quorum",
+            "Website reads that needed a quorum read since start",
+            nearby_reads_quorum.clone(),
+        );
         registry.register(
             "read_repairs",
             "Replicas repaired by reads since start",
@@ -220,6 +233,8 @@ impl Metrics {
             members,
             layout_version,
             read_repairs,
+            nearby_reads_local,
+            nearby_reads_quorum,
             hints_pending,
             hint_bytes_pending,
             hints_refused,
@@ -287,6 +302,10 @@ impl Metrics {
         let status = node.cluster_status();
         self.layout_version.set(status.layout_version as i64);
         self.read_repairs.set(status.read_repairs as i64);
+        self.nearby_reads_local
+            .set(status.nearby_reads_local as i64);
+        self.nearby_reads_quorum
+            .set(status.nearby_reads_quorum as i64);
         self.hints_delivered.set(status.hints_delivered as i64);
         self.aae_exchanges.set(status.aae_exchanges as i64);
         self.aae_keys_repaired.set(status.aae_keys_repaired as i64);

@@ -78,6 +78,7 @@ mod locate;
 mod locks;
 mod membership;
 mod merge;
+mod nearby;
 mod node;
 mod peers;
 pub mod proto;
@@ -107,6 +108,7 @@ pub use error::{CallError, ErrorKind, Needed, NodeError, QuorumError, ReplicaFai
 pub use handoff::Transfer;
 pub use lag::{ZoneLag, BUCKETS_SECONDS as LAG_BUCKETS_SECONDS};
 pub use listing::{resume_after, Page, PageQuery, VALUE_HEAD_BYTES_MAX};
+pub use nearby::{local_read_allowed, NearbyRead, BACKGROUND_READS_MAX};
 pub use node::Node;
 pub use reap::ProbeAnswer;
 pub use request::{BKey, PutCommand, RequestOptions};

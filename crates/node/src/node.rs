@@ -73,6 +73,8 @@ struct Inner {
     released_for: Mutex<Option<(u64, u64)>>,
     /// Tombstone reaping: the dot floor and when partitions were reaped.
     reaper: crate::reap::Reaper,
+    /// Nearby reads: their count and the bound on their background checks.
+    nearby: crate::nearby::NearbyReads,
 }
 
 /// A running node. Cheap to clone; every clone is the same node.
@@ -161,6 +163,7 @@ impl Node {
             hints,
             aae: crate::aae::AntiEntropy::default(),
             reaper: crate::reap::Reaper::new(cfg.reap_memory(), cfg.reap_memory_keys_max),
+            nearby: crate::nearby::NearbyReads::default(),
             transfers: crate::handoff::Transfers::default(),
             released_for: Mutex::default(),
             store,
@@ -352,6 +355,10 @@ impl Node {
     }
 
     /// What this node believes about each peer (see `peers`).
+    pub(crate) fn nearby_reads(&self) -> &crate::nearby::NearbyReads {
+        &self.inner.nearby
+    }
+
     pub(crate) fn peer_health(&self) -> &crate::peers::PeerHealth {
         &self.inner.peers
     }

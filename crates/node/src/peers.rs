@@ -30,6 +30,9 @@ pub(crate) struct PeerHealth {
     /// answer or call, or the detector sees them come up.
     suspects: RwLock<HashMap<NodeId, u64>>,
     liveness: RwLock<Liveness>,
+    /// When a call last failed or the detector last saw a peer down: the
+    /// moments this node's replicas may have missed writes (see `nearby`).
+    last_trouble: AtomicU64,
 }
 
 impl PeerHealth {
@@ -58,6 +61,7 @@ impl PeerHealth {
             return;
         }
         self.suspects.held().insert(node, now);
+        self.last_trouble.fetch_max(now, Ordering::Relaxed);
     }
 
     /// Whether a call to `node` failed and it has not answered since, or
@@ -94,10 +98,18 @@ impl PeerHealth {
             .map(|t| t.load(Ordering::Relaxed))
     }
 
-    /// Take the detector's verdicts; returns the peers that came up.
-    pub(crate) fn publish(&self, verdicts: Liveness) -> Vec<u64> {
+    /// How long before `now` nothing went wrong (see `last_trouble`).
+    pub(crate) fn quiet_for(&self, now: u64) -> u64 {
+        now.saturating_sub(self.last_trouble.load(Ordering::Relaxed))
+    }
+
+    /// Take the detector's verdicts at `now`; returns the peers that came up.
+    pub(crate) fn publish(&self, verdicts: Liveness, now: u64) -> Vec<u64> {
         let mut l = self.liveness.held();
         let came_up = verdicts.up.difference(&l.up).copied().collect();
+        if verdicts.down.difference(&l.down).next().is_some() {
+            self.last_trouble.fetch_max(now, Ordering::Relaxed);
+        }
         *l = verdicts;
         came_up
     }
@@ -133,6 +145,12 @@ impl Node {
         self.peer_health().clear_suspect(node);
     }
 
+    /// How long nothing went wrong: no failed call, no new down verdict,
+    /// and this node up (ms).
+    pub(crate) fn quiet_for_ms(&self) -> u64 {
+        self.peer_health().quiet_for(self.uptime_ms())
+    }
+
     /// Whether the failure detector sees `node` up (this node always is).
     pub(crate) fn is_up(&self, node: NodeId) -> bool {
         node == self.id() || self.peer_health().is_up(node)
@@ -160,16 +178,24 @@ mod tests {
     #[test]
     fn the_detector_decides_up_and_down() {
         let h = PeerHealth::default();
-        let came_up = h.publish(Liveness {
-            up: [1, 2].into(),
-            down: [3].into(),
-        });
+        let came_up = h.publish(
+            Liveness {
+                up: [1, 2].into(),
+                down: [3].into(),
+            },
+            50,
+        );
         assert_eq!(came_up, vec![1, 2]);
+        assert_eq!(h.quiet_for(80), 30, "a new down verdict is trouble");
         assert!(h.is_up(NodeId(1)) && h.is_down(NodeId(3)) && h.is_suspect(NodeId(3)));
-        let came_up = h.publish(Liveness {
-            up: [1, 2, 3].into(),
-            down: BTreeSet::new(),
-        });
+        let came_up = h.publish(
+            Liveness {
+                up: [1, 2, 3].into(),
+                down: BTreeSet::new(),
+            },
+            90,
+        );
         assert_eq!(came_up, vec![3]);
+        assert_eq!(h.quiet_for(100), 50, "coming up is not");
     }
 }

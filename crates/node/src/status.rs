@@ -47,6 +47,11 @@ pub struct ClusterStatus {
     pub under_replicated_partitions: usize,
     /// Replicas repaired by reads since start.
     pub read_repairs: u64,
+    /// Nearby reads (the website endpoint's) answered by this node's own
+    /// replica since start.
+    pub nearby_reads_local: u64,
+    /// Nearby reads handed to a quorum read since start.
+    pub nearby_reads_quorum: u64,
     /// Hints this node delivered since start.
     pub hints_delivered: u64,
     /// Hints this node refused since start because their target's budget
@@ -166,6 +171,8 @@ impl Node {
                 .stats()
                 .read_repairs
                 .load(std::sync::atomic::Ordering::Relaxed),
+            nearby_reads_local: self.nearby_reads().local.load(Relaxed),
+            nearby_reads_quorum: self.nearby_reads().quorum.load(Relaxed),
             hints_delivered: self.hint_book().delivered_total(),
             hints_refused: self.hints_refused(),
             replication_lag: self.lag().snapshot(),

@@ -184,7 +184,9 @@ fn announce_to_unseen(node: &Node, detector: &mut Detector) -> Result<(), cluste
 /// Make the detector's verdicts the node's view; trust peers that came up.
 fn publish(node: &Node, detector: &Detector) {
     let (up, down) = (detector.up(), detector.down());
-    let came_up = node.peer_health().publish(Liveness { up, down });
+    let came_up = node
+        .peer_health()
+        .publish(Liveness { up, down }, node.uptime_ms());
     for peer in &came_up {
         tracing::info!(peer = %ring::NodeId(*peer), "peer is up");
         node.clear_suspect(ring::NodeId(*peer));

@@ -49,14 +49,29 @@ impl Catalog {
             .get(key, &RequestOptions::default())
             .await
             .map_err(s3_err)?;
-        let Some(obj) = obj else { return Ok(None) };
+        Ok(Self::newest_live(obj))
+    }
+
+    /// A record read with a nearby read (see `node::nearby`), decoded.
+    pub async fn get_nearby<T: Record>(
+        &self,
+        key: &BKey,
+        how: node::NearbyRead,
+    ) -> Result<Option<T>, S3Error> {
+        let obj = self.node.get_nearby(key, how).await.map_err(s3_err)?;
+        Ok(Self::newest_live(obj).and_then(|(v, _)| records::decode(&v)))
+    }
+
+    /// The newest sibling's value and time, unless it is a tombstone.
+    fn newest_live(obj: Option<causal::Object>) -> Option<(Bytes, u64)> {
+        let obj = obj?;
         let newest = obj
             .siblings()
             .iter()
             .max_by_key(|s| s.meta.last_modified_ms);
-        Ok(newest
+        newest
             .filter(|s| !s.meta.deleted)
-            .map(|s| (s.value.clone(), s.meta.last_modified_ms)))
+            .map(|s| (s.value.clone(), s.meta.last_modified_ms))
     }
 
     /// A record, decoded; a value that does not decode counts as absent.
@@ -274,7 +289,7 @@ impl Catalog {
     }
 }
 
-fn bkey(bucket_type: &[u8], bucket: &[u8], key: &[u8]) -> BKey {
+pub(crate) fn bkey(bucket_type: &[u8], bucket: &[u8], key: &[u8]) -> BKey {
     BKey::typed(
         Bytes::copy_from_slice(bucket_type),
         Bytes::copy_from_slice(bucket),

@@ -24,6 +24,16 @@ pub struct S3Config {
     pub web_aliases: std::collections::BTreeMap<String, String>,
     /// Most connections the website endpoint holds open at once.
     pub web_connections_max: usize,
+    /// How the website endpoint reads objects: `nearby` (this node's own
+    /// replica when it can vouch for it, else a quorum read; see
+    /// `node::nearby`) or `quorum` (every read a quorum read).
+    pub web_read: WebRead,
+    /// `nearby` website reads: how long no peer call may have failed and
+    /// no peer gone down before the local replica is trusted alone.
+    pub web_read_quiet_ms: u64,
+    /// `nearby` website reads: one in this many also runs a quorum read
+    /// in the background (read repair for hot keys); 0 never.
+    pub web_read_repair_every: u64,
     /// How often the lifecycle sweep looks for what fell due; 0 turns
     /// lifecycle expiry off.
     pub s3_lifecycle_interval_ms: u64,
@@ -40,6 +50,9 @@ impl Default for S3Config {
             web_domain: "web.localhost".into(),
             web_aliases: std::collections::BTreeMap::new(),
             web_connections_max: 4096,
+            web_read: WebRead::Nearby,
+            web_read_quiet_ms: 30_000,
+            web_read_repair_every: 16,
             s3_lifecycle_interval_ms: 60_000,
             lab_lifecycle_day_ms: 0,
         }
@@ -48,7 +61,10 @@ impl Default for S3Config {
 
 impl S3Config {
     /// The config file keys this type reads.
-    pub const KEYS: [&'static str; 8] = [
+    pub const KEYS: [&'static str; 11] = [
+        "web_read",
+        "web_read_quiet_ms",
+        "web_read_repair_every",
         "s3_lifecycle_interval_ms",
         "lab_lifecycle_day_ms",
         "s3_domain",
@@ -58,6 +74,26 @@ impl S3Config {
         "web_aliases",
         "web_connections_max",
     ];
+}
+
+/// How the website endpoint reads objects.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum WebRead {
+    /// The local replica when it can be trusted, else a quorum.
+    Nearby,
+    /// Always a quorum.
+    Quorum,
+}
+
+impl S3Config {
+    /// What the website endpoint's reads may do, or `None` for quorum reads.
+    pub fn nearby_read(&self) -> Option<node::NearbyRead> {
+        (self.web_read == WebRead::Nearby).then(|| node::NearbyRead {
+            quiet: std::time::Duration::from_millis(self.web_read_quiet_ms),
+            repair_every: self.web_read_repair_every,
+        })
+    }
 }
 
 #[cfg(test)]

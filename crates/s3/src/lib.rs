@@ -56,7 +56,7 @@ pub mod versions;
 mod versions_ops;
 pub mod website;
 
-pub use config::S3Config;
+pub use config::{S3Config, WebRead};
 pub use keys::{KeyInfo, KeyStore};
 pub use records::Grant;
 pub use s3s;
@@ -103,8 +103,10 @@ pub async fn serve(
     let s3 = net::listen::serve_http(listener, limits, tls, service);
     match web {
         Some(web) => {
+            let nearby = cfg.nearby_read();
             let aliases = cfg.web_aliases.into_iter().collect();
-            let site = website::WebsiteService::new(ring, &cfg.web_domain, aliases);
+            let site = website::WebsiteService::new(ring, &cfg.web_domain, aliases)
+                .with_nearby_read(nearby);
             // The website is plain HTTP: TLS belongs to the CDN or proxy
             // in front of it, as with S3's own website endpoints.
             let web = net::listen::serve_http(web, web_limits, None, site);

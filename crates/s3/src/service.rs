@@ -77,6 +77,22 @@ impl RingS3 {
             .await
     }
 
+    /// An object's record, read nearby when `nearby` says how.
+    pub(crate) async fn object_read(
+        &self,
+        bucket: &str,
+        key: &str,
+        nearby: Option<node::NearbyRead>,
+    ) -> S3Result<Option<ObjectRecord>> {
+        match nearby {
+            Some(how) => {
+                let k = crate::catalog::bkey(TYPE_OBJECTS, bucket.as_bytes(), key.as_bytes());
+                self.catalog.get_nearby(&k, how).await
+            }
+            None => self.object(bucket, key).await,
+        }
+    }
+
     /// An object's record, or `NoSuchKey` (`NoSuchBucket` if the bucket
     /// is missing too).
     pub(crate) async fn existing_object(&self, bucket: &str, key: &str) -> S3Result<ObjectRecord> {

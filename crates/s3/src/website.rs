@@ -26,6 +26,7 @@ use crate::settings::{BucketView, Redirect, Website};
 use futures::future::BoxFuture;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
+use node::NearbyRead;
 use s3s::dto::StreamingBlob;
 use s3s::Body;
 use std::collections::HashMap;
@@ -38,6 +39,9 @@ pub struct WebsiteService {
     s3: RingS3,
     domain: Arc<str>,
     aliases: Arc<HashMap<String, String>>,
+    /// Object reads from the local replica when it can vouch for itself
+    /// (`None`: quorum reads).
+    nearby: Option<NearbyRead>,
 }
 
 /// A redirect or an error, before it becomes a response.
@@ -59,7 +63,15 @@ impl WebsiteService {
             s3,
             domain: domain.to_ascii_lowercase().into(),
             aliases: Arc::new(aliases),
+            nearby: None,
         }
+    }
+
+    /// Read objects with `nearby` reads (`None`: quorum reads).
+    #[must_use]
+    pub fn with_nearby_read(mut self, nearby: Option<NearbyRead>) -> Self {
+        self.nearby = nearby;
+        self
     }
 
     /// The bucket a `Host` header names.
@@ -232,7 +244,7 @@ impl WebsiteService {
         view: &BucketView,
         key: &str,
     ) -> Result<Option<ObjectRecord>, Outcome> {
-        let record = match self.s3.object(bucket, key).await {
+        let record = match self.s3.object_read(bucket, key, self.nearby).await {
             Ok(r) => r,
             Err(e) => {
                 return Err(Outcome::Error(
