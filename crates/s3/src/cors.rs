@@ -12,10 +12,12 @@
 
 use crate::settings::{CorsConfig, CorsRule, Settings};
 use crate::BucketHost;
-use futures::future::{BoxFuture, Either};
+use crate::unsized_put::{self, UnsizedBuffer};
+use futures::future::BoxFuture;
 use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use s3s::host::S3Host;
+use s3s::service::S3Service;
 use s3s::Body;
 
 fn allowed_origin<'a>(rule: &CorsRule, origin: &'a str) -> Option<&'a str> {
@@ -151,21 +153,28 @@ pub fn for_request(
 }
 
 /// Answers preflights and adds CORS headers in front of the S3 service.
+/// Also reads PUTs without a length whole first (`unsized_put`).
 #[derive(Clone)]
-pub struct CorsLayer<S> {
-    inner: S,
+pub struct CorsLayer {
+    inner: S3Service,
     settings: Settings,
     host: std::sync::Arc<BucketHost>,
+    unsized_bodies: UnsizedBuffer,
 }
 
-impl<S> CorsLayer<S> {
+impl CorsLayer {
     /// In front of `inner`, with buckets' rules from `settings` and the
     /// bucket of a request found as the S3 service finds it.
-    pub(crate) fn new(inner: S, settings: Settings, host: std::sync::Arc<BucketHost>) -> Self {
+    pub(crate) fn new(
+        inner: S3Service,
+        settings: Settings,
+        host: std::sync::Arc<BucketHost>,
+    ) -> Self {
         CorsLayer {
             inner,
             settings,
             host,
+            unsized_bodies: UnsizedBuffer::default(),
         }
     }
 
@@ -182,51 +191,53 @@ impl<S> CorsLayer<S> {
     }
 }
 
-impl<S> hyper::service::Service<Request<hyper::body::Incoming>> for CorsLayer<S>
-where
-    S: hyper::service::Service<
-            Request<hyper::body::Incoming>,
-            Response = Response<Body>,
-            Error = s3s::HttpError,
-        > + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send + 'static,
-{
+impl hyper::service::Service<Request<hyper::body::Incoming>> for CorsLayer {
     type Response = Response<Body>;
     type Error = s3s::HttpError;
-    type Future = Either<S::Future, BoxFuture<'static, Result<Response<Body>, s3s::HttpError>>>;
+    type Future = BoxFuture<'static, Result<Response<Body>, s3s::HttpError>>;
 
     fn call(&self, req: Request<hyper::body::Incoming>) -> Self::Future {
         if let Some(refused) = crate::guard::refuse(&req) {
-            return Either::Right(Box::pin(async move { Ok(refused) }));
+            return Box::pin(async move { Ok(refused) });
         }
+        let no_length = unsized_put::is_unsized(&req);
         // Most requests come from SDKs, not pages: no Origin, no cost.
         let is_preflight = req.method() == Method::OPTIONS;
-        if !is_preflight && !req.headers().contains_key(hyper::header::ORIGIN) {
-            return Either::Left(self.inner.call(req));
+        let bucket = (is_preflight || req.headers().contains_key(hyper::header::ORIGIN))
+            .then(|| self.bucket_of(&req))
+            .flatten();
+        if bucket.is_none() && !no_length {
+            return hyper::service::Service::call(&self.inner, req);
         }
-        let Some(bucket) = self.bucket_of(&req) else {
-            return Either::Left(self.inner.call(req));
-        };
         let (settings, inner) = (self.settings.clone(), self.inner.clone());
-        Either::Right(Box::pin(async move {
-            let cors = match settings.view(&bucket).await {
-                Ok(v) => v.cors.clone(),
-                // The request itself will meet the same failure and say so.
-                Err(_) => None,
+        let buffer = self.unsized_bodies.clone();
+        Box::pin(async move {
+            let cors = match &bucket {
+                Some(b) => match settings.view(b).await {
+                    Ok(v) => v.cors.clone(),
+                    // The request itself will meet the same failure and say so.
+                    Err(_) => None,
+                },
+                None => None,
             };
-            if req.method() == Method::OPTIONS {
+            if bucket.is_some() && req.method() == Method::OPTIONS {
                 return Ok(preflight(cors.as_deref(), req.headers()));
             }
             let rule = cors.and_then(|c| for_request(&c, req.method(), req.headers()));
+            let req = if no_length {
+                match buffer.read_whole(req).await {
+                    Ok(req) => req,
+                    Err(refused) => return Ok(refused),
+                }
+            } else {
+                req.map(Body::from)
+            };
             let mut resp = inner.call(req).await?;
             if let Some((rule, allow)) = rule {
                 actual_headers(&rule, &allow, resp.headers_mut());
             }
             Ok(resp)
-        }))
+        })
     }
 }
 

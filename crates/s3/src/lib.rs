@@ -50,6 +50,7 @@ pub mod settings;
 mod subresources;
 pub mod sweep;
 mod tagging;
+pub mod unsized_put;
 #[doc(hidden)]
 pub mod token;
 pub mod versions;
