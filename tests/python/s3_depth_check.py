@@ -18,6 +18,8 @@ Phases:
   post        browser form uploads (POST with a signed policy) from
               boto3's generate_presigned_post: accepted within the
               policy, refused outside it or with a forged signature
+  metadata    non-ASCII user metadata as boto3 sends it (latin-1 bytes,
+              signed as UTF-8) comes back as sent, on GET, HEAD and copy
   lifecycle   rules expire current versions (those written before the
               rules too), noncurrent versions and lone delete markers,
               and abort old uploads; needs a cluster whose lifecycle day
@@ -318,11 +320,29 @@ def lifecycle(ep, other_ep):
     assert rd.get_object(Bucket="lifev", Key="doc")["Body"].read() == b"3"
 
 
+def metadata(ep, other_ep):
+    c, r = client(ep), client(other_ep)
+    c.create_bucket(Bucket="meta")
+    value = "Hello World\xe9 \xfcber"
+
+    def raw_header(**kwargs):
+        kwargs["params"]["headers"]["x-amz-meta-raw"] = value
+
+    c.meta.events.register("before-call.s3.PutObject", raw_header)
+    c.put_object(Bucket="meta", Key="k", Body=b"bar", Metadata={"plain": "ascii"})
+    c.meta.events.unregister("before-call.s3.PutObject", raw_header)
+    got = r.get_object(Bucket="meta", Key="k")["Metadata"]
+    assert got == {"raw": value, "plain": "ascii"}, got
+    assert r.head_object(Bucket="meta", Key="k")["Metadata"]["raw"] == value
+    c.copy_object(Bucket="meta", Key="k2", CopySource={"Bucket": "meta", "Key": "k"})
+    assert r.head_object(Bucket="meta", Key="k2")["Metadata"]["raw"] == value
+
+
 def main():
     phase, ep = sys.argv[1:3]
     other_ep = sys.argv[3] if len(sys.argv) > 3 else ep
     phases = {"versioning": versioning, "lock": lock, "tagging": tagging, "post": post,
-              "lifecycle": lifecycle}
+              "metadata": metadata, "lifecycle": lifecycle}
     if phase not in phases:
         raise SystemExit(f"unknown phase {phase}")
     phases[phase](ep, other_ep)

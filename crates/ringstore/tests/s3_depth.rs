@@ -17,7 +17,7 @@ async fn versioning_object_lock_tagging_and_form_uploads_with_boto3_and_awscli()
     let owner = c.s3_key().await;
     // Writes through node 0, reads through node 2: what a versioned
     // write or a lock leaves holds cluster-wide.
-    for phase in ["versioning", "lock", "tagging", "post"] {
+    for phase in ["versioning", "lock", "tagging", "post", "metadata"] {
         let args = vec![
             phase.to_string(),
             c.nodes[0].s3.clone(),
@@ -76,8 +76,14 @@ fn curl_s3(key: &(String, String), args: &[&str], body: Option<Vec<u8>>) -> (u16
     });
     let out = child.wait_with_output().expect("wait for curl");
     feeder.join().expect("feed curl");
-    let split = out.stdout.iter().rposition(|b| *b == b'\n').expect("curl's status line");
-    let status = String::from_utf8_lossy(&out.stdout[split + 1..]).parse().expect("a status");
+    let split = out
+        .stdout
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .expect("curl's status line");
+    let status = String::from_utf8_lossy(&out.stdout[split + 1..])
+        .parse()
+        .expect("a status");
     (status, out.stdout[..split].to_vec())
 }
 
@@ -96,7 +102,11 @@ async fn a_put_without_a_length_is_stored_or_refused_with_413() {
         let (st, msg) = curl_s3(&key, &[&url("/piped/obj")], Some(body.clone()));
         assert_eq!(st, 200, "{}", String::from_utf8_lossy(&msg));
         let (st, got) = curl_s3(&key, &[&url("/piped/obj")], None);
-        assert!(st == 200 && got == body, "read back {st}, {} bytes", got.len());
+        assert!(
+            st == 200 && got == body,
+            "read back {st}, {} bytes",
+            got.len()
+        );
         let big = vec![0u8; 17 << 20];
         let (st, msg) = curl_s3(&key, &[&url("/piped/big")], Some(big));
         let msg = String::from_utf8_lossy(&msg);

@@ -10,9 +10,10 @@
 //! [`CorsLayer`] does both in front of the S3 service; the website
 //! endpoint calls [`preflight`] and [`actual_headers`] itself.
 
+use crate::meta_bytes;
 use crate::settings::{CorsConfig, CorsRule, Settings};
-use crate::BucketHost;
 use crate::unsized_put::{self, UnsizedBuffer};
+use crate::BucketHost;
 use futures::future::BoxFuture;
 use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
@@ -196,10 +197,11 @@ impl hyper::service::Service<Request<hyper::body::Incoming>> for CorsLayer {
     type Error = s3s::HttpError;
     type Future = BoxFuture<'static, Result<Response<Body>, s3s::HttpError>>;
 
-    fn call(&self, req: Request<hyper::body::Incoming>) -> Self::Future {
+    fn call(&self, mut req: Request<hyper::body::Incoming>) -> Self::Future {
         if let Some(refused) = crate::guard::refuse(&req) {
             return Box::pin(async move { Ok(refused) });
         }
+        meta_bytes::encode_request(req.headers_mut());
         let no_length = unsized_put::is_unsized(&req);
         // Most requests come from SDKs, not pages: no Origin, no cost.
         let is_preflight = req.method() == Method::OPTIONS;
@@ -207,7 +209,12 @@ impl hyper::service::Service<Request<hyper::body::Incoming>> for CorsLayer {
             .then(|| self.bucket_of(&req))
             .flatten();
         if bucket.is_none() && !no_length {
-            return hyper::service::Service::call(&self.inner, req);
+            let answer = hyper::service::Service::call(&self.inner, req);
+            return Box::pin(async move {
+                let mut resp = answer.await?;
+                meta_bytes::decode_response(resp.headers_mut());
+                Ok(resp)
+            });
         }
         let (settings, inner) = (self.settings.clone(), self.inner.clone());
         let buffer = self.unsized_bodies.clone();
@@ -233,6 +240,7 @@ impl hyper::service::Service<Request<hyper::body::Incoming>> for CorsLayer {
                 req.map(Body::from)
             };
             let mut resp = inner.call(req).await?;
+            meta_bytes::decode_response(resp.headers_mut());
             if let Some((rule, allow)) = rule {
                 actual_headers(&rule, &allow, resp.headers_mut());
             }

@@ -40,6 +40,7 @@ mod lifecycle_ops;
 pub mod lifecycle_run;
 mod listing;
 pub mod lock;
+pub mod meta_bytes;
 mod multipart;
 mod objects;
 mod part_copy;
@@ -50,9 +51,9 @@ pub mod settings;
 mod subresources;
 pub mod sweep;
 mod tagging;
-pub mod unsized_put;
 #[doc(hidden)]
 pub mod token;
+pub mod unsized_put;
 pub mod versions;
 mod versions_ops;
 pub mod website;

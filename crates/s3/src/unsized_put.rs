@@ -36,8 +36,7 @@ pub fn is_unsized<B>(req: &Request<B>) -> bool {
     (req.method() == Method::PUT || req.method() == Method::POST)
         && !h.contains_key(CONTENT_LENGTH)
         && !h.contains_key("x-amz-decoded-content-length")
-        && h
-            .get(TRANSFER_ENCODING)
+        && h.get(TRANSFER_ENCODING)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"))
 }
@@ -94,7 +93,9 @@ impl UnsizedBuffer {
             }
         };
         parts.headers.remove(TRANSFER_ENCODING);
-        parts.headers.insert(CONTENT_LENGTH, HeaderValue::from(whole.len()));
+        parts
+            .headers
+            .insert(CONTENT_LENGTH, HeaderValue::from(whole.len()));
         Ok(Request::from_parts(parts, Body::from(whole)))
     }
 }
@@ -127,7 +128,10 @@ mod tests {
     fn only_chunked_bodies_without_a_length_are_unsized() {
         let te = ("transfer-encoding", "chunked");
         assert!(is_unsized(&req(Method::PUT, &[te])));
-        assert!(!is_unsized(&req(Method::PUT, &[te, ("content-length", "3")])));
+        assert!(!is_unsized(&req(
+            Method::PUT,
+            &[te, ("content-length", "3")]
+        )));
         let aws = ("x-amz-decoded-content-length", "3");
         assert!(!is_unsized(&req(Method::PUT, &[te, aws])));
         assert!(!is_unsized(&req(Method::PUT, &[])));

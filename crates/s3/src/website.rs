@@ -448,8 +448,9 @@ fn content_headers(h: &mut HeaderMap, r: &ObjectRecord) {
         set(h, header::EXPIRES, &http_date(ms.max(0) as u64));
     }
     for (k, v) in &c.user_meta {
-        if let Ok(name) = header::HeaderName::from_bytes(format!("x-amz-meta-{k}").as_bytes()) {
-            set(h, name, v);
+        let name = header::HeaderName::from_bytes(format!("x-amz-meta-{k}").as_bytes());
+        if let (Ok(name), Some(v)) = (name, crate::meta_bytes::header_value(v)) {
+            h.insert(name, v);
         }
     }
 }
