@@ -88,11 +88,32 @@ fn meta_from(headers: &HeaderMap) -> Result<Meta, ApiError> {
                     "index names starting with $ are reserved; rename header {n}"
                 )));
             }
-            meta.indexes.push((k.to_string(), text(value, n)?));
+            index_values(&mut meta, k, &text(value, n)?)?;
         }
     }
     Ok(meta)
 }
+
+/// The values of one `X-Riak-Index-NAME` header, checked: several may be
+/// given comma-separated (`_bin`, `_int`) or semicolon-separated (`_geo`,
+/// whose points hold a comma), as repeated headers may.
+fn index_values(meta: &mut Meta, name: &str, value: &str) -> Result<(), ApiError> {
+    let sep = if name.ends_with("_geo") { ';' } else { ',' };
+    for v in value.split(sep).map(str::trim) {
+        store::index::encode_term(name, v)
+            .map_err(|e| ApiError::bad(format!("header X-Riak-Index-{name}: {e}")))?;
+        if meta.indexes.len() >= INDEX_TERMS_MAX {
+            return Err(ApiError::bad(format!(
+                "more than {INDEX_TERMS_MAX} index terms on one object"
+            )));
+        }
+        meta.indexes.push((name.to_string(), v.to_string()));
+    }
+    Ok(())
+}
+
+/// Index terms one object may carry (over all its indexes).
+const INDEX_TERMS_MAX: usize = 1000;
 
 async fn store(
     app: &App,

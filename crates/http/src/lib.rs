@@ -12,6 +12,7 @@ mod buckets;
 mod budget;
 mod encode;
 mod error;
+mod index;
 mod keys;
 mod kv;
 mod kv_auth;
@@ -75,6 +76,19 @@ pub fn router(node: Node, keys: s3::KeyStore) -> Router {
         .route("/buckets/{bucket}/keys", keys.clone())
         .route("/buckets/{bucket}/keys/{key}", object.clone())
         .route("/buckets/{bucket}/props", props.clone())
+        .route("/buckets/{bucket}/index/{index}/{value}", get(index::query))
+        .route(
+            "/buckets/{bucket}/index/{index}/{start}/{end}",
+            get(index::query),
+        )
+        .route(
+            "/types/{type}/buckets/{bucket}/index/{index}/{value}",
+            get(index::query),
+        )
+        .route(
+            "/types/{type}/buckets/{bucket}/index/{index}/{start}/{end}",
+            get(index::query),
+        )
         .route("/types/{type}/buckets", get(buckets::list_buckets))
         .route("/types/{type}/buckets/{bucket}/keys", keys)
         .route("/types/{type}/buckets/{bucket}/keys/{key}", object)

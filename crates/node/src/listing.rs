@@ -29,15 +29,15 @@ use store::{ListQuery, ListStart, Listed, ListedPage};
 /// values, tombstones included).
 pub(crate) const SCAN_BYTES_MAX: u32 = 64 * 1024;
 /// Entries one partition scan returns at most, whatever is asked.
-const SCAN_ENTRIES_MAX: u32 = 1024;
+pub(crate) const SCAN_ENTRIES_MAX: u32 = 1024;
 /// Bytes of entries one `ListPages` reply carries, about; parts beyond are
 /// left for the next round.
-const REPLY_BYTES_MAX: usize = 1 << 20;
+pub(crate) const REPLY_BYTES_MAX: usize = 1 << 20;
 /// Bytes of a value a listing entry carries, at most.
 pub const VALUE_HEAD_BYTES_MAX: u32 = 4096;
 /// Parts one `ListPages` reply answers at most, so one request reads at
 /// most this many times [`SCAN_BYTES_MAX`].
-const REPLY_PARTS_MAX: usize = 128;
+pub(crate) const REPLY_PARTS_MAX: usize = 128;
 /// Rounds one page may take before it fails: far more than a page needs
 /// (each round either emits entries or advances a scan past its budget),
 /// a bound against a peer that keeps answering nothing.
@@ -89,9 +89,6 @@ impl Node {
     pub async fn list_page(&self, q: &PageQuery) -> Result<Page, NodeError> {
         self.ensure_seeded().await?;
         let n_val = usize::from(self.bucket_props(&q.bucket_type, &q.bucket).n_val);
-        let mut plan = self.coverage(n_val);
-        let partitions: Vec<u16> = plan.keys().copied().collect();
-        let mut merge = Merge::new(&partitions, &q.start, q.page_max);
         let query = ListQuery {
             prefix: q.prefix.clone(),
             delimiter: q.delimiter.clone(),
@@ -99,6 +96,29 @@ impl Node {
             bytes_max: SCAN_BYTES_MAX,
             value_head_bytes: q.value_head_bytes,
         };
+        self.coverage_page(n_val, &q.start, q.page_max, |node, parts| {
+            self.list_round(node, q, query.clone(), parts)
+        })
+        .await
+    }
+
+    /// One page merged from one replica of every partition: rounds of
+    /// `fetch` (a node's pages of the partitions it is asked for) until
+    /// the merge has the page. Listings and index queries share it.
+    pub(crate) async fn coverage_page<F, Fut>(
+        &self,
+        n_val: usize,
+        start: &ListStart,
+        page_max: usize,
+        fetch: F,
+    ) -> Result<Page, NodeError>
+    where
+        F: Fn(NodeId, Vec<Want>) -> Fut,
+        Fut: std::future::Future<Output = Result<Vec<(u16, ListedPage)>, NodeError>>,
+    {
+        let mut plan = self.coverage(n_val);
+        let partitions: Vec<u16> = plan.keys().copied().collect();
+        let mut merge = Merge::new(&partitions, start, page_max);
         let deadline = tokio::time::Instant::now() + self.config().request_timeout() * 5;
         for _ in 0..ROUNDS_MAX {
             if merge.done() {
@@ -112,8 +132,8 @@ impl Node {
                 by_node.entry(*node).or_default().push(want);
             }
             let rounds = by_node.into_iter().map(|(node, parts)| {
-                let query = query.clone();
-                async move { (node, self.list_round(node, q, query, parts).await) }
+                let round = fetch(node, parts);
+                async move { (node, round.await) }
             });
             let replies = tokio::time::timeout_at(deadline, futures::future::join_all(rounds))
                 .await
@@ -213,7 +233,7 @@ impl Node {
     }
 
     /// Partition → the replicas to read it from, best first.
-    fn coverage(&self, n_val: usize) -> BTreeMap<u16, Vec<NodeId>> {
+    pub(crate) fn coverage(&self, n_val: usize) -> BTreeMap<u16, Vec<NodeId>> {
         let layouts = self.layouts();
         (0..layouts.current.partition_count() as u16)
             .map(|p| {
@@ -235,7 +255,7 @@ impl Node {
     }
 }
 
-fn finish(merge: Merge) -> Page {
+pub(crate) fn finish(merge: Merge) -> Page {
     let (entries, truncated) = merge.finish();
     Page { entries, truncated }
 }
@@ -247,7 +267,7 @@ fn no_replica(partition: u16) -> NodeError {
 }
 
 /// About how many bytes an entry takes in a reply.
-fn entry_bytes(e: &Listed) -> usize {
+pub(crate) fn entry_bytes(e: &Listed) -> usize {
     match e {
         Listed::Prefix(p) => p.len() + 8,
         Listed::Key { key, versions } => {

@@ -78,7 +78,7 @@ impl Node {
         self.aae()
             .trees
             .update(partition, &okey.encode(), &obj, &Object::new());
-        let was = store::RefTerms::of(&obj);
+        let was = store::IndexTerms::of(&obj);
         self.store().delete_objects(&[(okey, was)], true).await?;
         Ok(true)
     }
@@ -161,7 +161,7 @@ impl Node {
         };
         obj.overwrite_values(&value);
         self.store()
-            .put_object_staged(&okey, &obj, &store::RefTerms::of(&obj), true)
+            .put_object_staged(&okey, &obj, &store::IndexTerms::of(&obj), true)
             .await?
             .wait()
             .await?;

@@ -147,6 +147,18 @@ pub enum Request {
         /// At most `COLLECT_BATCH_MAX` terms.
         terms: Vec<String>,
     },
+    /// Pages of a secondary index in some partitions (an index query's
+    /// round): answered as [`Response::ListPages`], like a listing's.
+    IndexPages {
+        /// Bucket type.
+        bucket_type: Bytes,
+        /// Bucket.
+        bucket: Bytes,
+        /// Index, term range, budgets (`entries_max` is per part).
+        query: store::IndexQuery,
+        /// (partition, where to start, entries wanted).
+        parts: Vec<(u16, ListStart, u32)>,
+    },
 }
 
 /// Anti-entropy: one key's encoded object key and digest.

@@ -216,7 +216,7 @@ impl Node {
         let mut object = self.store().get_object(&okey)?.unwrap_or_default();
         let tree_key = okey.encode();
         let old = crate::aae::contribution(&tree_key, &object);
-        let was = store::RefTerms::of(&object);
+        let was = store::IndexTerms::of(&object);
         let meta = Meta {
             last_modified_ms: self.timestamp_after(&object),
             ..cmd.meta
@@ -297,7 +297,7 @@ impl Node {
         &self,
         okey: ObjectKey,
         object: Object,
-        was: store::RefTerms,
+        was: store::IndexTerms,
         durable: bool,
         guard: tokio::sync::OwnedMutexGuard<()>,
         local: Option<oneshot::Sender<Result<bool, store::StoreError>>>,
@@ -358,7 +358,7 @@ impl Node {
                     .update(partition, &okey.encode(), &before, &obj);
                 Some(
                     self.store()
-                        .put_object_staged(&okey, &obj, &store::RefTerms::of(&before), durable)
+                        .put_object_staged(&okey, &obj, &store::IndexTerms::of(&before), durable)
                         .await?,
                 )
             }

@@ -100,7 +100,7 @@ impl Node {
                 self.aae()
                     .trees
                     .update(p, &okey.encode(), &obj, &causal::Object::new());
-                let was = store::RefTerms::of(&obj);
+                let was = store::IndexTerms::of(&obj);
                 self.store().delete_objects(&[(okey, was)], false).await?;
                 dropped += 1;
             }

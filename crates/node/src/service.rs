@@ -103,6 +103,14 @@ impl Node {
             } => self
                 .local_list_pages(&bucket_type, &bucket, &query, &parts)
                 .map(Response::ListPages),
+            Request::IndexPages {
+                bucket_type,
+                bucket,
+                query,
+                parts,
+            } => self
+                .local_index_pages(&bucket_type, &bucket, &query, &parts)
+                .map(Response::ListPages),
             Request::AaeKeyPage {
                 partition,
                 segments,

@@ -25,10 +25,13 @@ pub enum Space {
     /// The collection log: (due ms, term) of objects that may have lost
     /// their last reference (see `refs.rs`).
     Candidates,
+    /// Secondary indexes: (partition, bucket, index, term, key) for every
+    /// 2i term of a stored replica's live versions (see `index.rs`).
+    Index,
 }
 
 impl Space {
-    const ALL: [Space; 7] = [
+    const ALL: [Space; 8] = [
         Space::Objects,
         Space::Buckets,
         Space::Meta,
@@ -36,6 +39,7 @@ impl Space {
         Space::Tombstones,
         Space::Refs,
         Space::Candidates,
+        Space::Index,
     ];
 
     fn name(self) -> &'static str {
@@ -47,6 +51,7 @@ impl Space {
             Space::Tombstones => "tombstones",
             Space::Refs => "refs",
             Space::Candidates => "candidates",
+            Space::Index => "index",
         }
     }
 }

@@ -21,10 +21,12 @@
 
 mod engine;
 mod format;
+pub mod index;
 mod keys;
 mod listing;
 mod memory;
 mod reclaim;
+
 mod refs;
 mod tombstones;
 mod writeback;
@@ -32,10 +34,11 @@ mod writer;
 
 pub use engine::{BatchItem, Engine, EngineSnapshot, Entries, FjallEngine, Space, Start};
 pub use format::{decode_object, encode_object, OBJECT_VERSION_MARKER};
+pub use index::{IndexQuery, TermError, TermKind};
 pub use keys::{ObjectKey, BUCKET_BYTES_MAX, KEY_BYTES_MAX, TYPE_BYTES_MAX};
 pub use listing::{ListQuery, ListStart, Listed, ListedPage, ListedVersion};
 pub use memory::MemoryEngine;
-pub use refs::{Candidate, CandidateStage, RefTerms, COLLECT_INDEX, REF_INDEX};
+pub use refs::{Candidate, CandidateStage, IndexTerms, COLLECT_INDEX, REF_INDEX};
 pub use tombstones::TombstoneEntry;
 pub use writer::PendingSync;
 
@@ -184,7 +187,7 @@ impl Store {
     /// release a lock before waiting for the fsync.
     ///
     /// `was` are the reference terms of the replica being replaced
-    /// ([`RefTerms::of`] the object read under the key's lock; empty for a
+    /// ([`IndexTerms::of`] the object read under the key's lock; empty for a
     /// new key): the reference index and the collection log are updated
     /// in the same batch (see `refs.rs`).
     ///
@@ -195,7 +198,7 @@ impl Store {
         &self,
         key: &ObjectKey,
         obj: &Object,
-        was: &RefTerms,
+        was: &IndexTerms,
         durable: bool,
     ) -> Result<PendingSync, StoreError> {
         let mut batch = vec![(Space::Objects, key.encode(), Some(encode_object(obj)?))];
@@ -326,7 +329,7 @@ impl Store {
     /// Engine and fsync failures.
     pub async fn delete_objects(
         &self,
-        keys: &[(ObjectKey, RefTerms)],
+        keys: &[(ObjectKey, IndexTerms)],
         durable: bool,
     ) -> Result<(), StoreError> {
         // A replica's index entries go with it.

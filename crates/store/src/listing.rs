@@ -259,7 +259,12 @@ mod tests {
                 key: Bytes::copy_from_slice(k.as_bytes()),
             };
             store
-                .put_object_staged(&key, &object(*deleted), &crate::RefTerms::default(), false)
+                .put_object_staged(
+                    &key,
+                    &object(*deleted),
+                    &crate::IndexTerms::default(),
+                    false,
+                )
                 .await
                 .unwrap();
         }

@@ -41,17 +41,20 @@ pub const REF_INDEX: &str = "$ref";
 /// The index term: "this object is `T`, collect it when unreferenced".
 pub const COLLECT_INDEX: &str = "$collect";
 
-/// The reference terms of one replica's live versions.
+/// The index terms of one replica's live versions: the reserved
+/// reference terms, and the secondary-index entries (see `index`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RefTerms {
+pub struct IndexTerms {
     refs: BTreeSet<String>,
     collectable: BTreeSet<String>,
+    /// Secondary-index entries: index name and encoded term.
+    secondary: BTreeSet<Vec<u8>>,
 }
 
-impl RefTerms {
+impl IndexTerms {
     /// The terms `obj`'s live versions carry (none for a tombstone).
-    pub fn of(obj: &Object) -> RefTerms {
-        let mut terms = RefTerms::default();
+    pub fn of(obj: &Object) -> IndexTerms {
+        let mut terms = IndexTerms::default();
         for s in obj.siblings().iter().filter(|s| !s.meta.deleted) {
             for (name, value) in &s.meta.indexes {
                 match name.as_str() {
@@ -60,13 +63,15 @@ impl RefTerms {
                     _ => false,
                 };
             }
+            let secondary = s.meta.indexes.iter().filter(|(n, _)| !n.starts_with('$'));
+            terms.secondary.extend(crate::index::entries_of(secondary));
         }
         terms
     }
 
     /// Whether the replica carries no term at all (most objects).
     pub fn is_empty(&self) -> bool {
-        self.refs.is_empty() && self.collectable.is_empty()
+        self.refs.is_empty() && self.collectable.is_empty() && self.secondary.is_empty()
     }
 }
 
@@ -132,8 +137,8 @@ fn ref_key(term: &str, key: &ObjectKey) -> Vec<u8> {
 
 /// The index and log changes of replacing a replica whose terms were
 /// `was` with `obj`.
-pub(crate) fn changes(key: &ObjectKey, was: &RefTerms, obj: &Object) -> Vec<BatchItem> {
-    let now = RefTerms::of(obj);
+pub(crate) fn changes(key: &ObjectKey, was: &IndexTerms, obj: &Object) -> Vec<BatchItem> {
+    let now = IndexTerms::of(obj);
     if was.is_empty() && now.is_empty() {
         return Vec::new();
     }
@@ -151,7 +156,7 @@ pub(crate) fn changes(key: &ObjectKey, was: &RefTerms, obj: &Object) -> Vec<Batc
         }
         .item()
     };
-    let mut batch = Vec::new();
+    let mut batch = crate::index::changes(key, &was.secondary, &now.secondary);
     for term in now.refs.difference(&was.refs) {
         batch.push((Space::Refs, ref_key(term, key), Some(Vec::new())));
     }
@@ -166,11 +171,17 @@ pub(crate) fn changes(key: &ObjectKey, was: &RefTerms, obj: &Object) -> Vec<Batc
 /// The index entries of a replica being dropped.
 pub(crate) fn removals<'a>(
     key: &'a ObjectKey,
-    was: &'a RefTerms,
+    was: &'a IndexTerms,
 ) -> impl Iterator<Item = BatchItem> + 'a {
-    was.refs
+    let refs = was
+        .refs
         .iter()
-        .map(move |term| (Space::Refs, ref_key(term, key), None))
+        .map(move |term| (Space::Refs, ref_key(term, key), None));
+    let secondary = was
+        .secondary
+        .iter()
+        .map(move |e| (Space::Index, crate::index::entry_key(key, e), None));
+    refs.chain(secondary)
 }
 
 impl Store {

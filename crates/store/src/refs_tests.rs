@@ -30,7 +30,7 @@ fn write(obj: &mut Object, at: u64, terms: &[(&str, &str)], deleted: bool) {
 }
 
 async fn store(s: &Store, k: &ObjectKey, before: &Object, after: &Object) {
-    s.put_object_staged(k, after, &RefTerms::of(before), false)
+    s.put_object_staged(k, after, &IndexTerms::of(before), false)
         .await
         .unwrap();
 }
@@ -120,7 +120,7 @@ async fn collectables_log_a_check_when_written_and_drops_log_nothing() {
     write(&mut rec, 6, &[(REF_INDEX, "A")], false);
     store(&s, &record, &Object::new(), &rec).await;
     assert_eq!(s.holds_refs(&terms(&["A"])).unwrap(), [true]);
-    s.delete_objects(&[(record, RefTerms::of(&rec))], false)
+    s.delete_objects(&[(record, IndexTerms::of(&rec))], false)
         .await
         .unwrap();
     assert_eq!(s.holds_refs(&terms(&["A"])).unwrap(), [false]);

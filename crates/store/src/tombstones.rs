@@ -94,7 +94,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{MemoryEngine, RefTerms};
+    use crate::{IndexTerms, MemoryEngine};
     use bytes::Bytes;
     use causal::{Actor, Meta, Object};
     use std::sync::Arc;
@@ -127,11 +127,11 @@ mod tests {
         write(&mut gone, false, 10);
         write(&mut gone, true, 20);
         store
-            .put_object_staged(&key("live"), &live, &RefTerms::default(), false)
+            .put_object_staged(&key("live"), &live, &IndexTerms::default(), false)
             .await
             .unwrap();
         store
-            .put_object_staged(&key("gone"), &gone, &RefTerms::default(), false)
+            .put_object_staged(&key("gone"), &gone, &IndexTerms::default(), false)
             .await
             .unwrap();
         let page = store.tombstones_page(None, 1 << 16).unwrap();
@@ -146,7 +146,7 @@ mod tests {
         // write a delete); the reaper finds it stale and forgets it.
         write(&mut gone, false, 30);
         store
-            .put_object_staged(&key("gone"), &gone, &RefTerms::default(), false)
+            .put_object_staged(&key("gone"), &gone, &IndexTerms::default(), false)
             .await
             .unwrap();
         assert_eq!(store.tombstones_page(None, 1 << 16).unwrap().len(), 1);
@@ -155,7 +155,7 @@ mod tests {
         // Dropping a tombstone's replica drops its entry.
         write(&mut gone, true, 40);
         store
-            .put_object_staged(&key("gone"), &gone, &RefTerms::default(), false)
+            .put_object_staged(&key("gone"), &gone, &IndexTerms::default(), false)
             .await
             .unwrap();
         assert_eq!(
@@ -163,7 +163,7 @@ mod tests {
             40
         );
         store
-            .delete_objects(&[(key("gone"), RefTerms::default())], false)
+            .delete_objects(&[(key("gone"), IndexTerms::default())], false)
             .await
             .unwrap();
         assert!(store.tombstones_page(None, 1 << 16).unwrap().is_empty());

@@ -385,7 +385,7 @@ impl Node {
                 .update(partition, &okey.encode(), &obj, &causal::Object::new());
             // Not synced: a drop lost to a crash leaves the tombstone,
             // which is reaped again.
-            let was = store::RefTerms::of(&obj);
+            let was = store::IndexTerms::of(&obj);
             self.store().delete_objects(&[(okey, was)], false).await?;
             tracing::debug!(node = %self.id(), ?key, partition, "reaped a tombstone");
             dropped += 1;

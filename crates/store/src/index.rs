@@ -1,0 +1,401 @@
+//! Secondary indexes (Riak's 2i), kept beside the replicas they index.
+//!
+//! An object's versions carry index terms in their metadata
+//! (`Meta::indexes`, from `X-Riak-Index-NAME_bin|_int|_geo` headers). For
+//! every term of a replica's live versions (siblings contribute the union
+//! of theirs) the store keeps one entry in [`Space::Index`], written in
+//! the same batch as the replica, so the index always agrees with the
+//! replica it sits beside: replication, read repair, handoff and
+//! anti-entropy move objects, and the entries follow with no machinery
+//! of their own. An overwrite or a delete removes the entries of the
+//! versions it replaced (the write's `was`, see `refs::IndexTerms`).
+//!
+//! An entry's key sorts by partition, bucket, index, term, object key:
+//!
+//! ```text
+//! partition u16 | type (len-prefixed) | bucket | index name | term | key
+//! ```
+//!
+//! so one partition's entries for a term range are one seek and a scan.
+//! Terms are encoded to sort as their values do and so that no encoding is
+//! a prefix of another ([`encode_term`]): `_bin` bytes escaped (`00` →
+//! `00 FF`) and ended by `00 01`; `_int` as the big-endian bits of the
+//! integer with the sign flipped; `_geo` as the 12-character geohash of
+//! the point followed by its latitude and longitude (so a query can test
+//! a point exactly without reading the object, and a range of entries
+//! sharing a geohash prefix is the points in one cell).
+
+use crate::engine::{BatchItem, Space, Start};
+use crate::keys::{push_field, ObjectKey};
+use crate::listing::{ListStart, Listed, ListedPage};
+use crate::{Store, StoreError};
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+/// Longest index name (with its `_bin`/`_int`/`_geo` suffix), in bytes.
+pub const INDEX_NAME_BYTES_MAX: usize = 255;
+/// Longest `_bin` term, in bytes.
+pub const INDEX_TERM_BYTES_MAX: usize = 1024;
+/// Geohash characters of a `_geo` entry (cells of about 3.7 × 1.9 cm).
+pub const GEOHASH_CHARS: usize = 12;
+
+/// What an index's name says its terms are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TermKind {
+    /// Bytes (`_bin`), ordered bytewise.
+    Bin,
+    /// Integers (`_int`), ordered numerically.
+    Int,
+    /// Points (`_geo`: `LAT,LON` in decimal degrees).
+    Geo,
+}
+
+impl TermKind {
+    /// The kind `name` ends in, if any.
+    pub fn of(name: &str) -> Option<TermKind> {
+        if name.ends_with("_bin") {
+            Some(TermKind::Bin)
+        } else if name.ends_with("_int") {
+            Some(TermKind::Int)
+        } else if name.ends_with("_geo") {
+            Some(TermKind::Geo)
+        } else {
+            None
+        }
+    }
+}
+
+/// A term that cannot be indexed, with what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TermError {
+    /// The index name has no `_bin`, `_int` or `_geo` suffix.
+    #[error("index {0:?} must end in _bin, _int or _geo")]
+    Kind(String),
+    /// The name or the term is too long.
+    #[error("index name or term too long (names up to {INDEX_NAME_BYTES_MAX} bytes, terms up to {INDEX_TERM_BYTES_MAX})")]
+    TooLong,
+    /// An `_int` term that is not a 64-bit integer.
+    #[error(
+        "{0:?} is not an integer (an _int index takes -9223372036854775808..9223372036854775807)"
+    )]
+    Int(String),
+    /// A `_geo` term that is not `LAT,LON` within range.
+    #[error("{0:?} is not a point: a _geo index takes LAT,LON in decimal degrees, latitude in [-90, 90], longitude in [-180, 180]")]
+    Geo(String),
+}
+
+/// A parsed `_geo` term.
+pub fn parse_point(term: &str) -> Option<(f64, f64)> {
+    let (lat, lon) = term.split_once(',')?;
+    let (lat, lon): (f64, f64) = (lat.trim().parse().ok()?, lon.trim().parse().ok()?);
+    ((-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lon)).then_some((lat, lon))
+}
+
+/// The sortable encoding of `term` in index `name`.
+///
+/// # Errors
+///
+/// [`TermError`] says what is wrong with the name or the term.
+pub fn encode_term(name: &str, term: &str) -> Result<Vec<u8>, TermError> {
+    if name.len() > INDEX_NAME_BYTES_MAX || term.len() > INDEX_TERM_BYTES_MAX {
+        return Err(TermError::TooLong);
+    }
+    match TermKind::of(name).ok_or_else(|| TermError::Kind(name.to_string()))? {
+        TermKind::Bin => Ok(escape(term.as_bytes())),
+        TermKind::Int => {
+            let v: i64 = term
+                .trim()
+                .parse()
+                .map_err(|_| TermError::Int(term.to_string()))?;
+            Ok(int_bytes(v).to_vec())
+        }
+        TermKind::Geo => {
+            let (lat, lon) = parse_point(term).ok_or_else(|| TermError::Geo(term.to_string()))?;
+            Ok(geo_bytes(lat, lon))
+        }
+    }
+}
+
+/// An integer's 8 sortable bytes.
+pub fn int_bytes(v: i64) -> [u8; 8] {
+    ((v as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+/// A point's entry term: its geohash, then its coordinates.
+pub fn geo_bytes(lat: f64, lon: f64) -> Vec<u8> {
+    let cell = geohash::encode(geohash::Coord { x: lon, y: lat }, GEOHASH_CHARS)
+        .unwrap_or_else(|_| "0".repeat(GEOHASH_CHARS));
+    let mut out = cell.into_bytes();
+    out.extend_from_slice(&lat.to_be_bytes());
+    out.extend_from_slice(&lon.to_be_bytes());
+    out
+}
+
+/// Bytes escaped so that order is kept and no encoding prefixes another.
+pub fn escape(raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len() + 2);
+    for b in raw {
+        out.push(*b);
+        if *b == 0 {
+            out.push(0xFF);
+        }
+    }
+    out.extend_from_slice(&[0, 1]);
+    out
+}
+
+/// Split an entry's name (term encoding, then object key) for an index
+/// of `kind`: (the term as clients see it, the object key).
+pub fn split_entry(kind: TermKind, name: &[u8]) -> Option<(String, Bytes)> {
+    match kind {
+        TermKind::Bin => {
+            let mut raw = Vec::new();
+            let mut i = 0;
+            while i + 1 < name.len() {
+                match (name[i], name[i + 1]) {
+                    (0, 1) => {
+                        let term = String::from_utf8(raw).ok()?;
+                        return Some((term, Bytes::copy_from_slice(&name[i + 2..])));
+                    }
+                    (0, 0xFF) => {
+                        raw.push(0);
+                        i += 2;
+                    }
+                    (b, _) => {
+                        raw.push(b);
+                        i += 1;
+                    }
+                }
+            }
+            None
+        }
+        TermKind::Int => {
+            let bits = u64::from_be_bytes(name.get(..8)?.try_into().ok()?) ^ (1 << 63);
+            Some((
+                (bits as i64).to_string(),
+                Bytes::copy_from_slice(&name[8..]),
+            ))
+        }
+        TermKind::Geo => {
+            let (lat, lon) = entry_point(name)?;
+            let key = Bytes::copy_from_slice(name.get(GEOHASH_CHARS + 16..)?);
+            Some((format!("{lat},{lon}"), key))
+        }
+    }
+}
+
+/// The point a `_geo` entry's name holds.
+pub fn entry_point(name: &[u8]) -> Option<(f64, f64)> {
+    let at = GEOHASH_CHARS;
+    let lat = f64::from_be_bytes(name.get(at..at + 8)?.try_into().ok()?);
+    let lon = f64::from_be_bytes(name.get(at + 8..at + 16)?.try_into().ok()?);
+    Some((lat, lon))
+}
+
+/// The index terms (name and encoded term) of a replica's live versions:
+/// `(field(name) ++ term)`, the part of an entry's key between the bucket
+/// and the object key. Terms that do not encode (names without a kind)
+/// are not indexed; clients' headers are checked before they get here.
+pub(crate) fn entries_of<'a>(
+    indexes: impl Iterator<Item = &'a (String, String)> + 'a,
+) -> impl Iterator<Item = Vec<u8>> + 'a {
+    indexes.filter_map(|(name, term)| {
+        let encoded = encode_term(name, term).ok()?;
+        let mut out = Vec::with_capacity(2 + name.len() + encoded.len());
+        push_field(&mut out, name.as_bytes());
+        out.extend_from_slice(&encoded);
+        Some(out)
+    })
+}
+
+/// An entry's key: the bucket's prefix in its partition, the indexed
+/// part, the object key.
+pub(crate) fn entry_key(key: &ObjectKey, indexed: &[u8]) -> Vec<u8> {
+    let mut out = ObjectKey::bucket_prefix(key.partition, &key.bucket_type, &key.bucket);
+    out.extend_from_slice(indexed);
+    out.extend_from_slice(&key.key);
+    out
+}
+
+/// One partition's part of an index query.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexQuery {
+    /// The index (`$key` for the keys themselves).
+    pub index: String,
+    /// Lowest encoded term.
+    pub lo: Bytes,
+    /// Highest encoded term (entries whose term begins with it count as
+    /// equal); `None`: no upper bound.
+    pub hi: Option<Bytes>,
+    /// Stop after this many entries.
+    pub entries_max: u32,
+    /// Stop after reading about this many bytes.
+    pub bytes_max: u32,
+}
+
+impl IndexQuery {
+    /// Whether an entry named `name` (term, then key) lies past `hi`.
+    fn past_end(&self, name: &[u8]) -> bool {
+        self.hi
+            .as_ref()
+            .is_some_and(|hi| name > &hi[..] && !name.starts_with(hi))
+    }
+}
+
+impl Store {
+    /// One page of one partition's entries of an index, from `start`
+    /// (a name: encoded term, then key), in order. Entries are
+    /// `Listed::Key` named by term and key; a `_geo` entry carries nothing
+    /// more (its point is in its name).
+    ///
+    /// # Errors
+    ///
+    /// Engine failures.
+    pub fn index_page(
+        &self,
+        partition: u16,
+        bucket_type: &[u8],
+        bucket: &[u8],
+        q: &IndexQuery,
+        start: &ListStart,
+    ) -> Result<ListedPage, StoreError> {
+        if q.index == "$key" {
+            return self.key_range_page(partition, bucket_type, bucket, q, start);
+        }
+        let mut prefix = ObjectKey::bucket_prefix(partition, bucket_type, bucket);
+        push_field(&mut prefix, q.index.as_bytes());
+        let lo = [prefix.as_slice(), &q.lo].concat();
+        let from = match start {
+            ListStart::After(k) => [prefix.as_slice(), k].concat(),
+            ListStart::At(k) => [prefix.as_slice(), k].concat(),
+            ListStart::First => lo.clone(),
+        };
+        let engine_start = match start {
+            ListStart::After(_) if from >= lo => Start::After(&from),
+            _ => Start::At(if from >= lo { &from } else { &lo }),
+        };
+        let rows = self.engine.scan_page(
+            Space::Index,
+            &prefix,
+            engine_start,
+            q.bytes_max.max(1) as usize,
+        )?;
+        let mut entries = Vec::new();
+        let mut resume = None;
+        let exhausted = rows.is_empty();
+        for (k, _) in rows {
+            let name = Bytes::copy_from_slice(&k[prefix.len()..]);
+            if q.past_end(&name) {
+                return Ok(ListedPage {
+                    entries,
+                    resume: None,
+                });
+            }
+            resume = Some(ListStart::After(name.clone()));
+            entries.push(Listed::Key {
+                key: name,
+                versions: Vec::new(),
+            });
+            if entries.len() >= q.entries_max.max(1) as usize {
+                break;
+            }
+        }
+        Ok(ListedPage {
+            entries,
+            resume: if exhausted { None } else { resume },
+        })
+    }
+
+    /// `$key`: the live keys between `lo` and `hi` themselves.
+    fn key_range_page(
+        &self,
+        partition: u16,
+        bucket_type: &[u8],
+        bucket: &[u8],
+        q: &IndexQuery,
+        start: &ListStart,
+    ) -> Result<ListedPage, StoreError> {
+        let lo = ListStart::At(q.lo.clone());
+        let start = if *start > lo || q.lo.is_empty() {
+            start.clone()
+        } else {
+            lo
+        };
+        let list = crate::ListQuery {
+            prefix: Bytes::new(),
+            delimiter: None,
+            entries_max: q.entries_max,
+            bytes_max: q.bytes_max,
+            value_head_bytes: 0,
+        };
+        let mut page = self.list_page(partition, bucket_type, bucket, &list, &start)?;
+        // Keys are not prefix-free: the end is exact.
+        let past = |name: &[u8]| q.hi.as_ref().is_some_and(|hi| name > &hi[..]);
+        if let Some(cut) = page.entries.iter().position(|e| past(e.name())) {
+            page.entries.truncate(cut);
+            page.resume = None;
+        }
+        Ok(page)
+    }
+}
+
+/// The batch items that take a replica's index entries from `was` to
+/// `now` (both from `entries_of`).
+pub(crate) fn changes(
+    key: &ObjectKey,
+    was: &std::collections::BTreeSet<Vec<u8>>,
+    now: &std::collections::BTreeSet<Vec<u8>>,
+) -> Vec<BatchItem> {
+    let added = now
+        .difference(was)
+        .map(|e| (Space::Index, entry_key(key, e), Some(Vec::new())));
+    let removed = was
+        .difference(now)
+        .map(|e| (Space::Index, entry_key(key, e), None));
+    added.chain(removed).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn terms_sort_as_their_values() {
+        let ints = [-5_000_000_000i64, -3, 0, 7, 42, i64::MAX];
+        let enc: Vec<_> = ints.iter().map(|v| int_bytes(*v)).collect();
+        assert!(enc.windows(2).all(|w| w[0] < w[1]));
+        let bins = [&b""[..], b"\0", b"\0\0", b"\0a", b"a", b"a\0", b"ab", b"b"];
+        let enc: Vec<_> = bins.iter().map(|b| escape(b)).collect();
+        assert!(enc.windows(2).all(|w| w[0] < w[1]), "{enc:?}");
+        assert!(enc
+            .iter()
+            .all(|a| enc.iter().all(|b| a == b || !b.starts_with(a))));
+    }
+
+    #[test]
+    fn entries_split_back_into_term_and_key() {
+        for (name, term) in [("n_bin", "a\0b"), ("n_int", "-42"), ("n_geo", "52.5,13.4")] {
+            let mut entry = encode_term(name, term).unwrap();
+            entry.extend_from_slice(b"the/key");
+            let kind = TermKind::of(name).unwrap();
+            let (t, k) = split_entry(kind, &entry).unwrap();
+            assert_eq!((t.as_str(), &k[..]), (term, &b"the/key"[..]));
+        }
+    }
+
+    #[test]
+    fn bad_terms_say_why() {
+        assert!(matches!(encode_term("n", "x"), Err(TermError::Kind(_))));
+        assert!(matches!(encode_term("n_int", "4x"), Err(TermError::Int(_))));
+        assert!(matches!(
+            encode_term("n_geo", "91,0"),
+            Err(TermError::Geo(_))
+        ));
+        assert!(matches!(
+            encode_term("n_geo", "0,180.5"),
+            Err(TermError::Geo(_))
+        ));
+        assert!(matches!(encode_term("n_geo", "0"), Err(TermError::Geo(_))));
+        assert!(encode_term("n_geo", "-90,-180").is_ok());
+    }
+}
