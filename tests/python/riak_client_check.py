@@ -48,7 +48,58 @@ def main():
 
     keys = bucket.get_keys()
     assert "doc" in keys and "contended" not in keys, keys
-    print("riak client: ping, store, fetch, siblings, resolve, delete, list keys: ok")
+    indexes(client)
+    print("riak client: ping, store, fetch, siblings, resolve, delete, list keys, 2i: ok")
+
+
+def indexes(client):
+    """Secondary indexes as the client's 2i calls use them."""
+    people = client.bucket_type("default").bucket("people")
+    for i in range(40):
+        obj = people.new(f"p{i:02d}", data={"i": i})
+        obj.add_index("age_int", 20 + i % 10)
+        obj.add_index("team_bin", f"team{i % 4}")
+        obj.add_index("team_bin", "all")
+        obj.store()
+    # Equality and range, keys only.
+    got = sorted(people.get_index("team_bin", "team1"))
+    assert got == [f"p{i:02d}" for i in range(40) if i % 4 == 1], got
+    got = sorted(people.get_index("age_int", 21, 23))
+    assert got == [f"p{i:02d}" for i in range(40) if 21 <= 20 + i % 10 <= 23], got
+    # Terms with their keys, in (term, key) order.
+    got = list(people.get_index("age_int", 28, 29, return_terms=True))
+    want = sorted((20 + i % 10, f"p{i:02d}") for i in range(40) if i % 10 >= 8)
+    assert got == want, got
+    # Pages with continuations cover the range exactly once.
+    seen, pages = [], 0
+    for page in people.paginate_index("team_bin", "all", max_results=7):
+        seen.extend(page.results)
+        pages += 1
+    assert sorted(seen) == [f"p{i:02d}" for i in range(40)], seen
+    assert pages == 6, pages
+    first = people.get_index("age_int", 20, 29, max_results=5)
+    assert len(first) == 5 and first.continuation, first
+    rest = people.get_index("age_int", 20, 29, max_results=100, continuation=first.continuation)
+    assert sorted(list(first) + list(rest)) == [f"p{i:02d}" for i in range(40)]
+    # Streaming, and $key / $bucket.
+    streamed = []
+    keys = people.stream_index("team_bin", "team2")
+    for chunk in keys:
+        streamed.extend(chunk)
+    keys.close()
+    assert sorted(streamed) == [f"p{i:02d}" for i in range(40) if i % 4 == 2], streamed
+    got = sorted(people.get_index("$key", "p10", "p13"))
+    assert got == ["p10", "p11", "p12", "p13"], got
+    assert len(people.get_index("$bucket", "people")) == 40
+    # An overwrite moves the object's entries; a delete removes them.
+    p05 = people.get("p05")
+    p05.remove_index("age_int")
+    p05.add_index("age_int", 99)
+    p05.store()
+    assert list(people.get_index("age_int", 99)) == ["p05"]
+    assert "p05" not in people.get_index("age_int", 25)
+    p05.delete()
+    assert list(people.get_index("age_int", 99)) == []
 
 
 if __name__ == "__main__":
