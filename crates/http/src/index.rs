@@ -194,7 +194,9 @@ fn parse(path: &[(String, String)], q: &[(String, String)]) -> Result<IndexReque
         String::from_utf8(b.to_vec())
             .map_err(|_| ApiError::bad(format!("index term {b:?} is not UTF-8")))
     };
-    let (index, kind, lo, hi) = match index.as_str() {
+    let (index, kind, lo, hi): (String, Option<TermKind>, Bytes, Option<Bytes>) = match index
+        .as_str()
+    {
         "$bucket" => ("$key".to_string(), None, Bytes::new(), None),
         "$key" => {
             let hi = end.clone().unwrap_or_else(|| first.clone());
@@ -232,8 +234,7 @@ fn parse(path: &[(String, String)], q: &[(String, String)]) -> Result<IndexReque
             bucket_type,
             bucket,
             index,
-            lo,
-            hi,
+            ranges: vec![(lo, hi)],
             start: ListStart::First,
             page_max: PAGE_DEFAULT,
         },

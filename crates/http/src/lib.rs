@@ -12,6 +12,7 @@ mod buckets;
 mod budget;
 mod encode;
 mod error;
+mod geo;
 mod index;
 mod keys;
 mod kv;
@@ -76,6 +77,11 @@ pub fn router(node: Node, keys: s3::KeyStore) -> Router {
         .route("/buckets/{bucket}/keys", keys.clone())
         .route("/buckets/{bucket}/keys/{key}", object.clone())
         .route("/buckets/{bucket}/props", props.clone())
+        .route("/buckets/{bucket}/geo/{index}", get(geo::query))
+        .route(
+            "/types/{type}/buckets/{bucket}/geo/{index}",
+            get(geo::query),
+        )
         .route("/buckets/{bucket}/index/{index}/{value}", get(index::query))
         .route(
             "/buckets/{bucket}/index/{index}/{start}/{end}",

@@ -32,10 +32,9 @@ pub struct IndexPageQuery {
     pub bucket: Bytes,
     /// The index (`$key` for the keys themselves).
     pub index: String,
-    /// Lowest encoded term (`store::index::encode_term`).
-    pub lo: Bytes,
-    /// Highest encoded term; `None`: no upper bound.
-    pub hi: Option<Bytes>,
+    /// Ranges of encoded terms (`store::index::encode_term`), ascending
+    /// and disjoint: (lowest, highest; `None`: no upper bound).
+    pub ranges: Vec<(Bytes, Option<Bytes>)>,
     /// Where the page starts: after the previous page's last entry.
     pub start: ListStart,
     /// Entries in the page, at most.
@@ -55,8 +54,7 @@ impl Node {
         let n_val = usize::from(self.bucket_props(&q.bucket_type, &q.bucket).n_val);
         let query = IndexQuery {
             index: q.index.clone(),
-            lo: q.lo.clone(),
-            hi: q.hi.clone(),
+            ranges: q.ranges.clone(),
             entries_max: 0,
             bytes_max: SCAN_BYTES_MAX,
         };

@@ -228,3 +228,144 @@ async fn malformed_indexes_and_queries_answer_400_with_a_message() {
         );
     }
 }
+
+/// Great-circle metres on the sphere the API documents.
+fn distance(a: (f64, f64), b: (f64, f64)) -> f64 {
+    let (la1, la2) = (a.0.to_radians(), b.0.to_radians());
+    let h = ((la2 - la1) / 2.0).sin().powi(2)
+        + la1.cos() * la2.cos() * ((b.1 - a.1).to_radians() / 2.0).sin().powi(2);
+    2.0 * 6_371_008.8 * h.sqrt().min(1.0).asin()
+}
+
+/// A geo query's keys through node `via`, every page of `page`.
+async fn geo_keys(c: &Cluster, via: usize, params: &str, page: usize) -> Vec<(String, f64)> {
+    let mut out = Vec::new();
+    let mut cont = String::new();
+    loop {
+        let url = c.nodes[via].url(&format!(
+            "/buckets/places/geo/at_geo?{params}&max_results={page}{cont}"
+        ));
+        let r = c.http.get(&url).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{params}");
+        let body: serde_json::Value = r.json().await.unwrap();
+        for item in body["results"].as_array().unwrap() {
+            let key = item["key"].as_str().unwrap().to_string();
+            out.push((key, item["distance_m"].as_f64().unwrap()));
+        }
+        match body["continuation"].as_str() {
+            Some(next) => cont = format!("&continuation={next}"),
+            None => return out,
+        }
+    }
+}
+
+#[tokio::test]
+async fn geo_queries_match_brute_force_near_poles_and_the_antimeridian() {
+    let c = Cluster::start(3, &[]).await;
+    // A deterministic spread: a grid over the globe, dense clusters at
+    // Berlin, at the antimeridian on the equator, and near the north pole.
+    let mut points = Vec::new();
+    for i in 0..18 {
+        for j in 0..36 {
+            points.push((-85.0 + 10.0 * i as f64, -175.0 + 10.0 * j as f64));
+        }
+    }
+    for k in 0..60 {
+        let t = k as f64;
+        points.push((
+            52.52 + (t * 0.37).sin() * 0.05,
+            13.40 + (t * 0.53).cos() * 0.08,
+        ));
+        points.push((
+            (t * 0.41).sin() * 0.2,
+            if k % 2 == 0 { 179.95 } else { -179.95 } + (t * 0.1).sin() * 0.04,
+        ));
+        points.push((89.5 + (t * 0.29).sin() * 0.45, -180.0 + 6.0 * t));
+    }
+    points.push((90.0, 0.0));
+    for (i, p) in points.iter().enumerate() {
+        let r = c
+            .http
+            .put(c.nodes[i % 3].url(&format!("/buckets/places/keys/p{i:04}")))
+            .header("x-riak-index-at_geo", format!("{},{}", p.0, p.1))
+            .body("place")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 204);
+    }
+    let radius = |center: (f64, f64), radius_m: f64| {
+        let mut want: Vec<(String, f64)> = points
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (format!("p{i:04}"), distance(center, *p)))
+            .filter(|(_, d)| *d <= radius_m)
+            .collect();
+        want.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+        want
+    };
+    for (center, radius_m) in [
+        ((52.52, 13.405), 5_000.0),
+        ((0.0, 180.0), 30_000.0),
+        ((0.1, -179.99), 15_000.0),
+        ((89.9, 45.0), 80_000.0),
+        ((-60.0, 100.0), 1_500_000.0),
+    ] {
+        let params = format!("lat={}&lon={}&radius_m={radius_m}", center.0, center.1);
+        let got = geo_keys(&c, 1, &params, 7).await;
+        let want = radius(center, radius_m);
+        assert!(!want.is_empty(), "{params} holds points");
+        let keys = |v: &[(String, f64)]| v.iter().map(|x| x.0.clone()).collect::<Vec<_>>();
+        assert_eq!(
+            keys(&got),
+            keys(&want),
+            "{params}: nearest first, all, no other"
+        );
+        for (g, w) in got.iter().zip(&want) {
+            assert!(
+                (g.1 - w.1).abs() < 0.01,
+                "{params}: {} at {} vs {}",
+                g.0,
+                g.1,
+                w.1
+            );
+        }
+    }
+    // Boxes, one across the antimeridian.
+    for (b, lon_in) in [
+        (
+            (52.0, 13.0, 53.0, 14.0),
+            Box::new(|l: f64| (13.0..=14.0).contains(&l)) as Box<dyn Fn(f64) -> bool>,
+        ),
+        (
+            (-1.0, 179.9, 1.0, -179.9),
+            Box::new(|l: f64| l >= 179.9 || l <= -179.9),
+        ),
+    ] {
+        let params = format!("bbox={},{},{},{}", b.0, b.1, b.2, b.3);
+        let mut got: Vec<String> = geo_keys(&c, 2, &params, 50)
+            .await
+            .into_iter()
+            .map(|x| x.0)
+            .collect();
+        got.sort();
+        let want: Vec<String> = points
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| (b.0..=b.2).contains(&p.0) && lon_in(p.1))
+            .map(|(i, _)| format!("p{i:04}"))
+            .collect();
+        assert!(!want.is_empty());
+        assert_eq!(got, want, "{params}");
+    }
+    for bad in [
+        "lat=91&lon=0&radius_m=5",
+        "lat=0&lon=0&radius_m=-1",
+        "bbox=1,2,3",
+        "lat=0&lon=0",
+    ] {
+        let url = c.nodes[0].url(&format!("/buckets/places/geo/at_geo?{bad}"));
+        let r = c.http.get(&url).send().await.unwrap();
+        assert_eq!(r.status(), 400, "{bad}");
+    }
+}

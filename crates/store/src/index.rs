@@ -21,7 +21,7 @@
 //! a prefix of another ([`encode_term`]): `_bin` bytes escaped (`00` →
 //! `00 FF`) and ended by `00 01`; `_int` as the big-endian bits of the
 //! integer with the sign flipped; `_geo` as the 12-character geohash of
-//! the point followed by its latitude and longitude (so a query can test
+//! the point (`geo::point_cell`) followed by its latitude and longitude (so a query can test
 //! a point exactly without reading the object, and a range of entries
 //! sharing a geohash prefix is the points in one cell).
 
@@ -123,9 +123,7 @@ pub fn int_bytes(v: i64) -> [u8; 8] {
 
 /// A point's entry term: its geohash, then its coordinates.
 pub fn geo_bytes(lat: f64, lon: f64) -> Vec<u8> {
-    let cell = geohash::encode(geohash::Coord { x: lon, y: lat }, GEOHASH_CHARS)
-        .unwrap_or_else(|_| "0".repeat(GEOHASH_CHARS));
-    let mut out = cell.into_bytes();
+    let mut out = crate::geo::point_cell((lat, lon), GEOHASH_CHARS).into_bytes();
     out.extend_from_slice(&lat.to_be_bytes());
     out.extend_from_slice(&lon.to_be_bytes());
     out
@@ -222,31 +220,25 @@ pub(crate) fn entry_key(key: &ObjectKey, indexed: &[u8]) -> Vec<u8> {
 pub struct IndexQuery {
     /// The index (`$key` for the keys themselves).
     pub index: String,
-    /// Lowest encoded term.
-    pub lo: Bytes,
-    /// Highest encoded term (entries whose term begins with it count as
-    /// equal); `None`: no upper bound.
-    pub hi: Option<Bytes>,
+    /// Term ranges, ascending and disjoint: (lowest encoded term, highest;
+    /// entries whose term begins with the highest count as in it; `None`:
+    /// no upper bound). A `_geo` query asks one range per covering cell.
+    pub ranges: Vec<(Bytes, Option<Bytes>)>,
     /// Stop after this many entries.
     pub entries_max: u32,
     /// Stop after reading about this many bytes.
     pub bytes_max: u32,
 }
 
-impl IndexQuery {
-    /// Whether an entry named `name` (term, then key) lies past `hi`.
-    fn past_end(&self, name: &[u8]) -> bool {
-        self.hi
-            .as_ref()
-            .is_some_and(|hi| name > &hi[..] && !name.starts_with(hi))
-    }
+/// Whether an entry named `name` (term, then key) lies past `hi`.
+fn past_end(hi: Option<&Bytes>, name: &[u8]) -> bool {
+    hi.is_some_and(|hi| name > &hi[..] && !name.starts_with(hi))
 }
 
 impl Store {
     /// One page of one partition's entries of an index, from `start`
-    /// (a name: encoded term, then key), in order. Entries are
-    /// `Listed::Key` named by term and key; a `_geo` entry carries nothing
-    /// more (its point is in its name).
+    /// (a name: encoded term, then key), in order, over the query's
+    /// ranges. Entries are `Listed::Key` named by term and key.
     ///
     /// # Errors
     ///
@@ -264,45 +256,73 @@ impl Store {
         }
         let mut prefix = ObjectKey::bucket_prefix(partition, bucket_type, bucket);
         push_field(&mut prefix, q.index.as_bytes());
-        let lo = [prefix.as_slice(), &q.lo].concat();
-        let from = match start {
-            ListStart::After(k) => [prefix.as_slice(), k].concat(),
-            ListStart::At(k) => [prefix.as_slice(), k].concat(),
-            ListStart::First => lo.clone(),
+        let entries_max = q.entries_max.max(1) as usize;
+        let mut budget = q.bytes_max.max(1) as usize;
+        let mut entries: Vec<Listed> = Vec::new();
+        let resume_here = |entries: &Vec<Listed>| match entries.last() {
+            Some(e) => Some(ListStart::After(e.name().clone())),
+            None => Some(start.clone()),
         };
-        let engine_start = match start {
-            ListStart::After(_) if from >= lo => Start::After(&from),
-            _ => Start::At(if from >= lo { &from } else { &lo }),
-        };
-        let rows = self.engine.scan_page(
-            Space::Index,
-            &prefix,
-            engine_start,
-            q.bytes_max.max(1) as usize,
-        )?;
-        let mut entries = Vec::new();
-        let mut resume = None;
-        let exhausted = rows.is_empty();
-        for (k, _) in rows {
-            let name = Bytes::copy_from_slice(&k[prefix.len()..]);
-            if q.past_end(&name) {
+        for (lo, hi) in &q.ranges {
+            let (started, after) = match start {
+                ListStart::After(k) => (Some(k), true),
+                ListStart::At(k) => (Some(k), false),
+                ListStart::First => (None, false),
+            };
+            let from_last = entries.last().map(|e| e.name().clone());
+            let (from, after) = match (&from_last, started) {
+                (Some(last), _) => (last.clone(), true),
+                (None, Some(k)) => (k.clone(), after),
+                (None, None) => (lo.clone(), false),
+            };
+            if past_end(hi.as_ref(), &from) {
+                continue;
+            }
+            let lo_key = [prefix.as_slice(), lo].concat();
+            let from_key = [prefix.as_slice(), &from].concat();
+            let engine_start = if from_key < lo_key {
+                Start::At(&lo_key)
+            } else if after {
+                Start::After(&from_key)
+            } else {
+                Start::At(&from_key)
+            };
+            let rows = self
+                .engine
+                .scan_page(Space::Index, &prefix, engine_start, budget)?;
+            if rows.is_empty() {
+                // Nothing left in the index past here: no later range has any.
                 return Ok(ListedPage {
                     entries,
                     resume: None,
                 });
             }
-            resume = Some(ListStart::After(name.clone()));
-            entries.push(Listed::Key {
-                key: name,
-                versions: Vec::new(),
-            });
-            if entries.len() >= q.entries_max.max(1) as usize {
-                break;
+            let mut ended = false;
+            for (k, v) in rows {
+                budget = budget.saturating_sub(k.len() + v.len());
+                let name = Bytes::copy_from_slice(&k[prefix.len()..]);
+                if past_end(hi.as_ref(), &name) {
+                    ended = true;
+                    break;
+                }
+                entries.push(Listed::Key {
+                    key: name,
+                    versions: Vec::new(),
+                });
+                if entries.len() >= entries_max {
+                    let resume = resume_here(&entries);
+                    return Ok(ListedPage { entries, resume });
+                }
+            }
+            if !ended || budget == 0 {
+                // The budget ran out inside this range.
+                let resume = resume_here(&entries);
+                return Ok(ListedPage { entries, resume });
             }
         }
         Ok(ListedPage {
             entries,
-            resume: if exhausted { None } else { resume },
+            resume: None,
         })
     }
 
@@ -315,11 +335,17 @@ impl Store {
         q: &IndexQuery,
         start: &ListStart,
     ) -> Result<ListedPage, StoreError> {
-        let lo = ListStart::At(q.lo.clone());
-        let start = if *start > lo || q.lo.is_empty() {
+        let Some((lo, hi)) = q.ranges.first() else {
+            return Ok(ListedPage {
+                entries: Vec::new(),
+                resume: None,
+            });
+        };
+        let lo_start = ListStart::At(lo.clone());
+        let start = if *start > lo_start || lo.is_empty() {
             start.clone()
         } else {
-            lo
+            lo_start
         };
         let list = crate::ListQuery {
             prefix: Bytes::new(),
@@ -330,7 +356,7 @@ impl Store {
         };
         let mut page = self.list_page(partition, bucket_type, bucket, &list, &start)?;
         // Keys are not prefix-free: the end is exact.
-        let past = |name: &[u8]| q.hi.as_ref().is_some_and(|hi| name > &hi[..]);
+        let past = |name: &[u8]| hi.as_ref().is_some_and(|hi| name > &hi[..]);
         if let Some(cut) = page.entries.iter().position(|e| past(e.name())) {
             page.entries.truncate(cut);
             page.resume = None;

@@ -21,6 +21,7 @@
 
 mod engine;
 mod format;
+pub mod geo;
 pub mod index;
 mod keys;
 mod listing;
