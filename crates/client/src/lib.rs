@@ -6,6 +6,7 @@
 //! and kept alive; one `Client` can be shared by many tasks. [`s3::S3Client`]
 //! signs and sends the few S3 requests the benchmark needs.
 
+mod query;
 pub mod s3;
 
 use bytes::Bytes;

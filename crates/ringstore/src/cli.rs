@@ -174,6 +174,57 @@ enum KvOp {
         /// Causal context from a previous get, to replace what it saw.
         #[arg(long)]
         vclock: Option<String>,
+        /// An index term, NAME_bin=TERM, NAME_int=N or NAME_geo=LAT,LON
+        /// (repeatable).
+        #[arg(long = "index", value_name = "NAME=TERM")]
+        indexes: Vec<String>,
+    },
+    /// Query a secondary index: keys whose TERM equals, or lies in
+    /// TERM..END (one page; --continuation for the next).
+    Index {
+        /// Bucket.
+        bucket: String,
+        /// Index: NAME_bin, NAME_int, $key or $bucket.
+        index: String,
+        /// The term, or the start of the range.
+        term: String,
+        /// The end of the range.
+        end: Option<String>,
+        /// Keys per page.
+        #[arg(long)]
+        max_results: Option<u32>,
+        /// From the previous page's continuation.
+        #[arg(long)]
+        continuation: Option<String>,
+        /// Print each key with its term.
+        #[arg(long)]
+        return_terms: bool,
+    },
+    /// Query a _geo index: what lies within --radius-m of --lat/--lon,
+    /// nearest first, or in --bbox.
+    Geo {
+        /// Bucket.
+        bucket: String,
+        /// Index: NAME_geo.
+        index: String,
+        /// Latitude of the centre.
+        #[arg(long, allow_hyphen_values = true)]
+        lat: Option<f64>,
+        /// Longitude of the centre.
+        #[arg(long, allow_hyphen_values = true)]
+        lon: Option<f64>,
+        /// Radius in metres.
+        #[arg(long)]
+        radius_m: Option<f64>,
+        /// MINLAT,MINLON,MAXLAT,MAXLON instead of a radius.
+        #[arg(long, allow_hyphen_values = true)]
+        bbox: Option<String>,
+        /// Results per page.
+        #[arg(long)]
+        max_results: Option<u32>,
+        /// From the previous page's continuation.
+        #[arg(long)]
+        continuation: Option<String>,
     },
     /// Delete a key.
     Delete {
@@ -281,9 +332,10 @@ async fn kv(op: KvOp, c: &Client, as_json: bool) -> Result<ExitCode> {
             value,
             content_type,
             vclock,
+            indexes,
         } => {
-            let status = c
-                .put(
+            let status = if indexes.is_empty() {
+                c.put(
                     &bucket,
                     &key,
                     Bytes::from(value),
@@ -291,10 +343,97 @@ async fn kv(op: KvOp, c: &Client, as_json: bool) -> Result<ExitCode> {
                     vclock.as_deref(),
                     "",
                 )
-                .await?;
+                .await?
+            } else {
+                anyhow::ensure!(
+                    vclock.is_none(),
+                    "--vclock and --index together are not supported; store the terms \
+                     with a fresh put"
+                );
+                let pairs = indexes
+                    .iter()
+                    .map(|i| {
+                        i.split_once('=')
+                            .map(|(n, t)| (n.to_string(), t.to_string()))
+                            .with_context(|| format!("--index {i:?} is not NAME=TERM"))
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                c.put_indexed(&bucket, &key, Bytes::from(value), &content_type, &pairs)
+                    .await?
+            };
             if as_json {
                 println!("{}", json!({ "status": status }));
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        KvOp::Index {
+            bucket,
+            index,
+            term,
+            end,
+            max_results,
+            continuation,
+            return_terms,
+        } => {
+            let mut q = Vec::new();
+            if let Some(m) = max_results {
+                q.push(format!("max_results={m}"));
+            }
+            if let Some(cont) = continuation {
+                q.push(format!("continuation={cont}"));
+            }
+            if return_terms {
+                q.push("return_terms=true".to_string());
+            }
+            let v = c
+                .index_query(&bucket, &index, &term, end.as_deref(), &q.join("&"))
+                .await?;
+            print_query(&v, as_json, |item| match item.as_object() {
+                Some(o) => o
+                    .iter()
+                    .map(|(t, k)| format!("{}\t{t}", k.as_str().unwrap_or_default()))
+                    .collect(),
+                None => item.as_str().unwrap_or_default().to_string(),
+            });
+            Ok(ExitCode::SUCCESS)
+        }
+        KvOp::Geo {
+            bucket,
+            index,
+            lat,
+            lon,
+            radius_m,
+            bbox,
+            max_results,
+            continuation,
+        } => {
+            let mut q = match (lat, lon, radius_m, bbox) {
+                (Some(lat), Some(lon), Some(r), None) => {
+                    vec![
+                        format!("lat={lat}"),
+                        format!("lon={lon}"),
+                        format!("radius_m={r}"),
+                    ]
+                }
+                (None, None, None, Some(b)) => vec![format!("bbox={b}")],
+                _ => anyhow::bail!("give --lat, --lon and --radius-m, or --bbox"),
+            };
+            if let Some(m) = max_results {
+                q.push(format!("max_results={m}"));
+            }
+            if let Some(cont) = continuation {
+                q.push(format!("continuation={cont}"));
+            }
+            let v = c.geo_query(&bucket, &index, &q.join("&")).await?;
+            print_query(&v, as_json, |r| {
+                format!(
+                    "{}\t{:.1} m\t{},{}",
+                    r["key"].as_str().unwrap_or_default(),
+                    r["distance_m"].as_f64().unwrap_or_default(),
+                    r["lat"],
+                    r["lon"]
+                )
+            });
             Ok(ExitCode::SUCCESS)
         }
         KvOp::Delete { bucket, key } => {
@@ -304,6 +443,22 @@ async fn kv(op: KvOp, c: &Client, as_json: bool) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// A query's answer: as JSON, or one line per key or result and the
+/// continuation (if any) on stderr.
+fn print_query(v: &serde_json::Value, as_json: bool, line: impl Fn(&serde_json::Value) -> String) {
+    if as_json {
+        println!("{v}");
+        return;
+    }
+    let items = v["results"].as_array().or(v["keys"].as_array());
+    for item in items.into_iter().flatten() {
+        println!("{}", line(item));
+    }
+    if let Some(cont) = v["continuation"].as_str() {
+        eprintln!("more: --continuation {cont}");
     }
 }
 
