@@ -52,6 +52,10 @@ pub struct BenchFlags {
     /// Set the bucket's n_val before starting.
     #[arg(long)]
     n_val: Option<u8>,
+    /// Index terms on every PUT: alternately a `_bin` and an `_int`
+    /// index (`b0_bin`, `i1_int`, ...), random terms.
+    #[arg(long, default_value_t = 0)]
+    indexes: usize,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
@@ -84,12 +88,13 @@ pub async fn run(f: BenchFlags) -> Result<()> {
     if f.workload != Workload::Put {
         preload(&clients, &f, &value).await?;
     }
-    let (bucket, query, workload, keys, rf) = (
+    let (bucket, query, workload, keys, rf, indexes) = (
         f.bucket.clone(),
         f.query.clone(),
         f.workload,
         f.keys,
         f.read_fraction,
+        f.indexes,
     );
     let op = move |w: usize| {
         let c = clients[w % clients.len()].clone();
@@ -109,17 +114,22 @@ pub async fn run(f: BenchFlags) -> Result<()> {
                 }
             } else {
                 let len = value.len() as u64;
-                c.put(
-                    &bucket,
-                    &key,
-                    value,
-                    "application/octet-stream",
-                    None,
-                    &query,
-                )
-                .await
-                .map(|_| len)
-                .map_err(|e| e.to_string())
+                let written = if indexes == 0 {
+                    c.put(
+                        &bucket,
+                        &key,
+                        value,
+                        "application/octet-stream",
+                        None,
+                        &query,
+                    )
+                    .await
+                } else {
+                    let terms = index_terms(indexes);
+                    c.put_indexed(&bucket, &key, value, "application/octet-stream", &terms)
+                        .await
+                };
+                written.map(|_| len).map_err(|e| e.to_string())
             }
         }
     };
@@ -142,6 +152,20 @@ pub async fn run(f: BenchFlags) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// `n` random index terms: `b0_bin`, `i1_int`, `b2_bin`, ...
+fn index_terms(n: usize) -> Vec<(String, String)> {
+    (0..n)
+        .map(|i| {
+            let v = rand::random_range(0..1_000_000u32);
+            if i % 2 == 0 {
+                (format!("b{i}_bin"), format!("term{v}"))
+            } else {
+                (format!("i{i}_int"), v.to_string())
+            }
+        })
+        .collect()
 }
 
 async fn preload(clients: &[Client], f: &BenchFlags, value: &Bytes) -> Result<()> {
