@@ -56,6 +56,11 @@ pub struct BenchFlags {
     /// index (`b0_bin`, `i1_int`, ...), random terms.
     #[arg(long, default_value_t = 0)]
     indexes: usize,
+    /// Preload keys with the query benchmark's terms: `grp_int` = k / 10,
+    /// `seq_int` = k, and `at_geo` on a 1000-wide grid of points about
+    /// 110 m apart from 50°N 10°E (scripts/bench-queries.sh).
+    #[arg(long)]
+    query_terms: bool,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
@@ -171,10 +176,27 @@ fn index_terms(n: usize) -> Vec<(String, String)> {
 async fn preload(clients: &[Client], f: &BenchFlags, value: &Bytes) -> Result<()> {
     let (clients, value) = (clients.to_vec(), value.clone());
     let (bucket, query) = (f.bucket.clone(), f.query.clone());
+    let query_terms = f.query_terms;
     load::each_once(f.keys, f.concurrency.min(64), move |k| {
         let c = clients[k as usize % clients.len()].clone();
         let (bucket, query, value) = (bucket.clone(), query.clone(), value.clone());
         async move {
+            if query_terms {
+                let (row, col) = ((k / 1000) as f64, (k % 1000) as f64);
+                let terms = [
+                    ("grp_int".to_string(), (k / 10).to_string()),
+                    ("seq_int".to_string(), k.to_string()),
+                    (
+                        "at_geo".to_string(),
+                        format!("{:.6},{:.6}", 50.0 + row * 0.001, 10.0 + col * 0.0015),
+                    ),
+                ];
+                let key = format!("k{k}");
+                return c
+                    .put_indexed(&bucket, &key, value, "application/octet-stream", &terms)
+                    .await
+                    .map(|_| ());
+            }
             c.put(
                 &bucket,
                 &format!("k{k}"),

@@ -18,6 +18,9 @@ use store::{ListStart, Listed, ListedPage};
 
 /// Entries asked of one partition at once, at most.
 const ASK_MAX: usize = 1024;
+/// Entries asked of one partition at once, at least (when the page wants
+/// that many).
+const ASK_MIN: usize = 16;
 
 /// One partition's state in the merge.
 struct Part {
@@ -75,7 +78,10 @@ impl Merge {
         if self.done() {
             return Vec::new();
         }
-        let share = 2 * self.limit / self.parts.len().max(1) + 2;
+        // At least ASK_MIN: a round costs a seek per partition whatever it
+        // reads, and a small page over many partitions would otherwise
+        // take several rounds of one or two entries each.
+        let share = (2 * self.limit / self.parts.len().max(1) + 2).max(ASK_MIN);
         let remaining = self.limit - self.emitted.len();
         self.parts
             .iter()

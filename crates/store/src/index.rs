@@ -230,6 +230,17 @@ pub struct IndexQuery {
     pub bytes_max: u32,
 }
 
+/// Bytes one engine read of an index scan takes at most.
+const SCAN_CHUNK_BYTES: usize = 32 * 1024;
+/// About how many bytes an index entry's key takes, to size the first read.
+const ENTRY_BYTES_GUESS: usize = 48;
+
+/// The longest prefix `a` and `b` share.
+fn common_prefix<'a>(a: &'a [u8], b: &[u8]) -> &'a [u8] {
+    let n = a.iter().zip(b).take_while(|(x, y)| x == y).count();
+    &a[..n]
+}
+
 /// Whether an entry named `name` (term, then key) lies past `hi`.
 fn past_end(hi: Option<&Bytes>, name: &[u8]) -> bool {
     hi.is_some_and(|hi| name > &hi[..] && !name.starts_with(hi))
@@ -287,37 +298,53 @@ impl Store {
             } else {
                 Start::At(&from_key)
             };
-            let rows = self
-                .engine
-                .scan_page(Space::Index, &prefix, engine_start, budget)?;
-            if rows.is_empty() {
-                // Nothing left in the index past here: no later range has any.
-                return Ok(ListedPage {
-                    entries,
-                    resume: None,
-                });
-            }
-            let mut ended = false;
-            for (k, v) in rows {
-                budget = budget.saturating_sub(k.len() + v.len());
-                let name = Bytes::copy_from_slice(&k[prefix.len()..]);
-                if past_end(hi.as_ref(), &name) {
-                    ended = true;
+            // Every entry of the range begins with the common prefix of its
+            // ends, so the scan stops where that prefix does; within it,
+            // chunks that start at about what was asked and grow, so the
+            // end of a range costs a small read past it, not a budget.
+            let common = hi.as_ref().map_or(&[][..], |hi| common_prefix(lo, hi));
+            let range_prefix = [prefix.as_slice(), common].concat();
+            let mut cursor: Option<Vec<u8>> = None;
+            let mut chunk = (entries_max * ENTRY_BYTES_GUESS).clamp(256, SCAN_CHUNK_BYTES);
+            loop {
+                let at = match &cursor {
+                    Some(k) => Start::After(k),
+                    None => engine_start,
+                };
+                let chunk_now = chunk.min(budget).max(1);
+                chunk = (chunk * 4).min(SCAN_CHUNK_BYTES);
+                let rows = self
+                    .engine
+                    .scan_page(Space::Index, &range_prefix, at, chunk_now)?;
+                let Some(last) = rows.last().map(|(k, _)| k.clone()) else {
+                    break;
+                };
+                let mut ended = false;
+                for (k, v) in rows {
+                    budget = budget.saturating_sub(k.len() + v.len());
+                    let name = Bytes::copy_from_slice(&k[prefix.len()..]);
+                    if past_end(hi.as_ref(), &name) {
+                        ended = true;
+                        break;
+                    }
+                    entries.push(Listed::Key {
+                        key: name,
+                        versions: Vec::new(),
+                    });
+                    if entries.len() >= entries_max {
+                        let resume = resume_here(&entries);
+                        return Ok(ListedPage { entries, resume });
+                    }
+                }
+                if ended {
                     break;
                 }
-                entries.push(Listed::Key {
-                    key: name,
-                    versions: Vec::new(),
-                });
-                if entries.len() >= entries_max {
+                if budget == 0 {
+                    // The budget ran out inside this range.
                     let resume = resume_here(&entries);
                     return Ok(ListedPage { entries, resume });
                 }
-            }
-            if !ended || budget == 0 {
-                // The budget ran out inside this range.
-                let resume = resume_here(&entries);
-                return Ok(ListedPage { entries, resume });
+                cursor = Some(last);
             }
         }
         Ok(ListedPage {
