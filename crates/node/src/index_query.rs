@@ -12,12 +12,9 @@
 //! partition from where the previous page ended (the continuation), so it
 //! costs what the page costs, not the index.
 
-use crate::error::CallError;
-use crate::listing::{
-    entry_bytes, Page, REPLY_BYTES_MAX, REPLY_PARTS_MAX, SCAN_BYTES_MAX, SCAN_ENTRIES_MAX,
-};
+use crate::listing::{local_pages, Page, SCAN_BYTES_MAX};
 use crate::merge::Want;
-use crate::proto::{Request, Response};
+use crate::proto::Request;
 use crate::{Node, NodeError};
 use bytes::Bytes;
 use ring::NodeId;
@@ -82,24 +79,7 @@ impl Node {
             query,
             parts,
         };
-        match self.call(node, req, self.config().request_timeout()).await {
-            Ok(Response::ListPages(pages)) => {
-                let mut expected = asked.iter();
-                let well_formed = pages.iter().all(|(p, page)| {
-                    expected.any(|a| a == p)
-                        && page.entries.windows(2).all(|w| w[0].name() < w[1].name())
-                });
-                if well_formed {
-                    Ok(pages)
-                } else {
-                    Err(NodeError::Unavailable(format!(
-                        "node {node} answered an index round out of order; skipping it"
-                    )))
-                }
-            }
-            Ok(other) => Err(NodeError::peer(node)(CallError::Unexpected(other.name()))),
-            Err(e) => Err(NodeError::peer(node)(e)),
-        }
+        self.remote_round(node, req, &asked, |_| true).await
     }
 
     /// This node's pages of an index in some partitions, in the order
@@ -111,23 +91,15 @@ impl Node {
         query: &IndexQuery,
         parts: &[Want],
     ) -> Result<Vec<(u16, ListedPage)>, NodeError> {
-        let mut out = Vec::new();
-        let mut bytes = 0;
-        for (partition, start, entries_max) in parts.iter().take(REPLY_PARTS_MAX) {
-            if bytes >= REPLY_BYTES_MAX {
-                break;
-            }
+        local_pages(parts, |partition, start, entries_max| {
             let query = IndexQuery {
-                entries_max: (*entries_max).clamp(1, SCAN_ENTRIES_MAX),
+                entries_max,
                 bytes_max: query.bytes_max.clamp(1, SCAN_BYTES_MAX),
                 ..query.clone()
             };
-            let page = self
+            Ok(self
                 .store()
-                .index_page(*partition, bucket_type, bucket, &query, start)?;
-            bytes += page.entries.iter().map(entry_bytes).sum::<usize>();
-            out.push((*partition, page));
-        }
-        Ok(out)
+                .index_page(partition, bucket_type, bucket, &query, start)?)
+        })
     }
 }

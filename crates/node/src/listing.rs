@@ -29,15 +29,15 @@ use store::{ListQuery, ListStart, Listed, ListedPage};
 /// values, tombstones included).
 pub(crate) const SCAN_BYTES_MAX: u32 = 64 * 1024;
 /// Entries one partition scan returns at most, whatever is asked.
-pub(crate) const SCAN_ENTRIES_MAX: u32 = 1024;
+const SCAN_ENTRIES_MAX: u32 = 1024;
 /// Bytes of entries one `ListPages` reply carries, about; parts beyond are
 /// left for the next round.
-pub(crate) const REPLY_BYTES_MAX: usize = 1 << 20;
+const REPLY_BYTES_MAX: usize = 1 << 20;
 /// Bytes of a value a listing entry carries, at most.
 pub const VALUE_HEAD_BYTES_MAX: u32 = 4096;
 /// Parts one `ListPages` reply answers at most, so one request reads at
 /// most this many times [`SCAN_BYTES_MAX`].
-pub(crate) const REPLY_PARTS_MAX: usize = 128;
+const REPLY_PARTS_MAX: usize = 128;
 /// Rounds one page may take before it fails: far more than a page needs
 /// (each round either emits entries or advances a scan past its budget),
 /// a bound against a peer that keeps answering nothing.
@@ -179,21 +179,33 @@ impl Node {
             query,
             parts,
         };
+        self.remote_round(node, req, &asked, |e| e.name().starts_with(&q.prefix))
+            .await
+    }
+
+    /// Send a round's request to `node` and check its pages: a reply may
+    /// answer fewer parts than `asked`, never others or out of order, and
+    /// every entry must pass `entry_ok`; anything else is a broken peer.
+    pub(crate) async fn remote_round(
+        &self,
+        node: NodeId,
+        req: Request,
+        asked: &[u16],
+        entry_ok: impl Fn(&Listed) -> bool,
+    ) -> Result<Vec<(u16, ListedPage)>, NodeError> {
         match self.call(node, req, self.config().request_timeout()).await {
             Ok(Response::ListPages(pages)) => {
-                // A reply may answer fewer parts than asked, never others
-                // or out of order: anything else is a broken peer.
                 let mut expected = asked.iter();
                 let well_formed = pages.iter().all(|(p, page)| {
                     expected.any(|a| a == p)
                         && page.entries.windows(2).all(|w| w[0].name() < w[1].name())
-                        && page.entries.iter().all(|e| e.name().starts_with(&q.prefix))
+                        && page.entries.iter().all(&entry_ok)
                 });
                 if well_formed {
                     Ok(pages)
                 } else {
                     Err(NodeError::Unavailable(format!(
-                        "node {node} answered a listing round out of order; skipping it"
+                        "node {node} answered a round out of order; skipping it"
                     )))
                 }
             }
@@ -211,25 +223,17 @@ impl Node {
         query: &ListQuery,
         parts: &[Want],
     ) -> Result<Vec<(u16, ListedPage)>, NodeError> {
-        let mut out = Vec::new();
-        let mut bytes = 0;
-        for (partition, start, entries_max) in parts.iter().take(REPLY_PARTS_MAX) {
-            if bytes >= REPLY_BYTES_MAX {
-                break;
-            }
+        local_pages(parts, |partition, start, entries_max| {
             let query = ListQuery {
-                entries_max: (*entries_max).clamp(1, SCAN_ENTRIES_MAX),
+                entries_max,
                 bytes_max: query.bytes_max.clamp(1, SCAN_BYTES_MAX),
                 value_head_bytes: query.value_head_bytes.min(VALUE_HEAD_BYTES_MAX),
                 ..query.clone()
             };
-            let page = self
+            Ok(self
                 .store()
-                .list_page(*partition, bucket_type, bucket, &query, start)?;
-            bytes += page.entries.iter().map(entry_bytes).sum::<usize>();
-            out.push((*partition, page));
-        }
-        Ok(out)
+                .list_page(partition, bucket_type, bucket, &query, start)?)
+        })
     }
 
     /// Partition → the replicas to read it from, best first.
@@ -255,6 +259,26 @@ impl Node {
     }
 }
 
+/// A node's pages of some partitions, in the order asked, as many as fit
+/// in one reply (at least one): `scan` reads one partition's page from
+/// where it starts, at most the entries given (clamped to a scan's bound).
+pub(crate) fn local_pages(
+    parts: &[Want],
+    scan: impl Fn(u16, &ListStart, u32) -> Result<ListedPage, NodeError>,
+) -> Result<Vec<(u16, ListedPage)>, NodeError> {
+    let mut out = Vec::new();
+    let mut bytes = 0;
+    for (partition, start, entries_max) in parts.iter().take(REPLY_PARTS_MAX) {
+        if bytes >= REPLY_BYTES_MAX {
+            break;
+        }
+        let page = scan(*partition, start, (*entries_max).clamp(1, SCAN_ENTRIES_MAX))?;
+        bytes += page.entries.iter().map(entry_bytes).sum::<usize>();
+        out.push((*partition, page));
+    }
+    Ok(out)
+}
+
 pub(crate) fn finish(merge: Merge) -> Page {
     let (entries, truncated) = merge.finish();
     Page { entries, truncated }
@@ -267,7 +291,7 @@ fn no_replica(partition: u16) -> NodeError {
 }
 
 /// About how many bytes an entry takes in a reply.
-pub(crate) fn entry_bytes(e: &Listed) -> usize {
+fn entry_bytes(e: &Listed) -> usize {
     match e {
         Listed::Prefix(p) => p.len() + 8,
         Listed::Key { key, versions } => {

@@ -16,7 +16,7 @@
 //! Every other request passes untouched, without a copy.
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use hyper::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING};
 use hyper::{Method, Request, Response, StatusCode};
 use s3s::Body;
@@ -25,6 +25,9 @@ use tokio::sync::Semaphore;
 
 /// Largest body of a PUT without a length (16 MiB).
 pub const UNSIZED_PUT_BYTES_MAX: usize = 16 << 20;
+/// Bytes past the limit read and dropped before the 413 (so the client
+/// reads the answer); a longer body has its connection closed.
+pub const UNSIZED_PUT_DRAIN_BYTES: usize = 64 << 20;
 /// Bytes of such bodies buffered at once on one node (64 MiB: four).
 pub const UNSIZED_PUT_BUFFER_BYTES: usize = 64 << 20;
 
@@ -71,27 +74,46 @@ impl UnsizedBuffer {
                 "too many uploads without Content-Length at once; retry, or send Content-Length",
             ));
         };
-        let (mut parts, body) = req.into_parts();
-        let whole: Bytes = match Limited::new(body, UNSIZED_PUT_BYTES_MAX).collect().await {
-            Ok(collected) => collected.to_bytes(),
-            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-                return Err(error(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "EntityTooLarge",
-                    &format!(
-                        "a body without Content-Length may be at most {UNSIZED_PUT_BYTES_MAX} \
-                         bytes; send Content-Length (or aws-chunked) for larger ones"
-                    ),
-                ))
-            }
-            Err(e) => {
-                return Err(error(
+        let (mut parts, mut body) = req.into_parts();
+        let mut whole = Vec::new();
+        let mut too_large = false;
+        let mut read = 0usize;
+        // Past the limit the rest is read and dropped (up to
+        // UNSIZED_PUT_DRAIN_BYTES), so the client, still sending, gets to
+        // read the 413 instead of a reset connection.
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| {
+                error(
                     StatusCode::BAD_REQUEST,
                     "IncompleteBody",
                     &format!("the chunked body could not be read: {e}"),
-                ))
+                )
+            })?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            read += data.len();
+            if read > UNSIZED_PUT_BYTES_MAX {
+                too_large = true;
+                whole = Vec::new();
+            } else {
+                whole.extend_from_slice(&data);
             }
-        };
+            if read > UNSIZED_PUT_BYTES_MAX + UNSIZED_PUT_DRAIN_BYTES {
+                break;
+            }
+        }
+        if too_large {
+            return Err(error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "EntityTooLarge",
+                &format!(
+                    "a body without Content-Length may be at most {UNSIZED_PUT_BYTES_MAX} \
+                     bytes; send Content-Length (or aws-chunked) for larger ones"
+                ),
+            ));
+        }
+        let whole = Bytes::from(whole);
         parts.headers.remove(TRANSFER_ENCODING);
         parts
             .headers
