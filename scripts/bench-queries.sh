@@ -53,16 +53,5 @@ for q in eq range geo; do
   m0=$(machine)
   out=$(wrk -t2 -c16 -d"${secs}s" --latency -s "$work/$q.lua" http://127.0.0.1:37098)
   m1=$(machine)
-  echo "$out" | python3 -c "
-import re, sys
-t = sys.stdin.read()
-def ms(v):
-    n, u = re.match(r'([\d.]+)(us|ms|s)', v).groups()
-    return float(n) * {'us': 0.001, 'ms': 1, 's': 1000}[u]
-rps = float(re.search(r'Requests/sec:\s+([\d.]+)', t).group(1))
-p50 = ms(re.search(r'\s50%\s+(\S+)', t).group(1))
-p99 = ms(re.search(r'\s99%\s+(\S+)', t).group(1))
-bad = re.search(r'Non-2xx or 3xx responses: (\d+)', t)
-print(f'| $q | {rps:.0f} | {p50:.2f} ms | {p99:.2f} ms | {int(bad.group(1)) if bad else 0} | {$(stolen "$m0" "$m1"):.1%} |')
-"
+  echo "$out" | python3 scripts/wrk_row.py "$q" "$(stolen "$m0" "$m1")"
 done

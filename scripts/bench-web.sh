@@ -101,21 +101,7 @@ for run in $(seq "$runs"); do
     m0=$(machine)
     out=$(wrk -t2 -c"$conns" -d"${secs}s" --latency -s "$work/paths.lua" -H "Host: thumbs.web.localhost" "$url")
     m1=$(machine)
-    echo "$out" | python3 -c "
-import re, sys
-t = sys.stdin.read()
-def ms(v):
-    n, u = re.match(r'([\d.]+)(us|ms|s)', v).groups()
-    return float(n) * {'us': 0.001, 'ms': 1, 's': 1000}[u]
-rps = float(re.search(r'Requests/sec:\s+([\d.]+)', t).group(1))
-p50 = ms(re.search(r'\s50%\s+(\S+)', t).group(1))
-p99 = ms(re.search(r'\s99%\s+(\S+)', t).group(1))
-bad = re.search(r'Non-2xx or 3xx responses: (\d+)', t)
-bad = int(bad.group(1)) if bad else 0
-stolen = $(stolen "$m0" "$m1")
-print(f'| $run | $server | {rps:.0f} | {p50:.2f} ms | {p99:.2f} ms | {bad} | {stolen:.1%} |')
-open('$work/results', 'a').write(f'$server {rps} {p50} {p99}\n')
-"
+    echo "$out" | python3 scripts/wrk_row.py "$run | $server" "$(stolen "$m0" "$m1")" "$work/results"
   done
 done
 python3 - "$work/results" <<'EOF'
