@@ -132,6 +132,18 @@ impl Node {
         Ok(self.local_replica(key)?)
     }
 
+    /// Whether this node's index entries for `key` match its replica
+    /// (for checkers: see `store::index`).
+    ///
+    /// # Errors
+    ///
+    /// Storage failures.
+    pub fn local_index_agrees(&self, key: &BKey) -> Result<bool, NodeError> {
+        let layout = self.layout();
+        let p = ring::partition_of(layout.bits(), &key.bucket_type, &key.bucket, &key.key);
+        Ok(self.store().index_agrees(&Self::object_key(key, p.0))?)
+    }
+
     /// [`Node::local_object`], with the store's own error.
     fn local_replica(&self, key: &BKey) -> Result<Option<Object>, store::StoreError> {
         let layout = self.layout();

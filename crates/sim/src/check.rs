@@ -133,6 +133,21 @@ pub fn diverged(world: &World, members: &[usize], keys: &[BKey]) -> Vec<BKey> {
         .collect()
 }
 
+/// (machine, key) pairs whose index entries do not match the replica the
+/// machine stores, once replicas converged.
+pub fn index_mismatches(world: &World, members: &[usize], keys: &[BKey]) -> Vec<String> {
+    let mut out = Vec::new();
+    for &i in members {
+        let Some(node) = world.node(i) else { continue };
+        for k in keys {
+            if !node.local_index_agrees(k).unwrap_or(false) {
+                out.push(format!("machine {i}: {k:?}"));
+            }
+        }
+    }
+    out
+}
+
 /// Wait until no key diverges; returns the keys still diverged at the
 /// deadline (none on success) and how long it took.
 pub async fn converge(world: &World, members: &[usize], keys: &[BKey]) -> (Vec<BKey>, u64) {

@@ -102,6 +102,7 @@ async fn simulate(seed: u64, cfg: &SimConfig) -> Report {
     let ops = history.ops();
     let keys = check::keys_touched(&ops, 1);
     let (diverged, converge_ms) = check::converge(&world, &members, &keys).await;
+    let index_mismatches = check::index_mismatches(&world, &members, &keys);
     let final_set = check::read_set(&world, 0, 0).await;
     Report {
         seed,
@@ -134,6 +135,7 @@ async fn simulate(seed: u64, cfg: &SimConfig) -> Report {
             .sum(),
         ryw_violations: check::ryw_violations(&ops),
         diverged: diverged.iter().map(|k| format!("{k:?}")).collect(),
+        index_mismatches,
         converge_ms,
         history: cfg.keep_history.then(|| (ops, history.faults())),
     }

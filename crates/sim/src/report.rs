@@ -68,6 +68,9 @@ pub struct Report {
     pub ryw_violations: Vec<(String, u64)>,
     /// Keys whose replicas still differed at the convergence deadline.
     pub diverged: Vec<String>,
+    /// (machine, key) whose secondary-index entries did not match the
+    /// machine's replica after convergence.
+    pub index_mismatches: Vec<String>,
     /// Virtual milliseconds until every replica agreed.
     pub converge_ms: u64,
     /// The history itself, when asked for.
@@ -86,6 +89,7 @@ impl Report {
             && self.links.collected.is_empty()
             && self.ryw_violations.is_empty()
             && self.diverged.is_empty()
+            && self.index_mismatches.is_empty()
     }
 
     /// The command that replays this seed exactly.
@@ -151,6 +155,12 @@ impl fmt::Display for Report {
             "  read-your-writes violations: {} {:?}",
             self.ryw_violations.len(),
             self.ryw_violations.iter().take(5).collect::<Vec<_>>()
+        )?;
+        writeln!(
+            f,
+            "  index entries not matching their replica: {} {:?}",
+            self.index_mismatches.len(),
+            self.index_mismatches.iter().take(3).collect::<Vec<_>>()
         )?;
         write!(
             f,

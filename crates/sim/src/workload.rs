@@ -146,7 +146,21 @@ async fn put(
     ctx: VersionVector,
     opts: RequestOptions,
 ) -> Outcome {
-    put_with(node, key, value, meta(), ctx, opts).await
+    // Every write carries index terms that change with what it writes,
+    // so overwrites, siblings and deletes move index entries, which the
+    // index check (`check::index_mismatches`) then compares with the
+    // replicas.
+    let indexed = Meta {
+        indexes: vec![
+            ("len_int".to_string(), value.len().to_string()),
+            (
+                "sim_bin".to_string(),
+                format!("w{}", value.first().copied().unwrap_or(0)),
+            ),
+        ],
+        ..meta()
+    };
+    put_with(node, key, value, indexed, ctx, opts).await
 }
 
 async fn put_with(

@@ -392,6 +392,49 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Whether the secondary-index entries this node holds for `key` are
+    /// exactly those its replica's live versions call for (a checker's
+    /// question: it scans the bucket's entries in the key's partition).
+    ///
+    /// # Errors
+    ///
+    /// Engine failures and undecodable replicas.
+    pub fn index_agrees(&self, key: &ObjectKey) -> Result<bool, StoreError> {
+        let want = match self.get_object(key)? {
+            Some(obj) => crate::IndexTerms::of(&obj).secondary().clone(),
+            None => Default::default(),
+        };
+        let prefix = ObjectKey::bucket_prefix(key.partition, &key.bucket_type, &key.bucket);
+        let mut held = std::collections::BTreeSet::new();
+        for (k, _) in self.engine.scan_prefix(Space::Index, &prefix)? {
+            let rest = &k[prefix.len()..];
+            let Some(name_len) = rest
+                .get(..2)
+                .map(|l| usize::from(u16::from_be_bytes([l[0], l[1]])))
+            else {
+                continue;
+            };
+            let Some(name) = rest
+                .get(2..2 + name_len)
+                .and_then(|n| std::str::from_utf8(n).ok())
+            else {
+                continue;
+            };
+            let Some(kind) = TermKind::of(name) else {
+                continue;
+            };
+            let Some((_, obj_key)) = split_entry(kind, &rest[2 + name_len..]) else {
+                continue;
+            };
+            if obj_key == key.key {
+                held.insert(rest[..rest.len() - obj_key.len()].to_vec());
+            }
+        }
+        Ok(held == want)
+    }
+}
+
 /// The batch items that take a replica's index entries from `was` to
 /// `now` (both from `entries_of`).
 pub(crate) fn changes(

@@ -69,6 +69,11 @@ impl IndexTerms {
         terms
     }
 
+    /// The secondary-index entries (index name and encoded term).
+    pub(crate) fn secondary(&self) -> &BTreeSet<Vec<u8>> {
+        &self.secondary
+    }
+
     /// Whether the replica carries no term at all (most objects).
     pub fn is_empty(&self) -> bool {
         self.refs.is_empty() && self.collectable.is_empty() && self.secondary.is_empty()
