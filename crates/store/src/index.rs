@@ -409,22 +409,11 @@ impl Store {
         let mut held = std::collections::BTreeSet::new();
         for (k, _) in self.engine.scan_prefix(Space::Index, &prefix)? {
             let rest = &k[prefix.len()..];
-            let Some(name_len) = rest
-                .get(..2)
-                .map(|l| usize::from(u16::from_be_bytes([l[0], l[1]])))
-            else {
+            let Some((name, after)) = crate::keys::take_field(rest) else {
                 continue;
             };
-            let Some(name) = rest
-                .get(2..2 + name_len)
-                .and_then(|n| std::str::from_utf8(n).ok())
-            else {
-                continue;
-            };
-            let Some(kind) = TermKind::of(name) else {
-                continue;
-            };
-            let Some((_, obj_key)) = split_entry(kind, &rest[2 + name_len..]) else {
+            let kind = std::str::from_utf8(name).ok().and_then(TermKind::of);
+            let Some((_, obj_key)) = kind.and_then(|kind| split_entry(kind, after)) else {
                 continue;
             };
             if obj_key == key.key {

@@ -69,7 +69,7 @@ pub(crate) fn bucket_index_key(bucket_type: &[u8], bucket: &[u8]) -> Vec<u8> {
     out
 }
 
-fn take_field(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
+pub(crate) fn take_field(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
     let len = usize::from(u16::from_be_bytes([*bytes.first()?, *bytes.get(1)?]));
     let rest = bytes.get(2..)?;
     Some((rest.get(..len)?, rest.get(len..)?))
