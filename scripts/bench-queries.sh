@@ -4,12 +4,14 @@
 # at_geo on a grid of points about 110 m apart): an equality query that
 # returns 10 keys, a range page of 100, and a radius query returning about
 # 100 points, each for SECONDS with 16 concurrent clients (wrk -t2 -c16,
-# random terms and centres). Prints p50/p99 per query with the host's
-# stolen CPU, and one sample answer's size per query.
+# random terms and centres), RUNS times in turn. Prints p50/p99 per query
+# and run with the host's stolen CPU, then each query's medians, and one
+# sample answer's size per query.
 #
-# Usage: scripts/bench-queries.sh [RECORDS] [SECONDS]  (defaults: 1000000, 10)
+# Usage: scripts/bench-queries.sh [RECORDS] [SECONDS] [RUNS]
+#        (defaults: 1000000, 10, 5)
 set -euo pipefail
-records=${1:-1000000} secs=${2:-10}
+records=${1:-1000000} secs=${2:-10} runs=${3:-5}
 cd "$(dirname "$0")/.."
 command -v wrk >/dev/null || apt-get install -y -q wrk >/dev/null
 cargo build --release --quiet
@@ -47,11 +49,22 @@ LUA
 echo "sample sizes: eq $(curl -s "http://127.0.0.1:37098/buckets/q/index/grp_int/42" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["keys"]))') keys," \
   "range $(curl -s "http://127.0.0.1:37098/buckets/q/index/seq_int/5000/6000?max_results=100" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["keys"]))') keys," \
   "geo $(curl -s "http://127.0.0.1:37098/buckets/q/geo/at_geo?lat=50.0$(( rows / 20 ))&lon=10.7&radius_m=615" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["results"]))') points"
-echo "| query | req/s | p50 | p99 | non-2xx | stolen |"
-echo "|---|---:|---:|---:|---:|---:|"
-for q in eq range geo; do
-  m0=$(machine)
-  out=$(wrk -t2 -c16 -d"${secs}s" --latency -s "$work/$q.lua" http://127.0.0.1:37098)
-  m1=$(machine)
-  echo "$out" | python3 scripts/wrk_row.py "$q" "$(stolen "$m0" "$m1")"
+echo "| run | query | req/s | p50 | p99 | non-2xx | stolen |"
+echo "|---:|---|---:|---:|---:|---:|---:|"
+: >"$work/results"
+for run in $(seq "$runs"); do
+  for q in eq range geo; do
+    m0=$(machine)
+    out=$(wrk -t2 -c16 -d"${secs}s" --latency -s "$work/$q.lua" http://127.0.0.1:37098)
+    m1=$(machine)
+    echo "$out" | python3 scripts/wrk_row.py "$run | $q" "$(stolen "$m0" "$m1")" "$work/results"
+  done
 done
+python3 - "$work/results" <<'EOF'
+import statistics, sys
+rows = [l.split() for l in open(sys.argv[1])]
+for q in ("eq", "range", "geo"):
+    r = [tuple(map(float, x[1:])) for x in rows if x[0] == q]
+    rps, p50, p99 = (statistics.median(c) for c in zip(*r))
+    print(f"median {q}: {rps:.0f} req/s, p50 {p50:.2f} ms, p99 {p99:.2f} ms")
+EOF

@@ -50,7 +50,8 @@ use tokio_util::codec::Framed;
 /// Wire protocol version; peers with another version are refused.
 /// 2: node ids sealed and covered by the MACs, small handshake frames.
 /// 3: the Noise handshake; links sealed with its session keys.
-pub(crate) const PROTOCOL_VERSION: u16 = 3;
+/// 4: index queries scan per node (`IndexScan`), not per partition.
+pub(crate) const PROTOCOL_VERSION: u16 = 4;
 /// The Noise pattern, curve, cipher and hash.
 pub(crate) const NOISE_PARAMS: &str = "Noise_NNpsk0_25519_AESGCM_BLAKE2s";
 /// Largest frame either side accepts before the handshake is done; the

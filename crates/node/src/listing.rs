@@ -29,7 +29,7 @@ use store::{ListQuery, ListStart, Listed, ListedPage};
 /// values, tombstones included).
 pub(crate) const SCAN_BYTES_MAX: u32 = 64 * 1024;
 /// Entries one partition scan returns at most, whatever is asked.
-const SCAN_ENTRIES_MAX: u32 = 1024;
+pub(crate) const SCAN_ENTRIES_MAX: u32 = 1024;
 /// Bytes of entries one `ListPages` reply carries, about; parts beyond are
 /// left for the next round.
 const REPLY_BYTES_MAX: usize = 1 << 20;
@@ -41,7 +41,7 @@ const REPLY_PARTS_MAX: usize = 128;
 /// Rounds one page may take before it fails: far more than a page needs
 /// (each round either emits entries or advances a scan past its budget),
 /// a bound against a peer that keeps answering nothing.
-const ROUNDS_MAX: usize = 100_000;
+pub(crate) const ROUNDS_MAX: usize = 100_000;
 
 /// A page of a listing, as a client asked for it.
 #[derive(Clone, Debug)]
@@ -284,7 +284,7 @@ pub(crate) fn finish(merge: Merge) -> Page {
     Page { entries, truncated }
 }
 
-fn no_replica(partition: u16) -> NodeError {
+pub(crate) fn no_replica(partition: u16) -> NodeError {
     NodeError::Unavailable(format!(
         "no replica of partition {partition} answered; the listing would be incomplete, try again"
     ))

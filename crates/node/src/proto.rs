@@ -147,17 +147,19 @@ pub enum Request {
         /// At most `COLLECT_BATCH_MAX` terms.
         terms: Vec<String>,
     },
-    /// Pages of a secondary index in some partitions (an index query's
-    /// round): answered as [`Response::ListPages`], like a listing's.
-    IndexPages {
+    /// A page of a secondary index over the partitions you answer for
+    /// (an index query's round): answered as [`Response::IndexPage`].
+    IndexScan {
         /// Bucket type.
         bucket_type: Bytes,
         /// Bucket.
         bucket: Bytes,
-        /// Index, term range, budgets (`entries_max` is per part).
+        /// Index, term ranges, budgets.
         query: store::IndexQuery,
-        /// (partition, where to start, entries wanted).
-        parts: Vec<(u16, ListStart, u32)>,
+        /// The partitions whose entries to return (others are skipped).
+        partitions: Vec<u16>,
+        /// Where the page starts.
+        start: ListStart,
     },
 }
 
@@ -206,6 +208,8 @@ pub enum Response {
     Reaped(u32),
     /// Pages of some of the parts asked, in the order asked.
     ListPages(Vec<(u16, ListedPage)>),
+    /// A page of an index scan.
+    IndexPage(ListedPage),
     /// A page of key digests and where the scan stopped (`None`: the
     /// partition has no more).
     KeyDigestPage {
@@ -316,6 +320,7 @@ impl Response {
             Response::ReapProbe(_) => "ReapProbe",
             Response::Reaped(_) => "Reaped",
             Response::ListPages(_) => "ListPages",
+            Response::IndexPage(_) => "IndexPage",
             Response::KeyDigestPage { .. } => "KeyDigestPage",
             Response::RefsHeld { .. } => "RefsHeld",
         }
@@ -384,6 +389,18 @@ mod tests {
                 },
                 parts: vec![(1, ListStart::At(Bytes::from_static(b"p/a0")), 9)],
             },
+            Request::IndexScan {
+                bucket_type: Bytes::from_static(b"default"),
+                bucket: Bytes::from_static(b"b"),
+                query: store::IndexQuery {
+                    index: "n_bin".into(),
+                    ranges: vec![(Bytes::from_static(b"a\0\x01"), None)],
+                    entries_max: 16,
+                    bytes_max: 65536,
+                },
+                partitions: vec![0, 7, 255],
+                start: ListStart::After(Bytes::from_static(b"a\0\x01k")),
+            },
         ];
         let mut out: Vec<Vec<u8>> = requests
             .iter()
@@ -427,7 +444,7 @@ mod tests {
 
         #[test]
         fn mutated_frames_decode_or_fail(
-            which in 0usize..6,
+            which in 0usize..7,
             edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6),
             cut in any::<prop::sample::Index>(),
         ) {

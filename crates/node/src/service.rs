@@ -103,14 +103,15 @@ impl Node {
             } => self
                 .local_list_pages(&bucket_type, &bucket, &query, &parts)
                 .map(Response::ListPages),
-            Request::IndexPages {
+            Request::IndexScan {
                 bucket_type,
                 bucket,
                 query,
-                parts,
+                partitions,
+                start,
             } => self
-                .local_index_pages(&bucket_type, &bucket, &query, &parts)
-                .map(Response::ListPages),
+                .local_index_scan(&bucket_type, &bucket, &query, &partitions, &start)
+                .map(Response::IndexPage),
             Request::AaeKeyPage {
                 partition,
                 segments,

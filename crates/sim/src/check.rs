@@ -148,6 +148,77 @@ pub fn index_mismatches(world: &World, members: &[usize], keys: &[BKey]) -> Vec<
     out
 }
 
+/// What an index query through machine `at` gets wrong, once replicas
+/// converged: it pages through every `sim_bin` entry of the workload's
+/// bucket (a coverage query, pages of 50 with continuations) and compares
+/// the (term, key) pairs with what a read of each touched key says its
+/// live versions carry. Every acknowledged, undeleted write the reads
+/// return must be found under its term, and nothing else.
+pub async fn index_query_mismatches(world: &World, at: usize, keys: &[BKey]) -> Vec<String> {
+    let Some(node) = world.node(at) else {
+        return vec![format!("machine {at} is down; no query")];
+    };
+    let mut got = BTreeSet::new();
+    let mut start = store::ListStart::First;
+    for _ in 0..10_000 {
+        let q = node::IndexPageQuery {
+            bucket_type: bytes::Bytes::from_static(b"default"),
+            bucket: bytes::Bytes::from_static(crate::workload::BUCKET.as_bytes()),
+            index: "sim_bin".into(),
+            ranges: vec![(bytes::Bytes::new(), None)],
+            start: start.clone(),
+            page_max: 50,
+        };
+        let page = match node.index_page(&q).await {
+            Ok(page) => page,
+            Err(e) => return vec![format!("index query at machine {at}: {e}")],
+        };
+        for e in &page.entries {
+            match store::index::split_entry(store::TermKind::Bin, e.name()) {
+                Some(pair) if got.insert(pair.clone()) => {}
+                other => return vec![format!("index query answered {other:?} twice or garbled")],
+            }
+        }
+        match (page.truncated, page.entries.last()) {
+            (true, Some(last)) => start = store::ListStart::After(last.name().clone()),
+            _ => break,
+        }
+    }
+    let mut want = BTreeSet::new();
+    // The touched keys and those the query found (writes whose outcome
+    // the history does not hold, such as the deleter's puts, are found
+    // only this way).
+    let found = got.iter().map(|(_, k): &(String, bytes::Bytes)| k.clone());
+    let to_read: BTreeSet<bytes::Bytes> = keys
+        .iter()
+        .filter(|k| k.bucket == crate::workload::BUCKET.as_bytes())
+        .map(|k| k.key.clone())
+        .chain(found)
+        .collect();
+    for name in to_read {
+        let k = &BKey::new(crate::workload::BUCKET, name);
+        match node.get(k, &RequestOptions::default()).await {
+            Ok(Some(obj)) => {
+                let terms = obj.live_siblings().flat_map(|s| s.meta.indexes.iter());
+                want.extend(
+                    terms
+                        .filter(|(name, _)| name == "sim_bin")
+                        .map(|(_, term)| (term.clone(), k.key.clone())),
+                );
+            }
+            Ok(None) => {}
+            Err(e) => return vec![format!("reading {k:?} at machine {at}: {e}")],
+        }
+    }
+    let missing = want
+        .difference(&got)
+        .map(|p| format!("query at {at} misses {p:?}"));
+    let extra = got
+        .difference(&want)
+        .map(|p| format!("query at {at} adds {p:?}"));
+    missing.chain(extra).collect()
+}
+
 /// Wait until no key diverges; returns the keys still diverged at the
 /// deadline (none on success) and how long it took.
 pub async fn converge(world: &World, members: &[usize], keys: &[BKey]) -> (Vec<BKey>, u64) {

@@ -102,7 +102,8 @@ async fn simulate(seed: u64, cfg: &SimConfig) -> Report {
     let ops = history.ops();
     let keys = check::keys_touched(&ops, 1);
     let (diverged, converge_ms) = check::converge(&world, &members, &keys).await;
-    let index_mismatches = check::index_mismatches(&world, &members, &keys);
+    let mut index_mismatches = check::index_mismatches(&world, &members, &keys);
+    index_mismatches.extend(check::index_query_mismatches(&world, members[0], &keys).await);
     let final_set = check::read_set(&world, 0, 0).await;
     Report {
         seed,

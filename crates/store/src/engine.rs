@@ -25,8 +25,9 @@ pub enum Space {
     /// The collection log: (due ms, term) of objects that may have lost
     /// their last reference (see `refs.rs`).
     Candidates,
-    /// Secondary indexes: (partition, bucket, index, term, key) for every
-    /// 2i term of a stored replica's live versions (see `index.rs`).
+    /// Secondary indexes: (bucket, index, term, key) → partition for
+    /// every 2i term of a stored replica's live versions (see `index.rs`;
+    /// named `term_index` on disk since its layout changed).
     Index,
 }
 
@@ -51,7 +52,7 @@ impl Space {
             Space::Tombstones => "tombstones",
             Space::Refs => "refs",
             Space::Candidates => "candidates",
-            Space::Index => "index",
+            Space::Index => "term_index",
         }
     }
 }

@@ -10,13 +10,21 @@
 //! of their own. An overwrite or a delete removes the entries of the
 //! versions it replaced (the write's `was`, see `refs::IndexTerms`).
 //!
-//! An entry's key sorts by partition, bucket, index, term, object key:
+//! An entry's key sorts by bucket, index, term, object key, and its value
+//! is the object's partition:
 //!
 //! ```text
-//! partition u16 | type (len-prefixed) | bucket | index name | term | key
+//! type (len-prefixed) | bucket | index name | term | key  →  partition u16
 //! ```
 //!
-//! so one partition's entries for a term range are one seek and a scan.
+//! so a node's entries for a term range, in every partition it holds, are
+//! one seek and a scan, already in the order a query answers in; a query
+//! that this node answers for only some partitions skips the others'
+//! entries by their value. (A first layout put the partition first, as the
+//! objects' keys do: a query then cost a seek per partition and term
+//! range, 256 × 64 seeks for a radius query; see docs/ARCHITECTURE.md.)
+//! Dropping a replica removes its entries by key (`refs::removals`), so
+//! nothing needs a partition's entries to be contiguous.
 //! Terms are encoded to sort as their values do and so that no encoding is
 //! a prefix of another ([`encode_term`]): `_bin` bytes escaped (`00` →
 //! `00 FF`) and ended by `00 01`; `_int` as the big-endian bits of the
@@ -206,19 +214,19 @@ pub(crate) fn entries_of<'a>(
     })
 }
 
-/// An entry's key: the bucket's prefix in its partition, the indexed
-/// part, the object key.
+/// An entry's key: the bucket's prefix, the indexed part, the object
+/// key. (Its value is the key's partition.)
 pub(crate) fn entry_key(key: &ObjectKey, indexed: &[u8]) -> Vec<u8> {
-    let mut out = ObjectKey::bucket_prefix(key.partition, &key.bucket_type, &key.bucket);
+    let mut out = crate::keys::bucket_index_key(&key.bucket_type, &key.bucket);
     out.extend_from_slice(indexed);
     out.extend_from_slice(&key.key);
     out
 }
 
-/// One partition's part of an index query.
+/// A node's part of an index query.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IndexQuery {
-    /// The index (`$key` for the keys themselves).
+    /// The index (`$key` is answered by listings, not here).
     pub index: String,
     /// Term ranges, ascending and disjoint: (lowest encoded term, highest;
     /// entries whose term begins with the highest count as in it; `None`:
@@ -226,13 +234,14 @@ pub struct IndexQuery {
     pub ranges: Vec<(Bytes, Option<Bytes>)>,
     /// Stop after this many entries.
     pub entries_max: u32,
-    /// Stop after reading about this many bytes.
+    /// Stop after reading about this many bytes (entries of partitions
+    /// not asked for count too: they are read to be skipped).
     pub bytes_max: u32,
 }
 
 /// Bytes one engine read of an index scan takes at most.
 const SCAN_CHUNK_BYTES: usize = 32 * 1024;
-/// About how many bytes an index entry's key takes, to size the first read.
+/// About how many bytes an index entry takes, to size the first read.
 const ENTRY_BYTES_GUESS: usize = 48;
 
 /// The longest prefix `a` and `b` share.
@@ -246,156 +255,164 @@ fn past_end(hi: Option<&Bytes>, name: &[u8]) -> bool {
     hi.is_some_and(|hi| name > &hi[..] && !name.starts_with(hi))
 }
 
+/// The partition an entry's value names.
+fn entry_partition(value: &[u8]) -> Option<u16> {
+    Some(u16::from_be_bytes(value.try_into().ok()?))
+}
+
+/// An index scan in progress: the page so far and where reading got to.
+struct Scan<'a> {
+    covers: &'a dyn Fn(u16) -> bool,
+    entries: Vec<Listed>,
+    entries_max: usize,
+    /// Bytes left to read.
+    budget: usize,
+    /// The last entry read, kept or skipped: where a next page resumes.
+    last_read: Option<Bytes>,
+}
+
+impl Scan<'_> {
+    fn resume(&self, start: &ListStart) -> Option<ListStart> {
+        match &self.last_read {
+            Some(name) => Some(ListStart::After(name.clone())),
+            None => Some(start.clone()),
+        }
+    }
+
+    fn full(&self) -> bool {
+        self.entries.len() >= self.entries_max || self.budget == 0
+    }
+}
+
 impl Store {
-    /// One page of one partition's entries of an index, from `start`
-    /// (a name: encoded term, then key), in order, over the query's
-    /// ranges. Entries are `Listed::Key` named by term and key.
+    /// One page of an index's entries in the partitions `covers` accepts,
+    /// from `start` (a name: encoded term, then key), in name order, over
+    /// the query's ranges. Entries are `Listed::Key` named by term and
+    /// key.
+    ///
+    /// Entries sort by bucket, index, term and key across partitions, so
+    /// a node answers for every partition it covers with one seek per
+    /// range; entries of partitions it does not cover (another replica
+    /// answers for those) are read and skipped, at most as many as the
+    /// replication factor times the page.
     ///
     /// # Errors
     ///
-    /// Engine failures.
-    pub fn index_page(
+    /// Engine failures and entries without a partition.
+    pub fn index_scan(
         &self,
-        partition: u16,
         bucket_type: &[u8],
         bucket: &[u8],
         q: &IndexQuery,
+        covers: &dyn Fn(u16) -> bool,
         start: &ListStart,
     ) -> Result<ListedPage, StoreError> {
-        if q.index == "$key" {
-            return self.key_range_page(partition, bucket_type, bucket, q, start);
-        }
-        let mut prefix = ObjectKey::bucket_prefix(partition, bucket_type, bucket);
+        let mut prefix = crate::keys::bucket_index_key(bucket_type, bucket);
         push_field(&mut prefix, q.index.as_bytes());
-        let entries_max = q.entries_max.max(1) as usize;
-        let mut budget = q.bytes_max.max(1) as usize;
-        let mut entries: Vec<Listed> = Vec::new();
-        let resume_here = |entries: &Vec<Listed>| match entries.last() {
-            Some(e) => Some(ListStart::After(e.name().clone())),
-            None => Some(start.clone()),
+        let mut scan = Scan {
+            covers,
+            entries: Vec::new(),
+            entries_max: q.entries_max.max(1) as usize,
+            budget: q.bytes_max.max(1) as usize,
+            last_read: None,
         };
         for (lo, hi) in &q.ranges {
-            let (started, after) = match start {
-                ListStart::After(k) => (Some(k), true),
-                ListStart::At(k) => (Some(k), false),
-                ListStart::First => (None, false),
+            let from = match (&scan.last_read, start) {
+                (Some(last), _) => ListStart::After(last.clone()),
+                (None, s) => s.clone(),
             };
-            let from_last = entries.last().map(|e| e.name().clone());
-            let (from, after) = match (&from_last, started) {
-                (Some(last), _) => (last.clone(), true),
-                (None, Some(k)) => (k.clone(), after),
-                (None, None) => (lo.clone(), false),
-            };
-            if past_end(hi.as_ref(), &from) {
-                continue;
-            }
-            let lo_key = [prefix.as_slice(), lo].concat();
-            let from_key = [prefix.as_slice(), &from].concat();
-            let engine_start = if from_key < lo_key {
-                Start::At(&lo_key)
-            } else if after {
-                Start::After(&from_key)
-            } else {
-                Start::At(&from_key)
-            };
-            // Every entry of the range begins with the common prefix of its
-            // ends, so the scan stops where that prefix does; within it,
-            // chunks that start at about what was asked and grow, so the
-            // end of a range costs a small read past it, not a budget.
-            let common = hi.as_ref().map_or(&[][..], |hi| common_prefix(lo, hi));
-            let range_prefix = [prefix.as_slice(), common].concat();
-            let mut cursor: Option<Vec<u8>> = None;
-            let mut chunk = (entries_max * ENTRY_BYTES_GUESS).clamp(256, SCAN_CHUNK_BYTES);
-            loop {
-                let at = match &cursor {
-                    Some(k) => Start::After(k),
-                    None => engine_start,
-                };
-                let chunk_now = chunk.min(budget).max(1);
-                chunk = (chunk * 4).min(SCAN_CHUNK_BYTES);
-                let rows = self
-                    .engine
-                    .scan_page(Space::Index, &range_prefix, at, chunk_now)?;
-                let Some(last) = rows.last().map(|(k, _)| k.clone()) else {
-                    break;
-                };
-                let mut ended = false;
-                for (k, v) in rows {
-                    budget = budget.saturating_sub(k.len() + v.len());
-                    let name = Bytes::copy_from_slice(&k[prefix.len()..]);
-                    if past_end(hi.as_ref(), &name) {
-                        ended = true;
-                        break;
-                    }
-                    entries.push(Listed::Key {
-                        key: name,
-                        versions: Vec::new(),
-                    });
-                    if entries.len() >= entries_max {
-                        let resume = resume_here(&entries);
-                        return Ok(ListedPage { entries, resume });
-                    }
-                }
-                if ended {
-                    break;
-                }
-                if budget == 0 {
-                    // The budget ran out inside this range.
-                    let resume = resume_here(&entries);
-                    return Ok(ListedPage { entries, resume });
-                }
-                cursor = Some(last);
+            self.scan_range(&prefix, lo, hi.as_ref(), &from, &mut scan)?;
+            if scan.full() {
+                let resume = scan.resume(start);
+                return Ok(ListedPage {
+                    entries: scan.entries,
+                    resume,
+                });
             }
         }
         Ok(ListedPage {
-            entries,
+            entries: scan.entries,
             resume: None,
         })
     }
 
-    /// `$key`: the live keys between `lo` and `hi` themselves.
-    fn key_range_page(
+    /// Read one term range from `from` into `scan` until it ends or the
+    /// scan is full.
+    fn scan_range(
         &self,
-        partition: u16,
-        bucket_type: &[u8],
-        bucket: &[u8],
-        q: &IndexQuery,
-        start: &ListStart,
-    ) -> Result<ListedPage, StoreError> {
-        let Some((lo, hi)) = q.ranges.first() else {
-            return Ok(ListedPage {
-                entries: Vec::new(),
-                resume: None,
-            });
+        prefix: &[u8],
+        lo: &Bytes,
+        hi: Option<&Bytes>,
+        from: &ListStart,
+        scan: &mut Scan<'_>,
+    ) -> Result<(), StoreError> {
+        let (from, after) = match from {
+            ListStart::After(k) => (k.clone(), true),
+            ListStart::At(k) => (k.clone(), false),
+            ListStart::First => (lo.clone(), false),
         };
-        let lo_start = ListStart::At(lo.clone());
-        let start = if *start > lo_start || lo.is_empty() {
-            start.clone()
-        } else {
-            lo_start
-        };
-        let list = crate::ListQuery {
-            prefix: Bytes::new(),
-            delimiter: None,
-            entries_max: q.entries_max,
-            bytes_max: q.bytes_max,
-            value_head_bytes: 0,
-        };
-        let mut page = self.list_page(partition, bucket_type, bucket, &list, &start)?;
-        // Keys are not prefix-free: the end is exact.
-        let past = |name: &[u8]| hi.as_ref().is_some_and(|hi| name > &hi[..]);
-        if let Some(cut) = page.entries.iter().position(|e| past(e.name())) {
-            page.entries.truncate(cut);
-            page.resume = None;
+        if past_end(hi, &from) {
+            return Ok(());
         }
-        Ok(page)
+        let lo_key = [prefix, lo].concat();
+        let from_key = [prefix, &from].concat();
+        let first = if from_key < lo_key {
+            Start::At(&lo_key)
+        } else if after {
+            Start::After(&from_key)
+        } else {
+            Start::At(&from_key)
+        };
+        // Every entry of the range begins with the common prefix of its
+        // ends, so the scan stops where that prefix does; within it, chunks
+        // start at about what was asked and grow, so the end of a range
+        // costs a small read past it, not a budget.
+        let common = hi.map_or(&[][..], |hi| common_prefix(lo, hi));
+        let range_prefix = [prefix, common].concat();
+        let mut chunk = (scan.entries_max * ENTRY_BYTES_GUESS).clamp(256, SCAN_CHUNK_BYTES);
+        let mut cursor: Option<Vec<u8>> = None;
+        loop {
+            let at = cursor.as_deref().map_or(first, Start::After);
+            let rows = self.engine.scan_page(
+                Space::Index,
+                &range_prefix,
+                at,
+                chunk.min(scan.budget).max(1),
+            )?;
+            chunk = (chunk * 4).min(SCAN_CHUNK_BYTES);
+            let Some(last) = rows.last().map(|(k, _)| k.clone()) else {
+                return Ok(());
+            };
+            for (k, v) in rows {
+                let name = Bytes::copy_from_slice(&k[prefix.len()..]);
+                if past_end(hi, &name) {
+                    return Ok(());
+                }
+                scan.budget = scan.budget.saturating_sub(k.len() + v.len());
+                let partition = entry_partition(&v).ok_or_else(|| StoreError::Corrupt {
+                    what: "index entry",
+                    detail: format!("a {}-byte value, not a partition", v.len()),
+                })?;
+                scan.last_read = Some(name.clone());
+                if (scan.covers)(partition) {
+                    scan.entries.push(Listed::Key {
+                        key: name,
+                        versions: Vec::new(),
+                    });
+                }
+                if scan.full() {
+                    return Ok(());
+                }
+            }
+            cursor = Some(last);
+        }
     }
 }
 
 impl Store {
     /// Whether the secondary-index entries this node holds for `key` are
     /// exactly those its replica's live versions call for (a checker's
-    /// question: it scans the bucket's entries in the key's partition).
+    /// question: it scans the bucket's entries).
     ///
     /// # Errors
     ///
@@ -405,9 +422,12 @@ impl Store {
             Some(obj) => crate::IndexTerms::of(&obj).secondary().clone(),
             None => Default::default(),
         };
-        let prefix = ObjectKey::bucket_prefix(key.partition, &key.bucket_type, &key.bucket);
+        let prefix = crate::keys::bucket_index_key(&key.bucket_type, &key.bucket);
         let mut held = std::collections::BTreeSet::new();
-        for (k, _) in self.engine.scan_prefix(Space::Index, &prefix)? {
+        for (k, v) in self.engine.scan_prefix(Space::Index, &prefix)? {
+            if entry_partition(&v) != Some(key.partition) {
+                continue;
+            }
             let rest = &k[prefix.len()..];
             let Some((name, after)) = crate::keys::take_field(rest) else {
                 continue;
@@ -431,9 +451,10 @@ pub(crate) fn changes(
     was: &std::collections::BTreeSet<Vec<u8>>,
     now: &std::collections::BTreeSet<Vec<u8>>,
 ) -> Vec<BatchItem> {
-    let added = now
-        .difference(was)
-        .map(|e| (Space::Index, entry_key(key, e), Some(Vec::new())));
+    let added = now.difference(was).map(|e| {
+        let partition = key.partition.to_be_bytes().to_vec();
+        (Space::Index, entry_key(key, e), Some(partition))
+    });
     let removed = was
         .difference(now)
         .map(|e| (Space::Index, entry_key(key, e), None));

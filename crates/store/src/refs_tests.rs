@@ -1,5 +1,5 @@
 use super::*;
-use crate::MemoryEngine;
+use crate::{IndexQuery, ListStart, MemoryEngine, TermKind};
 use bytes::Bytes;
 use causal::{Actor, Meta};
 use std::sync::Arc;
@@ -142,4 +142,71 @@ async fn one_reference_among_many_replicas_keeps_a_term_held() {
     assert_eq!(s.holds_refs(&terms(&["A"])).unwrap(), [true]);
     // A term that is a prefix of another is its own term.
     assert_eq!(s.holds_refs(&terms(&["", "AB"])).unwrap(), [false, false]);
+}
+
+/// Entries of several partitions come out in (term, key) order from one
+/// scan; partitions not covered are skipped, and a page resumes after
+/// the last entry it read even when that entry was skipped.
+#[tokio::test]
+async fn index_scans_cross_partitions_and_skip_uncovered_ones() {
+    let s = Store::new(Arc::new(MemoryEngine::default()));
+    for (p, k, term) in [
+        (1, "a", "x"),
+        (2, "b", "x"),
+        (3, "c", "x"),
+        (2, "d", "y"),
+        (1, "e", "z"),
+    ] {
+        let mut obj = Object::new();
+        write(&mut obj, 10, &[("n_bin", term)], false);
+        store(&s, &key(p, k), &Object::new(), &obj).await;
+    }
+    let q = |entries_max| IndexQuery {
+        index: "n_bin".into(),
+        ranges: vec![(
+            Bytes::from(crate::index::escape(b"x")),
+            Some(Bytes::from(crate::index::escape(b"y"))),
+        )],
+        entries_max,
+        bytes_max: 1 << 20,
+    };
+    let names = |page: &crate::ListedPage| -> Vec<String> {
+        page.entries
+            .iter()
+            .map(|e| {
+                let (t, k) = crate::index::split_entry(TermKind::Bin, e.name()).unwrap();
+                format!("{t}/{}", String::from_utf8_lossy(&k))
+            })
+            .collect()
+    };
+    let all = s
+        .index_scan(b"t", b"b", &q(100), &|_| true, &ListStart::First)
+        .unwrap();
+    assert_eq!(names(&all), ["x/a", "x/b", "x/c", "y/d"]);
+    assert_eq!(all.resume, None);
+    let not_two = |p: u16| p != 2;
+    let first = s
+        .index_scan(b"t", b"b", &q(1), &not_two, &ListStart::First)
+        .unwrap();
+    assert_eq!(names(&first), ["x/a"]);
+    let rest = s
+        .index_scan(
+            b"t",
+            b"b",
+            &q(100),
+            &not_two,
+            first.resume.as_ref().unwrap(),
+        )
+        .unwrap();
+    assert_eq!(names(&rest), ["x/c"]);
+    // An overwrite moves the entry; a delete removes it.
+    let mut obj = Object::new();
+    write(&mut obj, 10, &[("n_bin", "x")], false);
+    let before = obj.clone();
+    write(&mut obj, 20, &[("n_bin", "z")], false);
+    store(&s, &key(1, "a"), &before, &obj).await;
+    let after = s
+        .index_scan(b"t", b"b", &q(100), &|_| true, &ListStart::First)
+        .unwrap();
+    assert_eq!(names(&after), ["x/b", "x/c", "y/d"]);
 }
