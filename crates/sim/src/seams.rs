@@ -143,6 +143,10 @@ impl Engine for SimEngine {
         self.disk.count_prefix(space, prefix)
     }
 
+    fn footprint(&self) -> (u64, u64) {
+        self.disk.footprint()
+    }
+
     fn first_key_from(&self, space: Space, from: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         self.check()?;
         self.disk.first_key_from(space, from)

@@ -123,6 +123,10 @@ pub trait Engine: Send + Sync + 'static {
     ///
     /// I/O failures.
     fn count_prefix(&self, space: Space, prefix: &[u8]) -> Result<(u64, u64), StoreError>;
+    /// Bytes on disk (all spaces, journal included) and about how many
+    /// keys the objects space holds, without reading them (the
+    /// dashboard's figures; 0 where the engine cannot tell cheaply).
+    fn footprint(&self) -> (u64, u64);
     /// The first key at or after `from`, without its value.
     ///
     /// # Errors
@@ -342,6 +346,11 @@ impl Engine for FjallEngine {
                 Ok((k.to_vec(), v.to_vec()))
             })
             .collect()
+    }
+
+    fn footprint(&self) -> (u64, u64) {
+        let disk = self.db.disk_space().unwrap_or(0);
+        (disk, self.space(Space::Objects).approximate_len() as u64)
     }
 
     fn count_prefix(&self, space: Space, prefix: &[u8]) -> Result<(u64, u64), StoreError> {

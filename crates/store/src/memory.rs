@@ -89,6 +89,12 @@ impl Engine for MemoryEngine {
             .collect())
     }
 
+    fn footprint(&self) -> (u64, u64) {
+        let l = self.lock();
+        let objects = l.current.keys().filter(|(s, _)| *s == Space::Objects).count();
+        (0, objects as u64)
+    }
+
     fn count_prefix(&self, space: Space, prefix: &[u8]) -> Result<(u64, u64), StoreError> {
         let l = self.lock();
         Ok(l.current
