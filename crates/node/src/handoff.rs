@@ -36,7 +36,7 @@ const CHECK_INTERVAL: Duration = Duration::from_millis(200);
 const RETRY_PAUSE: Duration = Duration::from_millis(500);
 
 /// One partition being pulled, for `GET /admin/transfers`.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize)]
 pub struct Transfer {
     /// The partition.
     pub partition: u16,
@@ -63,7 +63,13 @@ pub(crate) struct Transfers {
     done: std::sync::Mutex<(u64, u64, std::collections::BTreeSet<u16>)>,
     /// Bytes received by handoff since start.
     pub(crate) bytes_total: std::sync::atomic::AtomicU64,
+    /// The last [`FINISHED_KEPT`] pulls finished, newest last, with when
+    /// (wall-clock ms), for the dashboard.
+    finished: std::sync::Mutex<std::collections::VecDeque<(Transfer, u64)>>,
 }
+
+/// Finished pulls a node remembers for the dashboard.
+pub const FINISHED_KEPT: usize = 64;
 
 /// Spreads pulls over time so they stay under the configured rate.
 struct RateLimit {
@@ -261,7 +267,19 @@ impl Node {
     }
 
     fn finish_transfer(&self, p: PartitionId) {
-        self.handoffs().active.held().remove(&p.0);
+        let Some(done) = self.handoffs().active.held().remove(&p.0) else {
+            return;
+        };
+        let mut finished = self.handoffs().finished.held();
+        if finished.len() >= FINISHED_KEPT {
+            finished.pop_front();
+        }
+        finished.push_back((done, crate::traffic::wall_ms()));
+    }
+
+    /// The last pulls this node finished, with when (wall-clock ms).
+    pub fn finished_transfers(&self) -> Vec<(Transfer, u64)> {
+        self.handoffs().finished.held().iter().cloned().collect()
     }
 
     /// Merge a pulled page into the local replicas; returns its bytes.

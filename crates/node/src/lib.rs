@@ -50,6 +50,9 @@
 //!   other nodes, for higher layers' maintenance (S3 block scrub and
 //!   collection).
 //! - `locks`: std locks taken so that poison aborts the process.
+//! - `dashboard`, [`traffic`] and [`impact`]: what `/ui` shows beyond the
+//!   admin API: each node's own figures and recent traffic, gathered from
+//!   every node, and the plan a membership change or failure would cause.
 //!
 //! ## Two views of a peer
 //!
@@ -62,6 +65,7 @@ mod aae;
 mod collect;
 mod config;
 mod coord;
+mod dashboard;
 mod dots;
 mod env;
 pub mod error;
@@ -69,6 +73,7 @@ mod get;
 mod gossip;
 mod handoff;
 mod hints;
+pub mod impact;
 mod index_query;
 mod lab;
 mod lag;
@@ -92,6 +97,7 @@ mod request;
 mod service;
 mod status;
 mod swim;
+pub mod traffic;
 mod view;
 
 /// About the bytes an object takes on the wire and on disk: its values,
@@ -106,7 +112,8 @@ pub use collect::{parse_ref_term, ref_term};
 pub use config::{ConfigError, DeleteMode, NodeConfig, ADMIN_TOKEN_CHARS_MIN};
 pub use env::{Clock, Env, SystemClock};
 pub use error::{CallError, ErrorKind, Needed, NodeError, QuorumError, ReplicaFailure};
-pub use handoff::Transfer;
+pub use dashboard::{GatheredStats, NodeStats, STATS_TIMEOUT};
+pub use handoff::{Transfer, FINISHED_KEPT};
 pub use index_query::IndexPageQuery;
 pub use lag::{ZoneLag, BUCKETS_SECONDS as LAG_BUCKETS_SECONDS};
 pub use listing::{resume_after, Page, PageQuery, VALUE_HEAD_BYTES_MAX};

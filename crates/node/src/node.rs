@@ -75,6 +75,8 @@ struct Inner {
     reaper: crate::reap::Reaper,
     /// Nearby reads: their count and the bound on their background checks.
     nearby: crate::nearby::NearbyReads,
+    /// Recent requests per operation, for the dashboard (fixed size).
+    traffic: crate::traffic::Traffic,
 }
 
 /// A running node. Cheap to clone; every clone is the same node.
@@ -164,6 +166,7 @@ impl Node {
             aae: crate::aae::AntiEntropy::default(),
             reaper: crate::reap::Reaper::new(cfg.reap_memory(), cfg.reap_memory_keys_max),
             nearby: crate::nearby::NearbyReads::default(),
+            traffic: crate::traffic::Traffic::default(),
             transfers: crate::handoff::Transfers::default(),
             released_for: Mutex::default(),
             store,
@@ -391,6 +394,11 @@ impl Node {
     /// Every random choice (gossip peers).
     pub(crate) fn rng(&self) -> &Mutex<rand::rngs::SmallRng> {
         &self.inner.rng
+    }
+
+    /// This node's recent traffic, recorded by its listeners (`traffic`).
+    pub fn traffic(&self) -> &crate::traffic::Traffic {
+        &self.inner.traffic
     }
 
     /// Milliseconds since this node started (tokio time).

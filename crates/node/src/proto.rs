@@ -161,6 +161,8 @@ pub enum Request {
         /// Where the page starts.
         start: ListStart,
     },
+    /// Your own figures, for the dashboard (`dashboard`).
+    NodeStats,
 }
 
 /// Anti-entropy: one key's encoded object key and digest.
@@ -210,6 +212,8 @@ pub enum Response {
     ListPages(Vec<(u16, ListedPage)>),
     /// A page of an index scan.
     IndexPage(ListedPage),
+    /// A node's own figures.
+    NodeStats(Box<crate::dashboard::NodeStats>),
     /// A page of key digests and where the scan stopped (`None`: the
     /// partition has no more).
     KeyDigestPage {
@@ -321,6 +325,7 @@ impl Response {
             Response::Reaped(_) => "Reaped",
             Response::ListPages(_) => "ListPages",
             Response::IndexPage(_) => "IndexPage",
+            Response::NodeStats(_) => "NodeStats",
             Response::KeyDigestPage { .. } => "KeyDigestPage",
             Response::RefsHeld { .. } => "RefsHeld",
         }

@@ -112,6 +112,7 @@ impl Node {
             } => self
                 .local_index_scan(&bucket_type, &bucket, &query, &partitions, &start)
                 .map(Response::IndexPage),
+            Request::NodeStats => Ok(Response::NodeStats(Box::new(self.node_stats()))),
             Request::AaeKeyPage {
                 partition,
                 segments,
