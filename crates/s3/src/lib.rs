@@ -55,6 +55,7 @@ mod tagging;
 pub mod token;
 pub mod unsized_put;
 pub mod versions;
+mod timed;
 mod versions_ops;
 pub mod website;
 
@@ -86,7 +87,7 @@ pub async fn serve(
     let limits = node.config().listener_limits("s3");
     let mut web_limits = node.config().listener_limits("web");
     web_limits.connections_max = cfg.web_connections_max.max(1);
-    let catalog = catalog::Catalog::new(node);
+    let catalog = catalog::Catalog::new(node.clone());
     let every = std::time::Duration::from_millis(cfg.s3_block_sweep_interval_ms);
     let sweep = tokio::spawn(sweep::run(catalog.clone(), every));
     // Ends the sweep when this task is dropped (the node stops serving).
@@ -101,7 +102,10 @@ pub async fn serve(
     builder.set_auth(keys);
     builder.set_access(access::KeyAccess::new(ring.clone()));
     builder.set_host(SharedHost(host.clone()));
-    let service = cors::CorsLayer::new(builder.build(), settings, host);
+    let service = timed::Timed {
+        inner: cors::CorsLayer::new(builder.build(), settings, host),
+        node,
+    };
     let s3 = net::listen::serve_http(listener, limits, tls, service);
     match web {
         Some(web) => {
