@@ -8,6 +8,11 @@
 //! time), so neither the token's bytes nor its length leak through
 //! timing. A node without a token refuses every admin request rather
 //! than serve them unlocked.
+//!
+//! The dashboard's browser carries the token differently: `/ui?token=T`
+//! sets an HttpOnly, SameSite=Strict cookie holding a key derived from the
+//! token ([`ui_cookie_value`]; the token itself never sits in the
+//! browser), and requests with that cookie pass as the bearer would.
 
 use crate::App;
 use axum::extract::{Request, State};
@@ -42,7 +47,13 @@ fn check(expected: Option<&str>, headers: &HeaderMap) -> Result<(), String> {
         );
     };
     let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Err(format!("the admin API needs the admin token: {HOW}"));
+        return match ui_cookie(headers) {
+            Some(given) if given == ui_cookie_value(expected) => Ok(()),
+            Some(_) => Err(format!(
+                "the dashboard's cookie is stale (the admin token changed): open /ui?token=TOKEN again, or {HOW}"
+            )),
+            None => Err(format!("the admin API needs the admin token: {HOW}")),
+        };
     };
     let given = value
         .to_str()
@@ -59,6 +70,44 @@ fn check(expected: Option<&str>, headers: &HeaderMap) -> Result<(), String> {
     } else {
         Err(format!("the admin token is wrong: {HOW}"))
     }
+}
+
+/// The dashboard's session cookie.
+pub(crate) const UI_COOKIE: &str = "ringstore_ui";
+
+/// What the dashboard's cookie holds for `token`: a key derived from it,
+/// so a cookie read from a browser profile is not the admin token.
+pub(crate) fn ui_cookie_value(token: &str) -> String {
+    hex::encode(blake3::derive_key(
+        "ringstore ui session 2026-12",
+        token.as_bytes(),
+    ))
+}
+
+/// The dashboard cookie's value in `headers`, if any.
+fn ui_cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(name, _)| *name == UI_COOKIE)
+        .map(|(_, value)| value.to_string())
+}
+
+/// Whether `headers` carry the admin token (bearer or dashboard cookie).
+pub(crate) fn is_admin(app: &App, headers: &HeaderMap) -> Result<(), String> {
+    check(app.node.config().admin_token.as_deref(), headers)
+}
+
+/// Whether `given` is the admin token, compared as [`check`] does.
+pub(crate) fn is_token(app: &App, given: &str) -> bool {
+    app.node
+        .config()
+        .admin_token
+        .as_deref()
+        .is_some_and(|t| blake3::hash(t.as_bytes()) == blake3::hash(given.as_bytes()))
 }
 
 #[cfg(test)]
@@ -87,6 +136,14 @@ mod tests {
             let why = check(token, h).unwrap_err();
             assert!(why.contains("Authorization"), "{why}");
         }
+        let mut cookie = HeaderMap::new();
+        let value = format!("a=b; {UI_COOKIE}={}", ui_cookie_value("0123456789abcdef"));
+        cookie.insert(header::COOKIE, HeaderValue::from_str(&value).unwrap());
+        assert!(check(token, &cookie).is_ok());
+        let mut wrong = HeaderMap::new();
+        let value = format!("{UI_COOKIE}={}", ui_cookie_value("another token"));
+        wrong.insert(header::COOKIE, HeaderValue::from_str(&value).unwrap());
+        assert!(check(token, &wrong).unwrap_err().contains("/ui?token"));
         let locked = check(None, &with("Bearer 0123456789abcdef")).unwrap_err();
         assert!(locked.contains("admin_token"), "{locked}");
     }

@@ -20,6 +20,8 @@ mod kv_auth;
 mod lag_metrics;
 mod metrics;
 mod params;
+mod ui;
+mod ui_state;
 mod user_routes;
 mod users;
 
@@ -135,6 +137,8 @@ fn open_routes() -> Router<App> {
         .route("/stats", get(admin::stats))
         .route("/health/live", get(admin::live))
         .route("/health/ready", get(admin::ready))
+        .route("/ui", get(ui::page))
+        .route("/ui/assets/{name}", get(ui::asset))
 }
 
 /// The admin API: behind the admin token (`auth`).
@@ -155,6 +159,8 @@ fn admin_routes() -> Router<App> {
         )
         .route("/admin/users/{name}", delete(user_routes::delete))
         .route("/admin/transfers", get(admin::transfers))
+        .route("/admin/ui/state", get(ui_state::state))
+        .route("/admin/ui/plan", get(ui_state::plan))
         .route(
             "/admin/debug/faults",
             post(admin::set_faults).delete(admin::clear_faults),

@@ -364,6 +364,7 @@ fn classify(method: &Method, path: &str) -> &'static str {
         ("GET", p) if p.ends_with("/buckets") => "list_buckets",
         (_, p) if p.ends_with("/props") => "props",
         (_, p) if p.starts_with("/admin") => "admin",
+        (_, p) if p.starts_with("/ui") => "ui",
         _ => "other",
     }
 }
@@ -376,8 +377,20 @@ pub(crate) async fn track(State(app): State<App>, req: Request, next: Next) -> R
         .map_or("other", |p| classify(req.method(), p.as_str()));
     let started = tokio::time::Instant::now();
     let resp = next.run(req).await;
+    let elapsed = started.elapsed();
     app.metrics
-        .record(op, resp.status().as_u16(), started.elapsed().as_secs_f64());
+        .record(op, resp.status().as_u16(), elapsed.as_secs_f64());
+    // The dashboard's traffic leaves out the admin API (its own polling).
+    let traffic = match op {
+        "get" => Some(node::traffic::TrafficOp::KvGet),
+        "put" => Some(node::traffic::TrafficOp::KvPut),
+        "delete" => Some(node::traffic::TrafficOp::KvDelete),
+        "admin" | "ui" => None,
+        _ => Some(node::traffic::TrafficOp::Other),
+    };
+    if let Some(op) = traffic {
+        app.node.traffic().record(op, elapsed);
+    }
     resp
 }
 

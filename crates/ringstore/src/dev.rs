@@ -164,6 +164,8 @@ fn print_welcome(
         );
     }
     println!("endpoints written to {}", file.display());
+    let first = running[0].node.config().http.clone();
+    println!("dashboard: {scheme}://{first}/ui?token={admin_token}");
     let (curl, aws) = match tls {
         Some(t) => {
             let ca = t.ca_cert.canonicalize()?;
