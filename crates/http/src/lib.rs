@@ -20,6 +20,7 @@ mod kv_auth;
 mod lag_metrics;
 mod metrics;
 mod params;
+mod traffic_metrics;
 mod ui;
 mod ui_state;
 mod user_routes;

@@ -67,7 +67,7 @@ pub(crate) struct Metrics {
     aae_keys_repaired: Gauge,
     aae_trees_loaded: Gauge,
     aae_partitions_rebuilding: Gauge,
-    aae_rebuild_ms: Gauge,
+    aae_rebuild_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
     tombstones_held: Gauge,
     tombstones_reaped: Gauge,
     handoff_partitions: Gauge,
@@ -81,7 +81,8 @@ pub(crate) struct Metrics {
 impl Metrics {
     pub(crate) fn new(node: node::Node) -> Self {
         let mut registry = Registry::with_prefix("ringstore");
-        registry.register_collector(Box::new(crate::lag_metrics::LagCollector(node)));
+        registry.register_collector(Box::new(crate::lag_metrics::LagCollector(node.clone())));
+        registry.register_collector(Box::new(crate::traffic_metrics::TrafficCollector(node)));
         let requests = Family::<OpStatus, Counter>::default();
         let latency = Family::<Op, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.0001, 2.0, 18))
@@ -149,16 +150,17 @@ impl Metrics {
         );
         let (aae_exchanges, aae_keys_repaired) = (Gauge::default(), Gauge::default());
         let aae_trees_loaded = Gauge::default();
-        let (aae_partitions_rebuilding, aae_rebuild_ms) = (Gauge::default(), Gauge::default());
+        let aae_partitions_rebuilding = Gauge::default();
+        let aae_rebuild_seconds = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
         registry.register(
             "aae_partitions_rebuilding",
             "Partitions whose anti-entropy tree is being rebuilt beside service (exchanges skip them)",
             aae_partitions_rebuilding.clone(),
         );
         registry.register(
-            "aae_rebuild_milliseconds",
+            "aae_rebuild_seconds",
             "How long the last anti-entropy tree rebuild took (0: none since start)",
-            aae_rebuild_ms.clone(),
+            aae_rebuild_seconds.clone(),
         );
         let (tombstones_held, tombstones_reaped) = (Gauge::default(), Gauge::default());
         registry.register(
@@ -244,7 +246,7 @@ impl Metrics {
             aae_keys_repaired,
             aae_trees_loaded,
             aae_partitions_rebuilding,
-            aae_rebuild_ms,
+            aae_rebuild_seconds,
             tombstones_held,
             tombstones_reaped,
             handoff_partitions,
@@ -313,7 +315,8 @@ impl Metrics {
             .set(i64::from(status.aae_trees_loaded));
         self.aae_partitions_rebuilding
             .set(status.aae_partitions_rebuilding as i64);
-        self.aae_rebuild_ms.set(status.aae_rebuild_ms as i64);
+        self.aae_rebuild_seconds
+            .set(status.aae_rebuild_ms as f64 / 1000.0);
         self.tombstones_held
             .set(status.tombstones_held.map_or(-1, |h| h as i64));
         self.tombstones_reaped.set(status.tombstones_reaped as i64);
@@ -348,7 +351,50 @@ impl Metrics {
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             out.push_str("# encoding failed\n");
         }
-        out
+        prometheus_text(&out)
+    }
+}
+
+/// prometheus-client writes OpenMetrics; `/metrics` answers in the
+/// Prometheus text format (0.0.4) that its content type names and every
+/// scraper and `promtool check metrics` read. The two differ, for what
+/// we export, only in counters (OpenMetrics names the family without
+/// `_total`, its samples with it; 0.0.4 names both with it) and in the
+/// closing `# EOF`.
+fn prometheus_text(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len() + 16 * counters.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
+            let rest = line.strip_prefix(prefix)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters
+                .contains(name)
+                .then(|| format!("{prefix}{name}_total {tail}"))
+        });
+        out.push_str(renamed.as_deref().unwrap_or(line));
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod text_tests {
+    use super::prometheus_text;
+
+    #[test]
+    fn counters_are_named_with_total_and_eof_goes() {
+        let om = "# HELP a_requests Requests.\n# TYPE a_requests counter\na_requests_total{op=\"get\"} 1\n# HELP b Bytes.\n# TYPE b gauge\nb 2\n# EOF\n";
+        assert_eq!(
+            prometheus_text(om),
+            "# HELP a_requests_total Requests.\n# TYPE a_requests_total counter\na_requests_total{op=\"get\"} 1\n# HELP b Bytes.\n# TYPE b gauge\nb 2\n"
+        );
     }
 }
 

@@ -72,7 +72,13 @@ impl Node {
         let hints = state
             .nodes()
             .keys()
-            .map(|id| (id.to_string(), self.hints_pending(*id), self.hint_bytes_pending(*id)))
+            .map(|id| {
+                (
+                    id.to_string(),
+                    self.hints_pending(*id),
+                    self.hint_bytes_pending(*id),
+                )
+            })
             .filter(|(_, n, _)| *n > 0)
             .collect();
         NodeStats {

@@ -60,10 +60,28 @@ pub fn plan(current: &Layout, change: &Change, n_val: usize) -> Vec<Move> {
 pub fn moves(current: &Layout, next: &Layout, n_val: usize) -> Vec<Move> {
     (0..current.partition_count() as u16)
         .filter_map(|p| {
-            let was: Vec<NodeId> = current.owners(PartitionId(p)).iter().take(n_val).copied().collect();
-            let now: Vec<NodeId> = next.owners(PartitionId(p)).iter().take(n_val).copied().collect();
-            let gains: Vec<String> = now.iter().filter(|o| !was.contains(o)).map(|o| o.to_string()).collect();
-            let loses: Vec<String> = was.iter().filter(|o| !now.contains(o)).map(|o| o.to_string()).collect();
+            let was: Vec<NodeId> = current
+                .owners(PartitionId(p))
+                .iter()
+                .take(n_val)
+                .copied()
+                .collect();
+            let now: Vec<NodeId> = next
+                .owners(PartitionId(p))
+                .iter()
+                .take(n_val)
+                .copied()
+                .collect();
+            let gains: Vec<String> = now
+                .iter()
+                .filter(|o| !was.contains(o))
+                .map(|o| o.to_string())
+                .collect();
+            let loses: Vec<String> = was
+                .iter()
+                .filter(|o| !now.contains(o))
+                .map(|o| o.to_string())
+                .collect();
             (!gains.is_empty() || !loses.is_empty()).then_some(Move {
                 partition: p,
                 gains,
@@ -80,7 +98,11 @@ pub fn quorum_lost(layout: &Layout, down: &[NodeId], n_val: usize) -> Vec<u16> {
     (0..layout.partition_count() as u16)
         .filter(|p| {
             let owners = layout.owners(PartitionId(*p));
-            let up = owners.iter().take(n_val).filter(|o| !down.contains(o)).count();
+            let up = owners
+                .iter()
+                .take(n_val)
+                .filter(|o| !down.contains(o))
+                .count();
             up < quorum.min(owners.len().min(n_val).max(1))
         })
         .collect()
@@ -104,12 +126,22 @@ mod tests {
 
     #[test]
     fn a_leave_moves_exactly_the_leavers_partitions() {
-        let l = layout(&[member(1, "a"), member(2, "b"), member(3, "c"), member(4, "a")]);
+        let l = layout(&[
+            member(1, "a"),
+            member(2, "b"),
+            member(3, "c"),
+            member(4, "a"),
+        ]);
         let owned = l.partitions_owned(NodeId(4), 3);
         let plan = plan(&l, &Change::Leave(NodeId(4)), 3);
-        let lost: usize = plan.iter().filter(|m| m.loses.contains(&NodeId(4).to_string())).count();
+        let lost: usize = plan
+            .iter()
+            .filter(|m| m.loses.contains(&NodeId(4).to_string()))
+            .count();
         assert_eq!(lost, owned);
-        assert!(plan.iter().all(|m| !m.gains.contains(&NodeId(4).to_string())));
+        assert!(plan
+            .iter()
+            .all(|m| !m.gains.contains(&NodeId(4).to_string())));
         // The plan is what the nodes will do: the next layout's moves.
         let next = l.next(&[member(1, "a"), member(2, "b"), member(3, "c")]);
         assert_eq!(plan, moves(&l, &next, 3));

@@ -110,9 +110,9 @@ pub(crate) fn object_bytes(obj: &causal::Object) -> usize {
 
 pub use collect::{parse_ref_term, ref_term};
 pub use config::{ConfigError, DeleteMode, NodeConfig, ADMIN_TOKEN_CHARS_MIN};
+pub use dashboard::{GatheredStats, NodeStats, STATS_TIMEOUT};
 pub use env::{Clock, Env, SystemClock};
 pub use error::{CallError, ErrorKind, Needed, NodeError, QuorumError, ReplicaFailure};
-pub use dashboard::{GatheredStats, NodeStats, STATS_TIMEOUT};
 pub use handoff::{Transfer, FINISHED_KEPT};
 pub use index_query::IndexPageQuery;
 pub use lag::{ZoneLag, BUCKETS_SECONDS as LAG_BUCKETS_SECONDS};

@@ -9,6 +9,10 @@
 //! dashboard can add up the same slot from every node: histograms merge
 //! exactly, percentiles would not. Memory is fixed: [`SLOTS`] × [`OPS`] ×
 //! [`BUCKETS`] counters, about 480 KiB per node.
+//!
+//! Beside the ring, [`TrafficTotals`] counts every request since start in
+//! the same buckets: `/metrics` exports it as a Prometheus histogram, so a
+//! Grafana board draws the same operations (S3 included) as `/ui`.
 
 use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
@@ -201,19 +205,71 @@ impl TrafficRing {
     }
 }
 
-/// A node's traffic ring behind a lock, recorded into by the HTTP and S3
-/// listeners.
+/// Every request since start, per operation, in the ring's buckets.
+#[derive(Clone, Debug)]
+pub struct TrafficTotals {
+    counts: [[u64; BUCKETS]; OPS.len()],
+    sum_micros: [u64; OPS.len()],
+}
+
+impl Default for TrafficTotals {
+    fn default() -> Self {
+        TrafficTotals {
+            counts: [[0; BUCKETS]; OPS.len()],
+            sum_micros: [0; OPS.len()],
+        }
+    }
+}
+
+impl TrafficTotals {
+    /// Count one request.
+    pub fn record(&mut self, op: TrafficOp, micros: u64) {
+        let count = &mut self.counts[op.index()][bucket_of(micros)];
+        *count = count.saturating_add(1);
+        let sum = &mut self.sum_micros[op.index()];
+        *sum = sum.saturating_add(micros);
+    }
+
+    /// Requests of `op` since start.
+    pub fn count(&self, op: TrafficOp) -> u64 {
+        self.counts[op.index()].iter().sum()
+    }
+
+    /// Microseconds spent in requests of `op` since start.
+    pub fn sum_micros(&self, op: TrafficOp) -> u64 {
+        self.sum_micros[op.index()]
+    }
+
+    /// Requests of `op` that took less than 2^`power` µs: exact, as a
+    /// bucket never straddles a power of two.
+    pub fn below_power_of_two(&self, op: TrafficOp, power: usize) -> u64 {
+        let end = (power * SUB).min(BUCKETS);
+        self.counts[op.index()][..end].iter().sum()
+    }
+}
+
+/// A node's traffic ring and totals behind a lock, recorded into by the
+/// HTTP and S3 listeners.
 #[derive(Default)]
-pub struct Traffic(Mutex<TrafficRing>);
+pub struct Traffic(Mutex<(TrafficRing, TrafficTotals)>);
 
 impl Traffic {
     /// Count one request.
     pub fn record(&self, op: TrafficOp, elapsed: std::time::Duration) {
         let now_ms = wall_ms();
         let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
-        if let Ok(mut ring) = self.0.lock() {
-            ring.record(op, micros, now_ms);
+        if let Ok(mut guard) = self.0.lock() {
+            guard.0.record(op, micros, now_ms);
+            guard.1.record(op, micros);
         }
+    }
+
+    /// Every request since start (a copy of about 5 KiB).
+    pub fn totals(&self) -> TrafficTotals {
+        self.0
+            .lock()
+            .map(|guard| guard.1.clone())
+            .unwrap_or_default()
     }
 
     /// The last 15 minutes.
@@ -221,7 +277,7 @@ impl Traffic {
         let now_ms = wall_ms();
         self.0
             .lock()
-            .map(|ring| ring.snapshot(now_ms))
+            .map(|guard| guard.0.snapshot(now_ms))
             .unwrap_or_default()
     }
 }
@@ -272,6 +328,20 @@ mod tests {
         assert_eq!(merged.count(), 200);
         assert!((merged.quantile_ms(0.5) - 1.0).abs() < 0.15);
         assert!((merged.quantile_ms(0.99) - 100.0).abs() < 15.0);
+    }
+
+    #[test]
+    fn totals_split_exactly_at_powers_of_two() {
+        let mut t = TrafficTotals::default();
+        for micros in [1, 63, 64, 65, 127, 128, 1_000_000] {
+            t.record(TrafficOp::S3Get, micros);
+        }
+        assert_eq!(t.count(TrafficOp::S3Get), 7);
+        assert_eq!(t.count(TrafficOp::KvGet), 0);
+        assert_eq!(t.below_power_of_two(TrafficOp::S3Get, 6), 2);
+        assert_eq!(t.below_power_of_two(TrafficOp::S3Get, 7), 5);
+        assert_eq!(t.below_power_of_two(TrafficOp::S3Get, POWERS), 7);
+        assert_eq!(t.sum_micros(TrafficOp::S3Get), 1_000_448);
     }
 
     proptest! {

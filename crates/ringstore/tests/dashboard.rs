@@ -119,3 +119,228 @@ async fn the_dashboard_follows_a_failure_a_restart_and_a_join_live() {
     tokio::task::block_in_place(|| browser.ask(&format!("shots {}", shots.display())));
     tokio::task::block_in_place(|| browser.ask("errors"));
 }
+
+/// Where a tool lives, if it is installed.
+fn installed(tool: &str) -> bool {
+    Command::new(tool).arg("--version").output().is_ok()
+}
+
+/// The PromQL of every panel of the committed Grafana board, with the
+/// board's variables replaced as Grafana would (all nodes, a 5 s window).
+fn grafana_queries() -> Vec<String> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/grafana/ringstore.json");
+    let board: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut out = Vec::new();
+    for panel in board["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            let expr = target["expr"].as_str().unwrap();
+            out.push(
+                expr.replace("$__rate_interval", "5s")
+                    .replace("$instance", ".*"),
+            );
+        }
+    }
+    out
+}
+
+/// Every `ringstore_*` family a query names.
+fn families(expr: &str) -> Vec<String> {
+    expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with("ringstore_"))
+        .map(|w| {
+            ["_bucket", "_count", "_sum"]
+                .iter()
+                .fold(w.to_string(), |w, s| {
+                    w.strip_suffix(s).map_or(w.clone(), str::to_string)
+                })
+        })
+        .collect()
+}
+
+/// `/metrics` passes `promtool check metrics`, and every panel of the
+/// Grafana board names families `/metrics` has and is a query a real
+/// Prometheus, scraping the cluster, answers; the traffic panels see the
+/// key-value and S3 requests made here.
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_pass_promtool_and_feed_the_grafana_board() {
+    if !installed("promtool") || !installed("prometheus") {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must provide promtool and prometheus (.ci/run installs Debian's prometheus)"
+        );
+        eprintln!("skipped: install Debian's prometheus package for promtool");
+        return;
+    }
+    let c = Cluster::start(3, &[]).await;
+    c.wait_formed().await;
+    assert!(c.put(0, "/buckets/m/keys/k", "v").await < 300);
+    c.http
+        .get(c.nodes[0].url("/buckets/m/keys/k"))
+        .send()
+        .await
+        .unwrap();
+    // Unsigned, so refused, but served and counted as an S3 GET.
+    c.http
+        .get(format!("http://{}/some-bucket/key", c.nodes[0].s3))
+        .send()
+        .await
+        .unwrap();
+    let text = c.metrics(0).await;
+    assert!(
+        text.contains("ringstore_request_duration_seconds_count{op=\"s3_get\"} 1"),
+        "{text}"
+    );
+
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let checked = promtool.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&checked.stdout).to_string()
+        + &String::from_utf8_lossy(&checked.stderr);
+    assert!(
+        checked.status.success() && said.trim().is_empty(),
+        "promtool: {said}"
+    );
+
+    let queries = grafana_queries();
+    assert!(queries.len() >= 15, "{queries:?}");
+    for q in &queries {
+        for family in families(q) {
+            assert!(
+                text.contains(&format!("# TYPE {family} ")),
+                "{family} (in {q}) is not in /metrics"
+            );
+        }
+    }
+    let prometheus =
+        Prometheus::scrape(&c.nodes.iter().map(|n| n.http.clone()).collect::<Vec<_>>());
+    for q in &queries {
+        prometheus.query(&c.http, q).await;
+    }
+    // Requests keep coming until the first panel (requests per second by
+    // operation) draws both kinds above zero.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        c.http
+            .get(c.nodes[1].url("/buckets/m/keys/k"))
+            .send()
+            .await
+            .unwrap();
+        c.http
+            .get(format!("http://{}/some-bucket/key", c.nodes[1].s3))
+            .send()
+            .await
+            .unwrap();
+        let by_op = prometheus.query(&c.http, &queries[0]).await;
+        let rate = |op: &str| {
+            by_op
+                .iter()
+                .filter(|s| s["metric"]["op"] == op)
+                .filter_map(|s| s["value"][1].as_str()?.parse::<f64>().ok())
+                .sum::<f64>()
+        };
+        if rate("kv_get") > 0.0 && rate("s3_get") > 0.0 {
+            eprintln!("requests per second by op: {by_op:?}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{by_op:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
+
+/// A real Prometheus scraping the cluster every second, from a temporary
+/// directory.
+struct Prometheus {
+    child: std::process::Child,
+    addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Prometheus {
+    fn scrape(targets: &[String]) -> Prometheus {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("prometheus.yml");
+        let list: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
+        std::fs::write(
+            &config,
+            format!(
+                "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: ringstore\n    static_configs:\n      - targets: [{}]\n",
+                list.join(", ")
+            ),
+        )
+        .unwrap();
+        let addr = format!("127.0.0.1:{}", common::free_port());
+        let child = Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address={addr}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run prometheus");
+        Prometheus {
+            child,
+            addr,
+            _dir: dir,
+        }
+    }
+
+    /// Run `q`; it must be valid PromQL. The result vector.
+    async fn query(&self, http: &reqwest::Client, q: &str) -> Vec<serde_json::Value> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let answer = http
+                .get(format!(
+                    "http://{}/api/v1/query?query={}",
+                    self.addr,
+                    encode(q)
+                ))
+                .send()
+                .await;
+            if let Ok(resp) = answer {
+                let v: serde_json::Value = resp.json().await.unwrap();
+                assert_eq!(v["status"], "success", "{q}: {v}");
+                return v["data"]["result"].as_array().cloned().unwrap_or_default();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "prometheus did not start"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// `s` as a URL query value: every byte but letters and digits escaped.
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

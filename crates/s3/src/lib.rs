@@ -51,11 +51,11 @@ pub mod settings;
 mod subresources;
 pub mod sweep;
 mod tagging;
+mod timed;
 #[doc(hidden)]
 pub mod token;
 pub mod unsized_put;
 pub mod versions;
-mod timed;
 mod versions_ops;
 pub mod website;
 

@@ -91,7 +91,11 @@ impl Engine for MemoryEngine {
 
     fn footprint(&self) -> (u64, u64) {
         let l = self.lock();
-        let objects = l.current.keys().filter(|(s, _)| *s == Space::Objects).count();
+        let objects = l
+            .current
+            .keys()
+            .filter(|(s, _)| *s == Space::Objects)
+            .count();
         (0, objects as u64)
     }
 
