@@ -22,6 +22,7 @@ mod metrics;
 mod params;
 mod traffic_metrics;
 mod ui;
+mod ui_buckets;
 mod ui_state;
 mod user_routes;
 mod users;
@@ -42,6 +43,8 @@ pub(crate) struct App {
     metrics: Arc<metrics::Metrics>,
     /// Bytes of large key-value bodies in flight (`budget`).
     values_in_flight: net::ByteBudget,
+    /// The dashboard's bucket list, worked out at most every 30 s.
+    ui_buckets: Arc<ui_buckets::Cache>,
 }
 
 /// The router for one node's HTTP listener; `keys` is shared with the
@@ -55,6 +58,7 @@ pub fn router(node: Node, keys: s3::KeyStore) -> Router {
         node,
         keys,
         values_in_flight: net::ByteBudget::new(values_in_flight),
+        ui_buckets: Arc::default(),
     };
     let admit = || axum::middleware::from_fn_with_state(app.clone(), budget::admit);
     let object = get(kv::fetch)

@@ -9,15 +9,11 @@ use crate::App;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use bytes::Bytes;
 use node::impact::{self, Change};
 use node::{ClusterStatus, GatheredStats};
 use serde::Deserialize;
 use serde_json::json;
 
-/// Buckets the state lists per bucket type, at most (the page says when
-/// there are more).
-const BUCKETS_SHOWN_MAX: usize = 200;
 /// The `n_val` and quorum the cluster-level figures assume.
 const N_VAL: usize = 3;
 
@@ -28,7 +24,7 @@ pub(crate) async fn state(State(app): State<App>) -> Response {
     let layout = node.layout_status();
     let stats = node.gather_stats().await;
     let warnings = warnings(&app, &cluster, &stats);
-    let buckets = buckets(&app).await;
+    let buckets = crate::ui_buckets::buckets(&app).await;
     Json(json!({
         "node_id": cluster.node_id,
         "now_ms": node::traffic::wall_ms(),
@@ -114,37 +110,6 @@ fn duration(ms: u64) -> String {
         s if s < 7200 => format!("{} min", s / 60),
         s => format!("{} h", s / 3600),
     }
-}
-
-/// Buckets of the key-value API and of S3, each with its properties.
-async fn buckets(app: &App) -> serde_json::Value {
-    let mut out = Vec::new();
-    for (api, bucket_type) in [("kv", &b"default"[..]), ("s3", s3::records::TYPE_OBJECTS)] {
-        let names = match app
-            .node
-            .list_buckets(Bytes::copy_from_slice(bucket_type))
-            .await
-        {
-            Ok(names) => names,
-            Err(e) => {
-                out.push(json!({ "api": api, "error": e.to_string() }));
-                continue;
-            }
-        };
-        let more = names.len() > BUCKETS_SHOWN_MAX;
-        for name in names.iter().take(BUCKETS_SHOWN_MAX) {
-            let props = app.node.bucket_props(bucket_type, name);
-            out.push(json!({
-                "api": api,
-                "name": String::from_utf8_lossy(name),
-                "props": props,
-            }));
-        }
-        if more {
-            out.push(json!({ "api": api, "more": names.len() - BUCKETS_SHOWN_MAX }));
-        }
-    }
-    serde_json::Value::Array(out)
 }
 
 #[derive(Deserialize)]

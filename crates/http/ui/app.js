@@ -55,8 +55,14 @@ function drawOverview() {
   const stats = state.stats.map((s) => s.stats).filter(Boolean);
   const sum = (f) => stats.reduce((a, s) => a + f(s), 0);
   const buckets = state.buckets.filter((b) => b.name !== undefined).length;
+  const sampled = state.buckets.filter((b) => b.sample);
+  const approx = sampled.some((b) => b.sample.read < b.sample.partitions) ? "≈ " : "";
+  const objects = sampled.reduce((a, b) => a + b.sample.objects, 0);
+  const objectBytes = sampled.reduce((a, b) => a + b.sample.bytes, 0);
   $("totals").innerHTML = [
     ["nodes up", `${up} / ${state.cluster.nodes.length}`],
+    ["objects", approx + objects.toLocaleString()],
+    ["object bytes", approx + bytes(objectBytes)],
     ["keys stored (replicas, approx.)", sum((s) => s.keys_stored).toLocaleString()],
     ["disk", bytes(sum((s) => s.disk_bytes))],
     ["buckets", buckets],
@@ -202,13 +208,21 @@ function drawTraffic() {
 
 async function drawBuckets() {
   $("bucket-list").tBodies[0].innerHTML = state.buckets.map((b) => {
-    if (b.error) return `<tr><td>${esc(b.api)}</td><td colspan="7" class="down">${esc(b.error)}</td></tr>`;
-    if (b.more) return `<tr><td>${esc(b.api)}</td><td colspan="7" class="muted">and ${b.more} more</td></tr>`;
+    if (b.error) return `<tr><td>${esc(b.api)}</td><td colspan="9" class="down">${esc(b.error)}</td></tr>`;
+    if (b.more) return `<tr><td>${esc(b.api)}</td><td colspan="9" class="muted">and ${b.more} more</td></tr>`;
     const p = b.props;
     const q = (v) => esc(typeof v === "object" ? JSON.stringify(v) : v);
-    return `<tr><td>${esc(b.api)}</td><td>${esc(b.name)}</td><td>${p.n_val}</td><td>${q(p.r)}</td><td>${q(p.w)}</td>
+    const s = b.sample;
+    // Exact when every partition was read; else scaled from a sample
+    // (or, with at_least, a lower bound).
+    const mark = !s ? "" : s.at_least ? "≥ " : s.read < s.partitions ? "≈ " : "";
+    const how = !s ? (b.sample_error ? esc(b.sample_error) : "not sampled")
+      : `${s.read} of ${s.partitions} partitions read`;
+    const figures = s ? `<td title="${how}">${mark}${s.objects.toLocaleString()}</td><td title="${how}">${mark}${bytes(s.bytes)}</td>`
+      : `<td class="muted" colspan="2">${how}</td>`;
+    return `<tr><td>${esc(b.api)}</td><td>${esc(b.name)}</td>${figures}<td>${p.n_val}</td><td>${q(p.r)}</td><td>${q(p.w)}</td>
       <td>${q(p.dw)}</td><td>${p.allow_mult}</td><td>${p.last_write_wins}</td></tr>`;
-  }).join("") || `<tr><td colspan="8" class="muted">no buckets</td></tr>`;
+  }).join("") || `<tr><td colspan="10" class="muted">no buckets</td></tr>`;
 }
 
 async function loadKeys() {

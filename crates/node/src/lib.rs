@@ -50,6 +50,8 @@
 //!   other nodes, for higher layers' maintenance (S3 block scrub and
 //!   collection).
 //! - `locks`: std locks taken so that poison aborts the process.
+//! - `bucket_sample`: a bucket's objects and bytes, estimated at a
+//!   bounded cost for the dashboard.
 //! - `dashboard`, [`traffic`] and [`impact`]: what `/ui` shows beyond the
 //!   admin API: each node's own figures and recent traffic, gathered from
 //!   every node, and the plan a membership change or failure would cause.
@@ -62,6 +64,7 @@
 //! that is either.
 
 mod aae;
+mod bucket_sample;
 mod collect;
 mod config;
 mod coord;
@@ -108,6 +111,7 @@ pub(crate) fn object_bytes(obj: &causal::Object) -> usize {
     siblings + 24 * obj.context().len()
 }
 
+pub use bucket_sample::{value_bytes, BucketSample, SAMPLE_ENTRIES_MAX};
 pub use collect::{parse_ref_term, ref_term};
 pub use config::{ConfigError, DeleteMode, NodeConfig, ADMIN_TOKEN_CHARS_MIN};
 pub use dashboard::{GatheredStats, NodeStats, STATS_TIMEOUT};

@@ -120,6 +120,53 @@ async fn the_dashboard_follows_a_failure_a_restart_and_a_join_live() {
     tokio::task::block_in_place(|| browser.ask("errors"));
 }
 
+/// The buckets view's objects and bytes: with three nodes and n_val 3
+/// every node holds every partition, so the sample reads them all and the
+/// figures are exact; a deleted key does not count. Writes wait for
+/// every replica, so the node asked has them all.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_buckets_view_counts_objects_and_bytes() {
+    let c = Cluster::start(3, &[]).await;
+    c.wait_formed().await;
+    for i in 0..51 {
+        let status = c
+            .put(
+                i % 3,
+                &format!("/buckets/sampled/keys/k{i}?w=all"),
+                vec![1u8; 100],
+            )
+            .await;
+        assert!(status < 300, "put {i}: {status}");
+    }
+    let deleted = c
+        .http
+        .delete(c.nodes[0].url("/buckets/sampled/keys/k50?w=all&rw=all"))
+        .send()
+        .await
+        .unwrap();
+    assert!(deleted.status().is_success(), "{deleted:?}");
+    let state: serde_json::Value = c
+        .http
+        .get(c.nodes[1].url("/admin/ui/state"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let bucket = state["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["name"] == "sampled")
+        .unwrap_or_else(|| panic!("no bucket sampled in {}", state["buckets"]));
+    let s = &bucket["sample"];
+    assert_eq!(s["objects"], 50, "{bucket}");
+    assert_eq!(s["bytes"], 5000, "{bucket}");
+    assert_eq!(s["read"], s["partitions"], "{bucket}");
+    assert_eq!(s["at_least"], false, "{bucket}");
+}
+
 /// Where a tool lives, if it is installed.
 fn installed(tool: &str) -> bool {
     Command::new(tool).arg("--version").output().is_ok()
