@@ -307,12 +307,16 @@ mod tests {
         assert_eq!(snap[0].count(), 2);
         assert_eq!(snap[1].op, TrafficOp::S3Put);
         // 15 minutes later the first slot is gone; its ring position is
-        // reused by a new slot without its counts.
+        // reused by a new slot without its counts. The second slot is
+        // still within the 15 minutes.
         let later = t0 + SLOTS as u64 * SLOT_MS;
         ring.record(TrafficOp::KvGet, 5, later);
         let snap = ring.snapshot(later);
-        assert_eq!(snap.len(), 1);
-        assert_eq!(snap[0].count(), 1);
+        assert_eq!(snap.len(), 2);
+        assert_eq!(snap[0].op, TrafficOp::S3Put);
+        assert_eq!((snap[1].op, snap[1].count()), (TrafficOp::KvGet, 1));
+        // One slot later the second is gone too.
+        assert_eq!(ring.snapshot(later + SLOT_MS).len(), 1);
     }
 
     #[test]
