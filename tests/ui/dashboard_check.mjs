@@ -37,6 +37,21 @@ async function run(cmd, args) {
       }, [liveness(id), want], { timeout: Number(seconds) * 1000 });
       return `${id} ${want} after ${Date.now() - started} ms`;
     }
+    case "join": {
+      // The actions view: preview a join of the node at RPC address
+      // args[0], then confirm it.
+      await page.evaluate(() => { location.hash = "#actions"; });
+      await page.selectOption("#action", "join");
+      await page.fill("#action-other", args[0]);
+      await page.click("#preview");
+      await page.waitForSelector("#confirm:not([hidden])", { timeout: 10000 });
+      const planned = await page.textContent("#plan");
+      await page.click("#confirm");
+      await page.waitForFunction(() => document.getElementById("action-result").textContent !== "", null, { timeout: 15000 });
+      const result = await page.textContent("#action-result");
+      if (!result.startsWith("done")) throw new Error(`join: ${result}`);
+      return `${planned.match(/\d+ partitions move/)} then ${result}`;
+    }
     case "transfers": {
       await page.evaluate(() => { location.hash = "#transfers"; });
       await page.waitForSelector("#active tr.transfer", { timeout: 60000 });

@@ -251,6 +251,7 @@ async function preview() {
   const node = $("action-node").value;
   const zone = $("action-zone").value;
   const capacity = $("action-capacity").value;
+  const other = $("action-other").value.trim();
   pending = null;
   $("confirm").hidden = true;
   $("action-result").textContent = "";
@@ -264,11 +265,11 @@ async function preview() {
     const note = action === "replace"
       ? "A replace hands every partition of the old node to the new one (shown: the old node's partitions)."
       : action === "join"
-        ? `Start the new node with <code>--join ${esc(state.cluster.nodes[0].rpc)}</code>; it joins by itself. Planned moves for a node in zone ${esc(zone || "default")}:`
+        ? `Confirm brings the node at RPC address <code>${esc(other || "?")}</code> into the cluster through this node; it must be running with this cluster's secret (or start it with <code>--join ${esc(state.cluster.nodes[0].rpc)}</code> instead). Planned moves for a node in zone ${esc(zone || "default")} (set the zone and capacity it was started with):`
         : "Planned partition moves:";
     $("plan").innerHTML = `<p>${note}</p><p>${r.moves.length} partitions move.</p><ul>${moves}</ul>`;
-    if (action === "join") return;
-    pending = { action, node, zone, capacity, other: $("action-other").value };
+    if (action === "join" && !other) return;
+    pending = { action, node, zone, capacity, other };
     $("confirm").hidden = false;
   } catch (e) {
     $("plan").innerHTML = `<p class="down">${esc(e.message)}</p>`;
@@ -280,8 +281,9 @@ async function confirmAction() {
   const p = pending;
   const body = p.action === "leave" ? { node: p.node }
     : p.action === "replace" ? { old: p.node, new: p.other }
+    : p.action === "join" ? { seed: p.other }
     : Object.assign({ node: p.node }, p.zone ? { zone: p.zone } : {}, p.capacity ? { capacity: Number(p.capacity) } : {});
-  const path = { leave: "leave", replace: "replace", update: "update" }[p.action];
+  const path = { leave: "leave", replace: "replace", update: "update", join: "join" }[p.action];
   try {
     const r = await api(`/admin/cluster/${path}`, { method: "POST", body: JSON.stringify(body), headers: { "content-type": "application/json" } });
     $("action-result").textContent = `done: ${JSON.stringify(r)}`;

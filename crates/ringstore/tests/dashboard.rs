@@ -1,8 +1,9 @@
 //! The dashboard at `/ui` in a real browser: headless Chromium (Debian's,
 //! driven by Playwright from `tests/ui`) against a real 3-node cluster.
 //! It must list the nodes up, show a killed node down within 10 s and up
-//! again after its restart, without a reload, show a fourth node's
-//! transfers progressing and then finished, and log no console error.
+//! again after its restart, without a reload, bring a fourth node in from
+//! its actions view (preview, then confirm), show that node's transfers
+//! progressing and then finished, and log no console error.
 //! A screenshot of each view goes to `target/dashboard-shots/`.
 //!
 //! `.ci/run` installs Playwright (`npm ci` in tests/ui). Without it
@@ -107,7 +108,15 @@ async fn the_dashboard_follows_a_failure_a_restart_and_a_join_live() {
     // Pulls slowed to 400 KB/s so the page sees them in progress.
     let cfg = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(cfg.path(), "handoff_bytes_per_sec = 400000\n").unwrap();
-    c.add(&["--config", cfg.path().to_str().unwrap()]);
+    // Started alone, it is brought in from the actions view.
+    let fourth = c.add_alone(&["--config", cfg.path().to_str().unwrap()]);
+    let rpc = c.nodes[fourth].rpc.clone();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while c.http.get(c.nodes[fourth].url("/ping")).send().await.is_err() {
+        assert!(std::time::Instant::now() < deadline, "the fourth node did not start");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    tokio::task::block_in_place(|| browser.ask(&format!("join {rpc}")));
     let seen = tokio::task::block_in_place(|| browser.ask("transfers"));
     assert!(
         !seen.contains("active 0 seen"),

@@ -256,12 +256,23 @@ impl Cluster {
 
     /// Start one more node that joins node 0; returns its index.
     pub fn add(&mut self, extra: &[&str]) -> usize {
+        let seed = self.nodes[0].rpc.clone();
+        self.add_joining(Some(seed), extra)
+    }
+
+    /// Start one more node with the cluster's secret that joins no one
+    /// (a cluster of its own until a member brings it in); its index.
+    pub fn add_alone(&mut self, extra: &[&str]) -> usize {
+        self.add_joining(None, extra)
+    }
+
+    fn add_joining(&mut self, join: Option<String>, extra: &[&str]) -> usize {
         let i = self.nodes.len();
         let mut p = Proc {
             http: format!("127.0.0.1:{}", free_port()),
             s3: format!("127.0.0.1:{}", free_port()),
             web: format!("127.0.0.1:{}", free_port()),
-            join: Some(self.nodes[0].rpc.clone()),
+            join,
             rpc: format!("127.0.0.1:{}", free_port()),
             dir: self._dir.path().join(format!("node-{i}")),
             extra: extra.iter().map(|s| s.to_string()).collect(),
