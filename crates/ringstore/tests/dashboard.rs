@@ -112,8 +112,17 @@ async fn the_dashboard_follows_a_failure_a_restart_and_a_join_live() {
     let fourth = c.add_alone(&["--config", cfg.path().to_str().unwrap()]);
     let rpc = c.nodes[fourth].rpc.clone();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while c.http.get(c.nodes[fourth].url("/ping")).send().await.is_err() {
-        assert!(std::time::Instant::now() < deadline, "the fourth node did not start");
+    while c
+        .http
+        .get(c.nodes[fourth].url("/ping"))
+        .send()
+        .await
+        .is_err()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the fourth node did not start"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     tokio::task::block_in_place(|| browser.ask(&format!("join {rpc}")));
