@@ -111,20 +111,7 @@ async fn the_dashboard_follows_a_failure_a_restart_and_a_join_live() {
     // Started alone, it is brought in from the actions view.
     let fourth = c.add_alone(&["--config", cfg.path().to_str().unwrap()]);
     let rpc = c.nodes[fourth].rpc.clone();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while c
-        .http
-        .get(c.nodes[fourth].url("/ping"))
-        .send()
-        .await
-        .is_err()
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the fourth node did not start"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    c.wait_listening(fourth).await;
     tokio::task::block_in_place(|| browser.ask(&format!("join {rpc}")));
     let seen = tokio::task::block_in_place(|| browser.ask("transfers"));
     assert!(
@@ -163,15 +150,7 @@ async fn the_buckets_view_counts_objects_and_bytes() {
         .await
         .unwrap();
     assert!(deleted.status().is_success(), "{deleted:?}");
-    let state: serde_json::Value = c
-        .http
-        .get(c.nodes[1].url("/admin/ui/state"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let state = c.get_json(1, "/admin/ui/state").await;
     let bucket = state["buckets"]
         .as_array()
         .unwrap()

@@ -341,8 +341,13 @@ where
 impl Cluster {
     /// Node `i`'s `GET /admin/cluster`.
     pub async fn cluster_json(&self, i: usize) -> serde_json::Value {
+        self.get_json(i, "/admin/cluster").await
+    }
+
+    /// `GET path` on node `i`, parsed as JSON.
+    pub async fn get_json(&self, i: usize, path: &str) -> serde_json::Value {
         self.http
-            .get(self.nodes[i].url("/admin/cluster"))
+            .get(self.nodes[i].url(path))
             .send()
             .await
             .unwrap()
@@ -468,12 +473,12 @@ impl Cluster {
         }
     }
 
-    /// Wait until node `i` answers HTTP again (after a restart).
+    /// Wait until node `i` answers HTTP (after a start or restart).
     pub async fn wait_listening(&self, i: usize) {
         let url = self.nodes[i].url("/health/live");
         wait_until(
             &format!("node {i} listens"),
-            Duration::from_secs(10),
+            Duration::from_secs(30),
             || {
                 let (http, url) = (self.http.clone(), url.clone());
                 async move { http.get(url).send().await.is_ok() }
