@@ -122,6 +122,16 @@ fn continuation(distance: f64, key: &str) -> String {
 }
 
 /// The region, `max_results` and where the page starts.
+/// A number as an error message shows it: plain when short, in exponent
+/// form when huge, so a hostile `1e300` answers a few bytes, not 300 digits.
+fn shown(x: f64) -> String {
+    if x.abs() < 1e9 {
+        x.to_string()
+    } else {
+        format!("{x:e}")
+    }
+}
+
 #[allow(clippy::type_complexity)]
 fn parse(
     q: &[(String, String)],
@@ -190,12 +200,15 @@ fn parse(
         (Some(lat), Some(lon), Some(radius_m), None) => {
             if !lat_ok(lat) || !lon_ok(lon) {
                 return Err(ApiError::bad(format!(
-                    "lat must be in [-90, 90] and lon in [-180, 180], not {lat},{lon}"
+                    "lat must be in [-90, 90] and lon in [-180, 180], not {},{}",
+                    shown(lat),
+                    shown(lon)
                 )));
             }
             if !(radius_m > 0.0 && radius_m <= RADIUS_MAX_M) {
                 return Err(ApiError::bad(format!(
-                    "radius_m must be in (0, {RADIUS_MAX_M:.0}], not {radius_m}"
+                    "radius_m must be in (0, {RADIUS_MAX_M:.0}], not {}",
+                    shown(radius_m)
                 )));
             }
             Region::Circle {

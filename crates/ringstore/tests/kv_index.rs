@@ -363,9 +363,16 @@ async fn geo_queries_match_brute_force_near_poles_and_the_antimeridian() {
         "lat=0&lon=0&radius_m=-1",
         "bbox=1,2,3",
         "lat=0&lon=0",
+        "lat=0&lon=0&radius_m=1e300",
+        "lat=1e300&lon=0&radius_m=5",
+        "lat=0&lon=0&radius_m=NaN",
+        "bbox=50,10,40,20",
     ] {
         let url = c.nodes[0].url(&format!("/buckets/places/geo/at_geo?{bad}"));
         let r = c.http.get(&url).send().await.unwrap();
         assert_eq!(r.status(), 400, "{bad}");
+        let message = r.text().await.unwrap();
+        // A message that says what is wrong, short whatever the input.
+        assert!((10..200).contains(&message.len()), "{bad}: {message}");
     }
 }
