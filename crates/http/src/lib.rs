@@ -112,6 +112,8 @@ pub fn router(node: Node, keys: s3::KeyStore) -> Router {
         ));
     open.merge(locked)
         .merge(kv_routes)
+        .fallback(no_such_path)
+        .method_not_allowed_fallback(no_such_method)
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             metrics::track,
@@ -132,6 +134,44 @@ pub async fn serve(
     let limits = node.config().listener_limits("http");
     let service = hyper_util::service::TowerToHyperService::new(router(node, keys));
     net::listen::serve_http(listener, limits, tls, service).await
+}
+
+/// A path no route serves: a 404 that says where the APIs are, rather
+/// than an empty body.
+async fn no_such_path(uri: axum::http::Uri) -> (axum::http::StatusCode, String) {
+    (
+        axum::http::StatusCode::NOT_FOUND,
+        format!(
+            "no such path: {}; the key-value API is under /buckets and \
+             /types, the admin API under /admin, the dashboard at /ui \
+             (shared/API.md lists them)\n",
+            truncated(uri.path())
+        ),
+    )
+}
+
+/// A known path with a method it does not take: a 405 that names both.
+async fn no_such_method(
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+) -> (axum::http::StatusCode, String) {
+    (
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        format!(
+            "{method} is not served at {}; the Allow header lists what is\n",
+            truncated(uri.path())
+        ),
+    )
+}
+
+/// At most 200 bytes of a client's path, cut on a character boundary, so
+/// an error never echoes a hostile request at length.
+fn truncated(path: &str) -> &str {
+    let mut end = path.len().min(200);
+    while !path.is_char_boundary(end) {
+        end -= 1;
+    }
+    &path[..end]
 }
 
 /// Routes anyone may call: discovery, liveness, readiness, Riak's stats.

@@ -383,6 +383,16 @@ async fn malformed_requests_get_4xx_and_lose_nothing() {
             400,
             "seed",
         ),
+        (
+            c.http.get(n.url("/buckets/b/nothing/k")),
+            404,
+            "no such path",
+        ),
+        (
+            c.http.patch(n.url("/buckets/b/keys/k")),
+            405,
+            "PATCH is not served",
+        ),
     ];
     for (req, status, needle) in cases {
         let r = req.send().await.unwrap();
