@@ -109,11 +109,31 @@ pub(crate) async fn join(
 ) -> Result<Response, ApiError> {
     let req: JoinBody = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad(format!("expected {{\"seed\": \"host:rpc_port\"}}: {e}")))?;
+    check_seed(&req.seed)?;
     app.node.join(&req.seed).await?;
     Ok(Json(
         json!({ "joined": req.seed, "layout_version": app.node.cluster_state().layout_version() }),
     )
     .into_response())
+}
+
+/// A seed is `host:port` (a name or an address, IPv6 in brackets): a
+/// malformed one is the caller's mistake (400), only an unreachable one is
+/// a 503.
+fn check_seed(seed: &str) -> Result<(), ApiError> {
+    let well_formed = seed.len() <= 255
+        && seed.rsplit_once(':').is_some_and(|(host, port)| {
+            !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
+        });
+    if well_formed {
+        Ok(())
+    } else {
+        Err(ApiError::bad(format!(
+            "seed {:?} is not host:rpc_port (the RPC address of a node of the cluster, \
+             as GET /admin/cluster lists it)",
+            seed.chars().take(64).collect::<String>()
+        )))
+    }
 }
 
 #[derive(Deserialize)]

@@ -384,6 +384,13 @@ async fn malformed_requests_get_4xx_and_lose_nothing() {
             "seed",
         ),
         (
+            c.http
+                .post(n.url("/admin/cluster/join"))
+                .body(r#"{"seed": "nonsense"}"#),
+            400,
+            "not host:rpc_port",
+        ),
+        (
             c.http.get(n.url("/buckets/b/nothing/k")),
             404,
             "no such path",
