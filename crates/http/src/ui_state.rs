@@ -127,15 +127,30 @@ pub(crate) struct PlanQuery {
 /// would lose their quorum.
 pub(crate) async fn plan(
     State(app): State<App>,
-    Query(q): Query<PlanQuery>,
+    q: Result<Query<PlanQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
+    let Query(q) = q.map_err(|e| {
+        ApiError::bad(format!(
+            "{}; a plan takes action=join|leave|update|fail, node=ID, zone=Z, \
+             capacity=N",
+            e.body_text()
+        ))
+    })?;
     let layout = app.node.layout();
-    let node_id =
-        || -> Result<ring::NodeId, ApiError> {
+    // Leave, update and fail name a member: a plan for anything else would
+    // show "nothing moves" for what is really a typo.
+    let node_id = || -> Result<ring::NodeId, ApiError> {
+        let id: ring::NodeId =
             q.node.as_deref().unwrap_or("").parse().map_err(|_| {
                 ApiError::bad("give node=NODE_ID (see GET /admin/cluster)".to_string())
-            })
-        };
+            })?;
+        match layout.member(id) {
+            Some(_) => Ok(id),
+            None => Err(ApiError::bad(format!(
+                "node {id} is not a member of the layout (see GET /admin/cluster)"
+            ))),
+        }
+    };
     let change = match q.action.as_str() {
         "leave" => Change::Leave(node_id()?),
         "update" | "join" => {
@@ -146,9 +161,6 @@ pub(crate) async fn plan(
                     (id, layout.member(id).cloned())
                 }
             };
-            if q.action == "update" && member.is_none() {
-                return Err(ApiError::bad(format!("node {id} is not a member")));
-            }
             Change::Update(ring::Member {
                 id,
                 zone: q

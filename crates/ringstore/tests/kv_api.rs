@@ -395,6 +395,12 @@ async fn malformed_requests_get_4xx_and_lose_nothing() {
             404,
             "no such path",
         ),
+        (c.http.get(n.url("/admin/ui/plan")), 400, "a plan takes"),
+        (
+            c.http.get(n.url("/admin/ui/plan?action=leave&node=1")),
+            400,
+            "not a member",
+        ),
         (
             c.http.patch(n.url("/buckets/b/keys/k")),
             405,
