@@ -131,7 +131,7 @@ fn check_seed(seed: &str) -> Result<(), ApiError> {
         Err(ApiError::bad(format!(
             "seed {:?} is not host:rpc_port (the RPC address of a node of the cluster, \
              as GET /admin/cluster lists it)",
-            seed.chars().take(64).collect::<String>()
+            crate::truncated(seed)
         )))
     }
 }

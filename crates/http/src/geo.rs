@@ -121,7 +121,6 @@ fn continuation(distance: f64, key: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
 }
 
-/// The region, `max_results` and where the page starts.
 /// A number as an error message shows it: plain when short, in exponent
 /// form when huge, so a hostile `1e300` answers a few bytes, not 300 digits.
 fn shown(x: f64) -> String {
@@ -132,6 +131,7 @@ fn shown(x: f64) -> String {
     }
 }
 
+/// The region, `max_results` and where the page starts.
 #[allow(clippy::type_complexity)]
 fn parse(
     q: &[(String, String)],
